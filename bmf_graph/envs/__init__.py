@@ -1,0 +1,1 @@
+"""Environments: Firefighter, Battle and Adversarial Pursuit."""
