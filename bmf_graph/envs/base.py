@@ -34,7 +34,8 @@ class TeamSpec:
     @property
     def obs_dim(self) -> int:
         """Length of the flat observation ``[view.flatten(), feature]``."""
-        return int(np.prod(self.view_shape, dtype=np.int64)) + self.feature_dim
+        view = int(np.prod(self.view_shape, dtype=np.int64)) if self.view_shape else 0
+        return view + self.feature_dim
 
 
 @dataclass

@@ -1,0 +1,182 @@
+"""What every algorithm shares: the per-step team view, the interaction interface and the
+acting / learning protocol the trainer drives.
+
+An algorithm is a learning rule (:mod:`bmf_graph.algos.q` or :mod:`bmf_graph.algos.ac`) over
+an :class:`Interaction` — how an agent's critic sees the previous actions of the others:
+not at all (``q``, ``ac``), as a neighbour mean (``mfq``, ``mfac``), as an attention-weighted
+neighbour mean (``gat_mf``) or as intra-group mean plus inter-group attention (``bmf_q``, ``bmf_ac``).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from bmf_graph.config import AlgoConfig
+from bmf_graph.envs.base import TeamSpec
+from bmf_graph.graph import neighbour_graph
+
+
+@dataclass
+class TeamView:
+    """One team at one step, as tensors on the algorithm's device.
+
+    Attributes:
+        obs: ``[N, O]`` flat observations.
+        pos: ``[N, 2]`` positions.
+        alive: ``[N]`` bool.
+        a_prev: ``[N, A]`` one-hot previous actions (zeros for dead agents and at ``t = 0``).
+        prev_obs: ``[N, O]`` previous observations (the current ones at ``t = 0``).
+    """
+
+    obs: Tensor
+    pos: Tensor
+    alive: Tensor
+    a_prev: Tensor
+    prev_obs: Tensor
+
+
+class Interaction(nn.Module):
+    """How a critic sees the other agents' previous actions.
+
+    ``dim`` is the size of the extra critic input. ``observe`` runs at acting time (no
+    gradients) and returns the fields stored in the replay record plus ``"mean_action"``;
+    ``mean_action`` recomputes the critic input from stored records at update time, with
+    gradients into any learned part (attention parameters learn through the critic loss).
+    """
+
+    dim: int = 0
+
+    def __init__(self, spec: TeamSpec, cfg: AlgoConfig, radius: float):
+        super().__init__()
+        self.num_actions = spec.num_actions
+        self.radius = radius
+
+    def schema(self, num_agents: int) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
+        return {}
+
+    def begin_episode(self) -> None:
+        """Called at every episode start (BMF regroups)."""
+
+    def graph(self, view: TeamView) -> Tensor:
+        """Neighbour edges among alive agents, slot indices, ``[2, E]``."""
+        return neighbour_graph(view.pos, self.radius, alive=view.alive)
+
+    def observe(self, view: TeamView) -> dict[str, Tensor]:
+        return {"mean_action": view.obs.new_zeros(view.obs.shape[0], 0)}
+
+    def mean_action(self, rec: dict[str, Tensor]) -> Tensor:
+        """``[B, N, dim]`` critic input from ``B`` stored records."""
+        return rec["obs"].new_zeros(*rec["obs"].shape[:2], 0)
+
+    def aux_loss(self, rec: dict[str, Tensor], target: Tensor) -> tuple[Tensor, dict[str, float]] | None:
+        """An auxiliary loss with its own optimizer (the BMF agent VAE); ``None`` if none."""
+        return None
+
+    def step_aux(self, loss: Tensor) -> None:
+        """Apply the auxiliary loss returned by :meth:`aux_loss`."""
+
+    def stats(self, rec: dict[str, Tensor]) -> dict[str, float]:
+        """Per-step statistics for the logs (e.g. the number of non-empty groups)."""
+        return {}
+
+    def training_state(self) -> dict[str, Any]:
+        return {}
+
+    def load_training_state(self, state: dict[str, Any]) -> None:
+        pass
+
+
+def mlp(in_dim: int, hidden: int, out_dim: int) -> nn.Sequential:
+    """Two hidden ReLU layers."""
+    return nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
+                         nn.Linear(hidden, out_dim))
+
+
+def linear_schedule(start: float, end: float, fraction: float, progress: float) -> float:
+    """``start`` decaying linearly to ``end`` over the first ``fraction`` of training."""
+    if fraction <= 0:
+        return end
+    return start + (end - start) * min(progress / fraction, 1.0)
+
+
+def check_finite(losses: dict[str, Tensor]) -> None:
+    """Raise :class:`NonFiniteLoss` naming the first loss that is NaN or infinite."""
+    for name, value in losses.items():
+        if not torch.isfinite(value).all():
+            raise NonFiniteLoss(f"loss {name!r} is {value.item()}; stopping before the update")
+
+
+class NonFiniteLoss(RuntimeError):
+    """A loss became NaN or infinite."""
+
+
+class Algorithm(nn.Module):
+    """The protocol the trainer drives, for one team.
+
+    Per step: ``observe`` (interaction inputs) -> ``act`` -> ``record`` -> env step ->
+    ``reward`` -> ``after_step`` (may update). Per episode: ``begin_episode`` ...
+    ``end_episode(final_view, terminated)`` (may update). ``explore`` in ``[0, 1]`` is the
+    training progress used by exploration schedules; ``None`` means greedy evaluation.
+    """
+
+    def __init__(self, spec: TeamSpec, cfg: AlgoConfig, radius: float, interaction: Interaction):
+        super().__init__()
+        self.spec, self.cfg, self.radius = spec, cfg, radius
+        self.interaction = interaction
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def begin_episode(self) -> None:
+        self.interaction.begin_episode()
+
+    @torch.no_grad()
+    def observe(self, view: TeamView) -> dict[str, Tensor]:
+        return self.interaction.observe(view)
+
+    def act(self, view: TeamView, rec: dict[str, Tensor], explore: float | None) -> Tensor:
+        raise NotImplementedError
+
+    # Learning hooks; a frozen policy (opponent, evaluation) never calls them.
+    def record(self, view: TeamView, rec: dict[str, Tensor], action: Tensor, first: bool) -> None:
+        raise NotImplementedError
+
+    def reward(self, reward: Tensor) -> None:
+        raise NotImplementedError
+
+    def after_step(self, explore: float) -> dict[str, float]:
+        return {}
+
+    def end_episode(self, view: TeamView, rec: dict[str, Tensor], terminated: bool, explore: float) -> dict[str, float]:
+        return {}
+
+    def training_state(self) -> dict[str, Any]:
+        """Optimizers and replay contents, for exact resume (weights are in ``state_dict``)."""
+        return {}
+
+    def load_training_state(self, state: dict[str, Any]) -> None:
+        pass
+
+
+def entropy_of_logits(logits: Tensor) -> Tensor:
+    log_p = torch.log_softmax(logits, dim=-1)
+    return -(log_p.exp() * log_p).sum(-1)
+
+
+def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
+    """``target <- tau * source + (1 - tau) * target``."""
+    with torch.no_grad():
+        for t, s in zip(target.parameters(), source.parameters()):
+            t.lerp_(s, tau)
+
+
+def boltzmann(q: Tensor, temperature: float) -> Tensor:
+    """Softmax policy over Q-values; the greedy one-hot when ``temperature == 0``."""
+    if temperature <= 0 or math.isclose(temperature, 0.0):
+        return nn.functional.one_hot(q.argmax(-1), q.shape[-1]).to(q.dtype)
+    return torch.softmax(q / temperature, dim=-1)

@@ -1,0 +1,94 @@
+r"""Bi-level mean field interaction (BMF-Q, BMF-AC; paper Sec. 4, DESIGN.md sections 1-2).
+
+For agent :math:`i` in group :math:`m` (groups from k-means on VAE latents, Alg. 1):
+
+.. math::
+    \tilde a_i = \frac{1}{|\mathcal N_m(i)|} \sum_{j \in \mathcal N_m(i)} a^{t-1}_j,\qquad
+    \tilde a_m = \sum_{n \ne m} w_{mn}\, \bar a_n,\qquad
+    w_{mn} = \operatorname{softmax}_n\big(\mathrm{LeakyReLU}(\mathbf a^\top [W h_m \,\|\, W h_n])\big)
+
+with :math:`\bar a_n, h_n` the mean previous action and mean latent of group :math:`n`. The
+critic input is :math:`[\tilde a_i \,\|\, \tilde a_{m(i)}]` (Eq. 6). Records keep the intra-group
+mean, the group ids and the pooled group inputs; the attention is recomputed at update time so
+it learns through the critic loss. The agent VAE trains alongside on
+:math:`y_i = r_i + \gamma (1 - d_i) \bar V(o'_i)` with its own optimizer.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from bmf_graph.algos.base import Interaction, TeamView
+from bmf_graph.config import AlgoConfig
+from bmf_graph.envs.base import TeamSpec
+from bmf_graph.nn import AgentVAE, DynamicGrouping, InterGroupAttention, IntraGroupMeanField
+from bmf_graph.nn.inter_group import pool_groups
+
+
+class BiLevelInteraction(Interaction):
+    """Intra-group mean field plus pooled inter-group attention over dynamic groups."""
+
+    def __init__(self, spec: TeamSpec, cfg: AlgoConfig, radius: float):
+        super().__init__(spec, cfg, radius)
+        a = spec.num_actions
+        self.dim = 2 * a
+        self.num_groups = cfg.num_groups
+        self.vae = AgentVAE(spec.obs_dim, a, latent_dim=cfg.latent_dim, hidden_channels=cfg.hidden,
+                            mode="ae" if cfg.grouping == "ae" else "vae", lambda_rec=cfg.lambda_rec,
+                            lambda_pred=cfg.lambda_pred, beta=cfg.beta)
+        self.grouping = DynamicGrouping(cfg.num_groups, cfg.group_interval,
+                                        mode="random" if cfg.grouping == "random" else "kmeans")
+        self.intra = IntraGroupMeanField()
+        self.attention = InterGroupAttention(cfg.latent_dim, cfg.hidden, heads=cfg.heads)
+        self.vae_optimizer = torch.optim.Adam(self.vae.parameters(), lr=cfg.vae_lr)
+
+    def schema(self, num_agents: int) -> dict:
+        k, a, d = self.num_groups, self.num_actions, self.vae.latent_dim
+        return {"mf": ((num_agents, a), torch.float32), "group": ((num_agents,), torch.long),
+                "a_grp": ((k, a), torch.float32), "h_grp": ((k, d), torch.float32), "count": ((k,), torch.long)}
+
+    def begin_episode(self) -> None:
+        self.grouping.reset()
+
+    def observe(self, view: TeamView) -> dict[str, Tensor]:
+        # Representations of (o_{t-1}, a_{t-1}) drive the grouping (Alg. 1).
+        mu, _ = self.vae.encode(view.prev_obs, view.a_prev)
+        group = self.grouping(mu, alive=view.alive)
+        intra = self.intra(view.a_prev, self.graph(view), group)
+        alive = view.alive
+        h_grp, a_grp, count, _ = pool_groups(mu[alive], view.a_prev[alive], group[alive], self.num_groups)
+        inter_grp, _ = self.attention.attend(h_grp, a_grp, count, return_weight=False)
+        mean_action = torch.cat([intra, inter_grp[group]], dim=-1)
+        return {"mf": intra, "group": group, "a_grp": a_grp, "h_grp": h_grp, "count": count,
+                "mean_action": mean_action}
+
+    def mean_action(self, rec: dict[str, Tensor]) -> Tensor:
+        b, n = rec["group"].shape
+        k = self.num_groups
+        group_batch = torch.arange(b, device=rec["group"].device).repeat_interleave(k)
+        out, _ = self.attention.attend(rec["h_grp"].reshape(b * k, -1), rec["a_grp"].reshape(b * k, -1),
+                                       rec["count"].reshape(b * k), group_batch, return_weight=False)
+        inter = out.reshape(b, k, -1).gather(1, rec["group"].unsqueeze(-1).expand(b, n, out.shape[-1]))
+        return torch.cat([rec["mf"], inter], dim=-1)
+
+    def aux_loss(self, rec: dict[str, Tensor], target: Tensor) -> tuple[Tensor, dict[str, float]]:
+        action = torch.nn.functional.one_hot(rec["action"], self.num_actions).float()
+        obs = rec["obs"].reshape(-1, rec["obs"].shape[-1])
+        loss, parts = self.vae.loss(obs, action.reshape(-1, self.num_actions), target.reshape(-1).detach(),
+                                    mask=rec["alive"].reshape(-1))
+        return loss, {k: float(v.detach()) for k, v in parts.items()}
+
+    def step_aux(self, loss: Tensor) -> None:
+        self.vae_optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.vae.parameters(), 10.0)
+        self.vae_optimizer.step()
+
+    def stats(self, rec: dict[str, Tensor]) -> dict[str, float]:
+        return {"charts/groups": float((rec["count"] > 0).sum())}
+
+    def training_state(self) -> dict:
+        return {"vae_optimizer": self.vae_optimizer.state_dict()}
+
+    def load_training_state(self, state: dict) -> None:
+        self.vae_optimizer.load_state_dict(state["vae_optimizer"])

@@ -1,0 +1,28 @@
+"""Uniformly random actions: the default prey of Adversarial Pursuit and a baseline."""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from bmf_graph.algos.base import TeamView
+from bmf_graph.envs.base import TeamSpec
+
+
+class RandomPolicy(nn.Module):
+    """Picks each agent's action uniformly from the team's action space (torch RNG)."""
+
+    def __init__(self, spec: TeamSpec):
+        super().__init__()
+        self.spec = spec
+
+    def __repr__(self) -> str:
+        return f"RandomPolicy({self.spec.name}, num_actions={self.spec.num_actions})"
+
+    def begin_episode(self) -> None:
+        pass
+
+    def observe(self, view: TeamView) -> dict[str, Tensor]:
+        return {}
+
+    def act(self, view: TeamView, rec: dict[str, Tensor], explore: float | None) -> Tensor:
+        return torch.randint(self.spec.num_actions, view.alive.shape, device=view.alive.device)

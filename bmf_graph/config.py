@@ -1,0 +1,252 @@
+"""Structured configuration: one dataclass per component, ``conf/*.yaml`` only overrides.
+
+``load_config(argv)`` builds the run configuration from, in order, these dataclass defaults,
+``conf/{conf}.yaml`` and ``key=value`` command-line overrides. OmegaConf rejects unknown keys
+and wrong types; :func:`validate` rejects invalid values, naming the key and the valid choices.
+
+    python train.py conf=battle algo=mfq seed=3 device=cuda train.episodes=200 algo.num_groups=6
+"""
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+ALGORITHMS = ("q", "mfq", "ac", "mfac", "gat_mf", "bmf_q", "bmf_ac")
+ENVIRONMENTS = ("firefighter", "battle", "pursuit")
+GROUPINGS = ("vae", "ae", "random")
+OPPONENT_POLICIES = ("self_play", "random", "checkpoint")
+DEVICES = ("auto", "cpu", "cuda")
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+
+
+class ConfigError(ValueError):
+    """A configuration key has an unknown name, a wrong type or an invalid value."""
+
+
+@dataclass
+class EnvConfig:
+    """The task."""
+
+    name: str = "firefighter"
+    """Task: one of ``firefighter``, ``battle``, ``pursuit``."""
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    """Keyword arguments of the task's ``batched_env`` (e.g. ``num_firefighters``, ``map_size``)."""
+    radius: float = 1.5
+    """Neighbour radius of the agent graph: ``j -> i`` iff ``|pos_i - pos_j| < radius``."""
+    learn_teams: list[int] = field(default_factory=lambda: [0])
+    """Indices of the teams that learn; the other teams follow ``opponent``."""
+
+
+@dataclass
+class AlgoConfig:
+    """The learning algorithm (DESIGN.md section 3)."""
+
+    name: str = "bmf_q"
+    """One of ``q, mfq, ac, mfac, gat_mf, bmf_q, bmf_ac``."""
+    hidden: int = 64
+    """Width of the hidden layers."""
+    lr: float = 1e-3
+    """Adam learning rate of the policy / value networks."""
+    gamma: float = 0.95
+    """Discount factor."""
+    max_grad_norm: float = 10.0
+    """Gradient clipping (global norm)."""
+    # Q family
+    buffer_steps: int = 2000
+    """Replay capacity in environment steps (each step stores the whole team)."""
+    batch_steps: int = 16
+    """Environment steps per sampled minibatch (all alive agents of each step)."""
+    learning_starts: int = 200
+    """Environment steps before the first update."""
+    update_every: int = 4
+    """Environment steps between updates (``I_u``)."""
+    updates: int = 1
+    """Gradient steps per update."""
+    tau: float = 0.01
+    """Soft target update rate."""
+    temperature_start: float = 1.0
+    """Boltzmann temperature at the start of training."""
+    temperature_end: float = 0.1
+    """Boltzmann temperature after ``explore_fraction`` of the episodes."""
+    explore_fraction: float = 0.6
+    """Fraction of the episodes over which the temperature decays linearly."""
+    # Actor-critic family
+    gae_lambda: float = 0.95
+    """GAE lambda of the advantage estimate (1.0 = Monte-Carlo returns)."""
+    entropy_coef: float = 0.01
+    """Entropy bonus weight."""
+    value_coef: float = 0.5
+    """Value loss weight."""
+    # GAT-MF
+    dense: bool = False
+    """GAT-MF only: full N x N attention masked by adjacency, as the reference code."""
+    # BMF
+    num_groups: int = 4
+    """BMF: k, groups per team."""
+    group_interval: int = 10
+    """BMF: environment steps between regroupings (``I_g``)."""
+    grouping: str = "vae"
+    """BMF: ``vae`` (the method), ``ae`` (autoencoder ablation) or ``random`` (BMF-RC)."""
+    latent_dim: int = 8
+    """BMF: size of the agent representation ``z``."""
+    heads: int = 1
+    """BMF: attention heads of the inter-group attention."""
+    vae_lr: float = 1e-3
+    """BMF: Adam learning rate of the agent VAE."""
+    beta: float = 1e-3
+    """BMF: KL weight of the VAE loss."""
+    lambda_rec: float = 1.0
+    """BMF: reconstruction weight of the VAE loss."""
+    lambda_pred: float = 1.0
+    """BMF: value-prediction weight of the VAE loss."""
+
+
+@dataclass
+class OpponentConfig:
+    """What the teams that do not learn do."""
+
+    policy: str = "random"
+    """``self_play`` (frozen copy of the learner, Battle), ``random`` or ``checkpoint``."""
+    checkpoint: Optional[str] = None
+    """Model file to load for ``policy=checkpoint``."""
+    tau: float = 0.5
+    """Self-play: opponent <- tau * learner + (1 - tau) * opponent after an episode the learner wins."""
+
+
+@dataclass
+class TrainConfig:
+    """The training loop."""
+
+    episodes: int = 100
+    """Training episodes."""
+    max_steps: Optional[int] = None
+    """Episode length; ``None`` keeps the task's own limit."""
+    save_every: int = 25
+    """Episodes between checkpoints (one is always written at the end)."""
+    progress: bool = True
+    """Show a progress bar."""
+
+
+@dataclass
+class Config:
+    """A whole run."""
+
+    conf: str = "firefighter"
+    """Name of the ``conf/*.yaml`` file the run started from."""
+    seed: int = 0
+    """Seeds ``random``, numpy, torch and every episode's ``reset(seed=)``."""
+    device: str = "auto"
+    """``auto`` (CUDA when available), ``cpu`` or ``cuda``."""
+    runs_dir: str = "runs"
+    """Parent folder of run folders."""
+    run_name: Optional[str] = None
+    """Run folder name; default ``{conf}__{algo}__{seed}__{time}``."""
+    resume: Optional[str] = None
+    """Run folder to continue exactly where its last checkpoint stopped."""
+    threads: int = 0
+    """torch CPU threads; 0 keeps torch's default."""
+    env: EnvConfig = field(default_factory=EnvConfig)
+    algo: AlgoConfig = field(default_factory=AlgoConfig)
+    opponent: OpponentConfig = field(default_factory=OpponentConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+SHORTHANDS = {"algo": "algo.name", "env": "env.name"}
+
+
+def _choice(key: str, value: Any, choices: Sequence[Any]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{key}={value!r} is not valid; expected one of {', '.join(map(str, choices))}")
+
+
+def _positive(key: str, value: float, allow_zero: bool = False) -> None:
+    if not (value > 0 or (allow_zero and value == 0)):
+        raise ConfigError(f"{key}={value!r} is not valid; expected a {'non-negative' if allow_zero else 'positive'} number")
+
+
+def validate(cfg: Config) -> Config:
+    """Check the values OmegaConf cannot: choices, ranges and the task's own arguments."""
+    _choice("env.name", cfg.env.name, ENVIRONMENTS)
+    _choice("algo.name", cfg.algo.name, ALGORITHMS)
+    _choice("algo.grouping", cfg.algo.grouping, GROUPINGS)
+    _choice("opponent.policy", cfg.opponent.policy, OPPONENT_POLICIES)
+    _choice("device", cfg.device, DEVICES)
+    for key in ("hidden", "lr", "buffer_steps", "batch_steps", "update_every", "updates", "num_groups",
+                "group_interval", "latent_dim", "heads", "vae_lr", "temperature_start", "temperature_end"):
+        _positive(f"algo.{key}", getattr(cfg.algo, key))
+    for key in ("tau", "gamma", "gae_lambda", "explore_fraction"):
+        value = getattr(cfg.algo, key)
+        if not 0 <= value <= 1:
+            raise ConfigError(f"algo.{key}={value!r} is not valid; expected a number in [0, 1]")
+    _positive("env.radius", cfg.env.radius)
+    _positive("train.episodes", cfg.train.episodes)
+    _positive("train.save_every", cfg.train.save_every)
+    if cfg.train.max_steps is not None:
+        _positive("train.max_steps", cfg.train.max_steps)
+    if cfg.opponent.policy == "checkpoint" and not cfg.opponent.checkpoint:
+        raise ConfigError("opponent.policy=checkpoint needs opponent.checkpoint=PATH to a model file")
+    if cfg.opponent.checkpoint and not Path(cfg.opponent.checkpoint).is_file():
+        raise ConfigError(f"opponent.checkpoint={cfg.opponent.checkpoint!r} is not a file")
+    if cfg.resume and not Path(cfg.resume).is_dir():
+        raise ConfigError(f"resume={cfg.resume!r} is not a run folder")
+    _check_env_kwargs(cfg.env.name, cfg.env.kwargs)
+    return cfg
+
+
+def _check_env_kwargs(name: str, kwargs: dict[str, Any]) -> None:
+    from bmf_graph import envs
+
+    factory = getattr(envs, name).batched_env
+    params = inspect.signature(factory).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    unknown = sorted(set(kwargs) - set(params))
+    if unknown:
+        raise ConfigError(f"env.kwargs.{unknown[0]} is not an argument of the {name} task; "
+                          f"expected one of {', '.join(sorted(params))}")
+
+
+def _expand(overrides: Sequence[str]) -> tuple[str, list[str]]:
+    """Split off ``conf=NAME`` and turn shorthands (``algo=mfq``) into full keys."""
+    conf, dotlist = "firefighter", []
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not of the form key=value")
+        key, value = item.split("=", 1)
+        if key == "conf":
+            conf = value
+        else:
+            dotlist.append(f"{SHORTHANDS.get(key, key)}={value}")
+    return conf, dotlist
+
+
+def load_config(overrides: Sequence[str] = (), conf_dir: Path | str = CONF_DIR) -> Config:
+    """Defaults <- ``conf/{conf}.yaml`` <- ``key=value`` overrides, validated."""
+    conf, dotlist = _expand(overrides)
+    path = Path(conf_dir) / f"{conf}.yaml"
+    if not path.is_file():
+        available = sorted(p.stem for p in Path(conf_dir).glob("*.yaml"))
+        raise ConfigError(f"conf={conf!r} has no file {path.name}; expected one of {', '.join(available)}")
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.load(path),
+                                 OmegaConf.from_dotlist(dotlist), {"conf": conf})
+        cfg = OmegaConf.to_object(merged)
+    except OmegaConfBaseException as error:
+        raise ConfigError(str(error).splitlines()[0] + f" (in {path.name} or the command line)") from error
+    return validate(cfg)
+
+
+def to_yaml(cfg: Config) -> str:
+    """The resolved configuration as YAML (written into every run folder)."""
+    return OmegaConf.to_yaml(OmegaConf.structured(cfg))
+
+
+def from_yaml(path: Path | str) -> Config:
+    """Read a run folder's ``config.yaml`` back, validated against the schema."""
+    merged = OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.load(path))
+    return validate(OmegaConf.to_object(merged))

@@ -1,0 +1,67 @@
+"""Run logs: ``metrics.csv`` (one row per episode) and TensorBoard events.
+
+Metric names are grouped as ``charts/`` (returns, kills, groups), ``losses/`` and ``perf/``.
+The CSV has a fixed header (:data:`COLUMNS` plus one return and kill column per team) so
+files from different algorithms line up; cells of metrics an algorithm lacks stay empty.
+"""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Mapping, Sequence
+
+COLUMNS = ("episode", "env_steps", "charts/return", "charts/temperature", "charts/groups",
+           "losses/q", "losses/q_mean", "losses/policy", "losses/value", "losses/entropy",
+           "losses/vae_rec", "losses/vae_pred", "losses/vae_kl", "perf/sps")
+
+
+def team_columns(team_names: Sequence[str]) -> list[str]:
+    cols = [f"charts/return_{name}" for name in team_names]
+    return cols + [f"charts/kills_{name}" for name in team_names]
+
+
+class RunLogger:
+    """Append-only CSV plus TensorBoard; ``keep_rows`` truncates a resumed run's CSV first."""
+
+    def __init__(self, run_dir: Path, team_names: Sequence[str], keep_rows: int | None = None,
+                 tensorboard: bool = True):
+        self.path = Path(run_dir) / "metrics.csv"
+        self.columns = list(COLUMNS) + team_columns(team_names)
+        if keep_rows is not None and self.path.exists():
+            with self.path.open(newline="") as f:
+                rows = list(csv.reader(f))[: keep_rows + 1]
+            with self.path.open("w", newline="") as f:
+                csv.writer(f).writerows(rows)
+        elif not self.path.exists():
+            with self.path.open("w", newline="") as f:
+                csv.writer(f).writerow(self.columns)
+        self.writer = None
+        if tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(run_dir), purge_step=(keep_rows + 1) if keep_rows else None)
+
+    def log(self, row: Mapping[str, float]) -> None:
+        unknown = set(row) - set(self.columns)
+        if unknown:
+            raise KeyError(f"RunLogger.log: unknown metrics {sorted(unknown)}; expected names from {self.columns}")
+        with self.path.open("a", newline="") as f:
+            csv.writer(f).writerow(["" if row.get(c) is None else row[c] for c in self.columns])
+        if self.writer is not None:
+            step = int(row["episode"])
+            for key, value in row.items():
+                if "/" in key and value is not None:
+                    self.writer.add_scalar(key, value, step)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def read_metrics(path: Path | str) -> list[dict[str, float]]:
+    """Rows of a ``metrics.csv`` (or of the one in a run folder) as dicts of floats."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "metrics.csv"
+    with path.open(newline="") as f:
+        return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(f)]

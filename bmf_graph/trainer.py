@@ -1,0 +1,236 @@
+"""The training loop: batched env arrays -> team views -> algorithms -> replay -> updates.
+
+``train(cfg)`` runs a whole configuration and returns its run folder
+``{runs_dir}/{conf}__{algo}__{seed}__{time}/`` holding ``config.yaml``, ``metrics.csv``,
+TensorBoard events, model files ``checkpoints/model_ep{E}.pt`` / ``model_final.pt`` and the
+resumable state ``checkpoints/last.pt``.
+"""
+from __future__ import annotations
+
+import copy
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from bmf_graph import envs
+from bmf_graph.algos import Algorithm, NonFiniteLoss, TeamView, make_algorithm
+from bmf_graph.algos.base import soft_update
+from bmf_graph.algos.random_policy import RandomPolicy
+from bmf_graph.checkpoint import (atomic_save, load_model, rng_state, save_model, seed_everything,
+                                  set_rng_state)
+from bmf_graph.config import Config, from_yaml, to_yaml
+from bmf_graph.envs.base import BatchedEnv, TeamStep
+from bmf_graph.logging import RunLogger
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device='cuda' was requested but torch sees no CUDA device; use device=auto or cpu")
+    return torch.device(name)
+
+
+def make_env(cfg: Config) -> BatchedEnv:
+    kwargs = dict(cfg.env.kwargs)
+    return getattr(envs, cfg.env.name).batched_env(**kwargs)
+
+
+def episode_seed(seed: int, episode: int) -> int:
+    """Every episode's ``reset(seed=)``, derived so a resumed run replays the same episodes."""
+    return (seed * 1_000_003 + episode) % (2**31 - 1)
+
+
+class Trainer:
+    """Owns the env, the team policies, the logger and the run folder of one training run."""
+
+    def __init__(self, cfg: Config, run_dir: Path | None = None):
+        self.cfg = cfg
+        if cfg.threads > 0:
+            torch.set_num_threads(cfg.threads)
+        self.device = resolve_device(cfg.device)
+        seed_everything(cfg.seed)
+        self.env = make_env(cfg)
+        self.max_steps = cfg.train.max_steps or self.env.max_steps
+        teams = self.env.teams
+        bad = [t for t in cfg.env.learn_teams if not 0 <= t < len(teams)]
+        if bad or not cfg.env.learn_teams:
+            raise ValueError(f"env.learn_teams={cfg.env.learn_teams} is not valid; expected indices in "
+                             f"0..{len(teams) - 1} ({', '.join(t.name for t in teams)})")
+        self.learners = {t: make_algorithm(teams[t], cfg.algo, cfg.env.radius).to(self.device)
+                         for t in cfg.env.learn_teams}
+        self.policies: list[Any] = [self.learners.get(t) or self._opponent(t) for t in range(len(teams))]
+        self.episode, self.env_steps = 0, 0
+        self.run_dir = run_dir or self._new_run_dir()
+
+    # ------------------------------------------------------------------ setup
+    def _opponent(self, team: int) -> Any:
+        spec, opp = self.env.teams[team], self.cfg.opponent
+        if opp.policy == "random":
+            return RandomPolicy(spec)
+        if opp.policy == "checkpoint":
+            return load_model(opp.checkpoint, self.device, num_agents=spec.num_agents)
+        first = self.learners[self.cfg.env.learn_teams[0]]
+        if first.spec.obs_dim != spec.obs_dim or first.spec.num_actions != spec.num_actions:
+            raise ValueError(f"opponent.policy=self_play needs team {spec.name!r} to have the learner's spaces; "
+                             f"use opponent.policy=random or checkpoint")
+        return copy.deepcopy(first).requires_grad_(False).eval()
+
+    def _new_run_dir(self) -> Path:
+        c = self.cfg
+        name = c.run_name or f"{c.conf}__{c.algo.name}__{c.seed}__{time.strftime('%Y%m%d-%H%M%S')}"
+        run_dir = Path(c.runs_dir) / name
+        if run_dir.exists():
+            raise FileExistsError(f"run folder {run_dir} already exists; choose another run_name or resume={run_dir}")
+        run_dir.mkdir(parents=True)
+        (run_dir / "config.yaml").write_text(to_yaml(c))
+        return run_dir
+
+    # ------------------------------------------------------------------ stepping
+    def _view(self, step: TeamStep, a_prev: torch.Tensor, prev_obs: torch.Tensor | None) -> TeamView:
+        obs = torch.from_numpy(step.obs()).to(self.device, torch.float32)
+        return TeamView(obs=obs, pos=torch.tensor(step.pos, dtype=torch.float32, device=self.device),
+                        alive=torch.tensor(step.alive, device=self.device), a_prev=a_prev,
+                        prev_obs=obs if prev_obs is None else prev_obs)
+
+    def run_episode(self, explore: float | None, learn: bool = True) -> dict[str, float]:
+        """Play one episode; learners record and update when ``learn``."""
+        teams = self.env.teams
+        steps = self.env.reset(seed=episode_seed(self.cfg.seed, self.episode))
+        a_prev = [torch.zeros(t.num_agents, t.num_actions, device=self.device) for t in teams]
+        prev_obs: list[torch.Tensor | None] = [None] * len(teams)
+        returns, kills = np.zeros(len(teams)), np.zeros(len(teams))
+        losses: dict[str, list[float]] = {}
+        group_counts: list[float] = []
+        for policy in self.policies:
+            policy.begin_episode()
+        terminated = False
+        for t in range(self.max_steps):
+            views = [self._view(s, a_prev[i], prev_obs[i]) for i, s in enumerate(steps)]
+            actions = []
+            for i, (policy, view) in enumerate(zip(self.policies, views)):
+                rec = policy.observe(view)
+                action = policy.act(view, rec, explore if i in self.learners or explore is None else 1.0)
+                if learn and i in self.learners:
+                    policy.record(view, rec, action, first=t == 0)
+                    group_counts.extend(policy.interaction.stats(rec).values())
+                actions.append(action)
+            steps, terminated, truncated, info = self.env.step([a.cpu().numpy() for a in actions])
+            self.env_steps += 1
+            for i, (s, view, action) in enumerate(zip(steps, views, actions)):
+                returns[i] += float(s.reward.sum())
+                a_prev[i] = torch.nn.functional.one_hot(action, teams[i].num_actions).float() * view.alive[:, None]
+                prev_obs[i] = view.obs
+                if learn and i in self.learners:
+                    self.policies[i].reward(torch.tensor(s.reward, dtype=torch.float32, device=self.device))
+                    for k, v in self.policies[i].after_step(explore).items():
+                        losses.setdefault(k, []).append(v)
+            kills += np.asarray(info.get("kills", np.zeros(len(teams))), dtype=float)
+            if terminated or truncated:
+                break
+        if learn:
+            for i, policy in self.learners.items():
+                view = self._view(steps[i], a_prev[i], prev_obs[i])
+                logs = policy.end_episode(view, policy.observe(view), terminated, explore)
+                for k, v in logs.items():
+                    losses.setdefault(k, []).append(v)
+        metrics = {f"charts/return_{t.name}": returns[i] for i, t in enumerate(teams)}
+        metrics.update({f"charts/kills_{t.name}": kills[i] for i, t in enumerate(teams)})
+        metrics["charts/return"] = returns[self.cfg.env.learn_teams[0]]
+        metrics.update({k: float(np.mean(v)) for k, v in losses.items()})
+        if group_counts:
+            metrics["charts/groups"] = float(np.mean(group_counts))
+        return metrics
+
+    def _self_play_update(self, metrics: dict[str, float]) -> None:
+        """MFRL self-play: the frozen opponent moves toward the learner after an episode it lost."""
+        if self.cfg.opponent.policy != "self_play":
+            return
+        learner_team = self.cfg.env.learn_teams[0]
+        learner = self.learners[learner_team]
+        for i, policy in enumerate(self.policies):
+            if i in self.learners:
+                continue
+            mine = metrics[f"charts/return_{self.env.teams[learner_team].name}"] / self.env.teams[learner_team].num_agents
+            theirs = metrics[f"charts/return_{self.env.teams[i].name}"] / self.env.teams[i].num_agents
+            if mine > theirs:
+                soft_update(policy, learner, self.cfg.opponent.tau)
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, final: bool = False) -> None:
+        ckpt = self.run_dir / "checkpoints"
+        first = self.cfg.env.learn_teams[0]
+        for t, algo in self.learners.items():
+            suffix = "" if t == first else f"_{self.env.teams[t].name}"
+            name = "model_final" if final else f"model_ep{self.episode:06d}"
+            save_model(ckpt / f"{name}{suffix}.pt", algo)
+        state = {"episode": self.episode, "env_steps": self.env_steps, "rng": rng_state(),
+                 "learners": {t: {"weights": a.state_dict(), "training": a.training_state()}
+                              for t, a in self.learners.items()},
+                 "policies": {i: p.state_dict() for i, p in enumerate(self.policies) if i not in self.learners}}
+        atomic_save(state, ckpt / "last.pt")
+
+    def load(self) -> None:
+        state = torch.load(self.run_dir / "checkpoints" / "last.pt", map_location=self.device, weights_only=False)
+        for t, algo in self.learners.items():
+            algo.load_state_dict(state["learners"][t]["weights"])
+            algo.load_training_state(state["learners"][t]["training"])
+        for i, weights in state["policies"].items():
+            self.policies[i].load_state_dict(weights)
+        self.episode, self.env_steps = state["episode"], state["env_steps"]
+        set_rng_state(state["rng"])
+
+    # ------------------------------------------------------------------ main loop
+    def train(self, logger: RunLogger) -> Path:
+        total = self.cfg.train.episodes
+        bar = tqdm(total=total, initial=self.episode, disable=not self.cfg.train.progress, unit="ep", dynamic_ncols=True)
+        try:
+            while self.episode < total:
+                explore = self.episode / max(total - 1, 1)
+                start, steps_before = time.perf_counter(), self.env_steps
+                metrics = self.run_episode(explore)
+                self._self_play_update(metrics)
+                self.episode += 1
+                learner = self.learners[self.cfg.env.learn_teams[0]]
+                if hasattr(learner, "temperature"):
+                    metrics["charts/temperature"] = learner.temperature(explore)
+                sps = (self.env_steps - steps_before) / max(time.perf_counter() - start, 1e-9)
+                logger.log({"episode": self.episode, "env_steps": self.env_steps, **metrics, "perf/sps": sps})
+                bar.update(1)
+                bar.set_postfix(ret=f"{metrics['charts/return']:.1f}", sps=f"{sps:.0f}")
+                if self.episode % self.cfg.train.save_every == 0 or self.episode == total:
+                    self.save()
+            self.save(final=True)
+        finally:
+            bar.close()
+            logger.close()
+        return self.run_dir
+
+
+def train(cfg: Config) -> Path:
+    """Run a training run and return its folder.
+
+    With ``cfg.resume`` the run folder's own ``config.yaml`` is used (other settings are
+    ignored) and training continues from ``checkpoints/last.pt`` exactly.
+    """
+    if cfg.resume:
+        run_dir = Path(cfg.resume)
+        saved = from_yaml(run_dir / "config.yaml")
+        if not (run_dir / "checkpoints" / "last.pt").is_file():
+            raise FileNotFoundError(f"resume={run_dir}: no checkpoints/last.pt to resume from")
+        trainer = Trainer(saved, run_dir=run_dir)
+        trainer.load()
+        logger = RunLogger(run_dir, [t.name for t in trainer.env.teams], keep_rows=trainer.episode)
+    else:
+        trainer = Trainer(cfg)
+        logger = RunLogger(trainer.run_dir, [t.name for t in trainer.env.teams])
+    try:
+        return trainer.train(logger)
+    except NonFiniteLoss as error:
+        raise NonFiniteLoss(f"{error} (episode {trainer.episode + 1} of run {trainer.run_dir}); "
+                            f"the last good checkpoint is {trainer.run_dir / 'checkpoints' / 'last.pt'}") from None

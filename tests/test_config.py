@@ -1,0 +1,42 @@
+import pytest
+
+from bmf_graph.config import ALGORITHMS, ConfigError, load_config, to_yaml, from_yaml
+
+
+def test_defaults_and_overrides():
+    cfg = load_config(["conf=battle", "algo=mfq", "seed=3", "device=cpu", "train.episodes=200", "algo.num_groups=6"])
+    assert (cfg.conf, cfg.env.name, cfg.algo.name, cfg.seed) == ("battle", "battle", "mfq", 3)
+    assert cfg.train.episodes == 200 and cfg.algo.num_groups == 6
+    assert cfg.opponent.policy == "self_play"  # from conf/battle.yaml
+
+
+def test_every_conf_file_loads():
+    for conf in ("firefighter", "battle", "pursuit"):
+        assert load_config([f"conf={conf}"]).env.name == conf
+
+
+def test_yaml_round_trip(tmp_path):
+    cfg = load_config(["algo=gat_mf", "algo.dense=true"])
+    path = tmp_path / "config.yaml"
+    path.write_text(to_yaml(cfg))
+    assert from_yaml(path) == cfg
+
+
+@pytest.mark.parametrize("override, match", [
+    (["algo=sarsa"], "algo.name='sarsa' is not valid; expected one of " + ", ".join(ALGORITHMS)),
+    (["algo.num_grups=3"], "num_grups"),
+    (["seed=abc"], "abc"),
+    (["device=tpu"], "device='tpu'"),
+    (["algo.grouping=pca"], "algo.grouping='pca'.*vae, ae, random"),
+    (["algo.gamma=1.5"], r"algo.gamma=1.5.*\[0, 1\]"),
+    (["algo.num_groups=0"], "algo.num_groups=0"),
+    (["env.radius=-1"], "env.radius=-1"),
+    (["conf=nope"], "conf='nope'.*firefighter"),
+    (["env.kwargs.num_housez=3"], "env.kwargs.num_housez"),
+    (["opponent.policy=checkpoint"], "opponent.checkpoint"),
+    (["resume=/nonexistent/run"], "not a run folder"),
+    (["noequals"], "key=value"),
+])
+def test_bad_values_fail_at_start_naming_the_key(override, match):
+    with pytest.raises(ConfigError, match=match):
+        load_config(override)
