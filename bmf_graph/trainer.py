@@ -1,4 +1,4 @@
-"""The training loop: batched env arrays -> team views -> algorithms -> replay -> updates.
+"""The training loop: episodes of :func:`~bmf_graph.rollout.play_episode` with learners.
 
 ``train(cfg)`` runs a whole configuration and returns its run folder
 ``{runs_dir}/{conf}__{algo}__{seed}__{time}/`` holding ``config.yaml``, ``metrics.csv``,
@@ -17,14 +17,15 @@ import torch
 from tqdm.auto import tqdm
 
 from bmf_graph import envs
-from bmf_graph.algos import Algorithm, NonFiniteLoss, TeamView, make_algorithm
+from bmf_graph.algos import NonFiniteLoss, make_algorithm
 from bmf_graph.algos.base import soft_update
 from bmf_graph.algos.random_policy import RandomPolicy
 from bmf_graph.checkpoint import (atomic_save, load_model, rng_state, save_model, seed_everything,
                                   set_rng_state)
 from bmf_graph.config import Config, from_yaml, to_yaml
-from bmf_graph.envs.base import BatchedEnv, TeamStep
+from bmf_graph.envs.base import BatchedEnv
 from bmf_graph.logging import RunLogger
+from bmf_graph.rollout import play_episode
 
 
 def resolve_device(name: str) -> torch.device:
@@ -92,59 +93,16 @@ class Trainer:
         return run_dir
 
     # ------------------------------------------------------------------ stepping
-    def _view(self, step: TeamStep, a_prev: torch.Tensor, prev_obs: torch.Tensor | None) -> TeamView:
-        obs = torch.from_numpy(step.obs()).to(self.device, torch.float32)
-        return TeamView(obs=obs, pos=torch.tensor(step.pos, dtype=torch.float32, device=self.device),
-                        alive=torch.tensor(step.alive, device=self.device), a_prev=a_prev,
-                        prev_obs=obs if prev_obs is None else prev_obs)
-
-    def run_episode(self, explore: float | None, learn: bool = True) -> dict[str, float]:
-        """Play one episode; learners record and update when ``learn``."""
+    def run_episode(self, explore: float) -> dict[str, float]:
+        """Play one training episode; returns its metrics row (without counters)."""
+        result = play_episode(self.env, self.policies, self.device, episode_seed(self.cfg.seed, self.episode),
+                              self.max_steps, explore, self.learners)
+        self.env_steps += result.steps
         teams = self.env.teams
-        steps = self.env.reset(seed=episode_seed(self.cfg.seed, self.episode))
-        a_prev = [torch.zeros(t.num_agents, t.num_actions, device=self.device) for t in teams]
-        prev_obs: list[torch.Tensor | None] = [None] * len(teams)
-        returns, kills = np.zeros(len(teams)), np.zeros(len(teams))
-        losses: dict[str, list[float]] = {}
-        group_counts: list[float] = []
-        for policy in self.policies:
-            policy.begin_episode()
-        terminated = False
-        for t in range(self.max_steps):
-            views = [self._view(s, a_prev[i], prev_obs[i]) for i, s in enumerate(steps)]
-            actions = []
-            for i, (policy, view) in enumerate(zip(self.policies, views)):
-                rec = policy.observe(view)
-                action = policy.act(view, rec, explore if i in self.learners or explore is None else 1.0)
-                if learn and i in self.learners:
-                    policy.record(view, rec, action, first=t == 0)
-                    group_counts.extend(policy.interaction.stats(rec).values())
-                actions.append(action)
-            steps, terminated, truncated, info = self.env.step([a.cpu().numpy() for a in actions])
-            self.env_steps += 1
-            for i, (s, view, action) in enumerate(zip(steps, views, actions)):
-                returns[i] += float(s.reward.sum())
-                a_prev[i] = torch.nn.functional.one_hot(action, teams[i].num_actions).float() * view.alive[:, None]
-                prev_obs[i] = view.obs
-                if learn and i in self.learners:
-                    self.policies[i].reward(torch.tensor(s.reward, dtype=torch.float32, device=self.device))
-                    for k, v in self.policies[i].after_step(explore).items():
-                        losses.setdefault(k, []).append(v)
-            kills += np.asarray(info.get("kills", np.zeros(len(teams))), dtype=float)
-            if terminated or truncated:
-                break
-        if learn:
-            for i, policy in self.learners.items():
-                view = self._view(steps[i], a_prev[i], prev_obs[i])
-                logs = policy.end_episode(view, policy.observe(view), terminated, explore)
-                for k, v in logs.items():
-                    losses.setdefault(k, []).append(v)
-        metrics = {f"charts/return_{t.name}": returns[i] for i, t in enumerate(teams)}
-        metrics.update({f"charts/kills_{t.name}": kills[i] for i, t in enumerate(teams)})
-        metrics["charts/return"] = returns[self.cfg.env.learn_teams[0]]
-        metrics.update({k: float(np.mean(v)) for k, v in losses.items()})
-        if group_counts:
-            metrics["charts/groups"] = float(np.mean(group_counts))
+        metrics = {f"charts/return_{t.name}": result.returns[i] for i, t in enumerate(teams)}
+        metrics.update({f"charts/kills_{t.name}": result.kills[i] for i, t in enumerate(teams)})
+        metrics["charts/return"] = result.returns[self.cfg.env.learn_teams[0]]
+        metrics.update({k: float(np.mean(v)) for k, v in result.logs.items()})
         return metrics
 
     def _self_play_update(self, metrics: dict[str, float]) -> None:
