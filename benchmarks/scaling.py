@@ -1,0 +1,277 @@
+"""Scaling of the mean-field layers with the number of agents (issue 2, item 5).
+
+Agents stand on distinct random cells of a square map at battle density (0.08 agents per cell),
+see each other within r = 6 and form k = 8 groups. Per method and size, one step is
+forward + backward of
+
+- ``mf``:        radius graph -> MeanField
+- ``bmf``:       radius graph -> KMeans grouping of mu -> IntraGroupMeanField + InterGroupAttention
+- ``bmf_layers``: ``bmf`` between regroupings (groups fixed beforehand, no KMeans in the step)
+- ``gat_sparse``: radius graph -> GATMeanField (edge softmax)
+- ``gat_dense``:  radius graph -> GATMeanField(dense=True) (N x N attention, as GAT-MF)
+
+with gradients to the layer parameters and to the inputs (actions ``x`` and latents ``mu``).
+Each (method, N) runs in a fresh process (``--best-of R`` runs R such processes and keeps the one
+with the lowest median, to discount load from other users of a shared machine): time = median
+over ``--reps`` steps after one warm-up;
+memory = on CPU the growth of the peak resident set size (``ru_maxrss``) over the warm-up and the
+timed steps, on CUDA ``torch.cuda.max_memory_allocated`` above the memory held before them.
+Dense GAT-MF is skipped (and the skip recorded) where its N x N buffers would exceed
+``--dense-budget-gb``.
+
+    python benchmarks/scaling.py [--device auto|cpu|cuda] [--sizes 256,1024] [--quick] [--out]
+
+Prints JSON; ``--out`` also writes it (default ``benchmarks/results/scaling.json``); draws
+``assets/scaling.png`` unless ``--no-plot``.
+"""
+import argparse
+import json
+import math
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+METHODS = ("mf", "bmf", "bmf_layers", "gat_sparse", "gat_dense")
+SIZES = (256, 1024, 4096, 16384, 65536)
+DENSITY, RADIUS, NUM_GROUPS = 0.08, 6.0, 8
+ACTION_DIM, LATENT_DIM, HIDDEN = 21, 16, 32  # battle's 21 actions; VAE latent; attention width
+DENSE_BYTES_PER_PAIR = 24  # N x N buffers of the dense step, forward + backward (measured ~18)
+
+
+def make_inputs(num_agents: int, device):
+    import torch
+
+    gen = torch.Generator().manual_seed(num_agents)
+    side = math.ceil(math.sqrt(num_agents / DENSITY))
+    cells = torch.randperm(side * side, generator=gen)[:num_agents]
+    pos = torch.stack([cells // side, cells % side], 1).float()
+    actions = torch.randint(0, ACTION_DIM, (num_agents,), generator=gen)
+    x = torch.nn.functional.one_hot(actions, ACTION_DIM).float()
+    mu = torch.randn(num_agents, LATENT_DIM, generator=gen)
+    return pos.to(device), x.to(device), mu.to(device)
+
+
+def build_step(method: str, pos, x, mu, kmeans_max_iter: int):
+    """A closure running one forward + backward of ``method``; returns the number of edges."""
+    import torch
+
+    from bmf_graph.graph import radius_graph
+    from bmf_graph.nn.gat_mean_field import GATMeanField
+    from bmf_graph.nn.inter_group import InterGroupAttention
+    from bmf_graph.nn.intra_group import IntraGroupMeanField
+    from bmf_graph.nn.kmeans import KMeans
+    from bmf_graph.nn.mean_field import MeanField
+
+    device = pos.device
+    readout = torch.linspace(-1, 1, ACTION_DIM, device=device)  # a loss touching every column
+    mean_field, intra = MeanField(), IntraGroupMeanField()
+    inter = InterGroupAttention(LATENT_DIM, HIDDEN).to(device)
+    gat = GATMeanField(LATENT_DIM, HIDDEN, dense=method == "gat_dense").to(device)
+    kmeans = KMeans(NUM_GROUPS, max_iter=kmeans_max_iter)
+    fixed_group = kmeans(mu)[0] if method == "bmf_layers" else None
+
+    def step() -> int:
+        xg, mug = x.clone().requires_grad_(), mu.clone().requires_grad_()
+        edge_index = radius_graph(pos, RADIUS)
+        if method == "mf":
+            out = mean_field(xg, edge_index)
+        elif method in ("bmf", "bmf_layers"):
+            group = kmeans(mug.detach())[0] if fixed_group is None else fixed_group
+            out_inter, _ = inter(mug, xg, group, NUM_GROUPS, return_weight=False)
+            out = intra(xg, edge_index, group) + out_inter
+        else:
+            out = gat(mug, xg, edge_index)
+        (out @ readout).sum().backward()
+        return edge_index.size(1)
+
+    return step
+
+
+def worker(method: str, num_agents: int, device_name: str, reps: int,
+           kmeans_max_iter: int) -> dict:
+    """Measure one (method, N) in this (fresh) process."""
+    import torch
+
+    device = torch.device(device_name)
+    pos, x, mu = make_inputs(num_agents, device)
+    step = build_step(method, pos, x, mu, kmeans_max_iter)
+
+    def sync():
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+    else:
+        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    num_edges = step()  # warm-up
+    times = []
+    for _ in range(reps):
+        sync()
+        start = time.perf_counter()
+        step()
+        sync()
+        times.append(time.perf_counter() - start)
+    if device.type == "cuda":
+        peak = torch.cuda.max_memory_allocated() - base
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
+    return {"method": method, "num_agents": num_agents, "num_edges": num_edges,
+            "time_s": statistics.median(times), "times_s": times,
+            "peak_mem_mib": peak / 2 ** 20}
+
+
+def measure(method: str, num_agents: int, args) -> dict:
+    """Best (lowest median time) of ``args.best_of`` fresh worker processes."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", method, str(num_agents),
+           "--device", args.device, "--reps", str(args.reps),
+           "--kmeans-max-iter", str(args.kmeans_max_iter)]
+    best = None
+    for _ in range(args.best_of):
+        try:
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout,
+                                  cwd=ROOT)
+        except subprocess.TimeoutExpired:
+            return {"method": method, "num_agents": num_agents,
+                    "skipped": f"timeout {args.timeout:.0f} s"}
+        if done.returncode != 0:
+            reason = (done.stderr.strip().splitlines() or ["no output"])[-1]
+            return {"method": method, "num_agents": num_agents,
+                    "skipped": f"exit {done.returncode}: {reason}"}
+        run = json.loads(done.stdout.strip().splitlines()[-1])
+        if best is None or run["time_s"] < best["time_s"]:
+            best = run
+    return best
+
+
+def check_targets(results: list) -> dict:
+    at = {(r["method"], r["num_agents"]): r for r in results if "skipped" not in r}
+    sizes = sorted({n for _, n in at})
+    targets = {}
+    ratios = {n: at[("bmf", n)]["time_s"] / at[("mf", n)]["time_s"]
+              for n in sizes if ("bmf", n) in at and ("mf", n) in at}
+    if ratios:
+        targets["bmf_time_over_mf_le_2"] = {"ratios": ratios, "met": max(ratios.values()) <= 2}
+    layers = {n: at[("bmf_layers", n)]["time_s"] / at[("mf", n)]["time_s"]
+              for n in sizes if ("bmf_layers", n) in at and ("mf", n) in at}
+    if layers:  # information: the per-step cost between regroupings
+        targets["bmf_layers_time_over_mf"] = {"ratios": layers}
+    if ("bmf", 16384) in at and ("gat_dense", 16384) in at:
+        bmf, dense = at[("bmf", 16384)], at[("gat_dense", 16384)]
+        speed = dense["time_s"] / bmf["time_s"]
+        lean = dense["peak_mem_mib"] / max(bmf["peak_mem_mib"], 1e-9)
+        targets["bmf_vs_dense_at_16384_ge_20x"] = {
+            "speedup": speed, "memory_ratio": lean, "met": speed >= 20 and lean >= 20}
+    if ("bmf", 16384) in at and ("bmf", 65536) in at:
+        ratio = at[("bmf", 65536)]["time_s"] / at[("bmf", 16384)]["time_s"]
+        targets["bmf_time_65536_over_16384_le_5"] = {"ratio": ratio, "met": ratio <= 5}
+    if ("bmf", 65536) in at:
+        seconds = at[("bmf", 65536)]["time_s"]
+        targets["bmf_65536_under_1s"] = {"time_s": seconds, "met": seconds < 1}
+    return targets
+
+
+def plot(results: list, path: Path, device: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for method in METHODS:
+        rows = [r for r in results if r["method"] == method and "skipped" not in r]
+        if not rows:
+            continue
+        n = [r["num_agents"] for r in rows]
+        axes[0].plot(n, [r["time_s"] for r in rows], "o-", label=method)
+        mem = [(r["num_agents"], r["peak_mem_mib"]) for r in rows if r["peak_mem_mib"] > 0]
+        if mem:
+            axes[1].plot(*zip(*mem), "o-", label=method)
+    for ax, label in zip(axes, ("forward + backward time (s)", "peak memory (MiB)")):
+        ax.set(xscale="log", yscale="log", xlabel="agents", ylabel=label)
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].legend()
+    fig.suptitle(f"Mean-field layers at battle density, r = {RADIUS:g}, k = {NUM_GROUPS} "
+                 f"({device})")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--sizes", default=",".join(map(str, SIZES)),
+                        help="comma-separated numbers of agents")
+    parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--quick", action="store_true", help="sizes up to 4096, 2 reps")
+    parser.add_argument("--reps", type=int, default=5, help="timed steps after one warm-up")
+    parser.add_argument("--best-of", type=int, default=1,
+                        help="fresh processes per measurement; the lowest median is kept")
+    parser.add_argument("--kmeans-max-iter", type=int, default=50,
+                        help="Lloyd iterations of the grouping step (KMeans default 50)")
+    parser.add_argument("--dense-budget-gb", type=float, default=8.0,
+                        help="skip dense GAT-MF above this estimated N x N memory")
+    parser.add_argument("--timeout", type=float, default=600.0, help="seconds per measurement")
+    parser.add_argument("--out", nargs="?", const=str(ROOT / "benchmarks/results/scaling.json"),
+                        help="also write the JSON here")
+    parser.add_argument("--plot", default=str(ROOT / "assets/scaling.png"))
+    parser.add_argument("--no-plot", action="store_true")
+    parser.add_argument("--worker", nargs=2, metavar=("METHOD", "N"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.worker:
+        print(json.dumps(worker(args.worker[0], int(args.worker[1]), args.device, args.reps,
+                                args.kmeans_max_iter)))
+        return
+
+    import torch
+
+    if args.device == "auto":
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = args.device
+    sizes = [int(s) for s in args.sizes.split(",")]
+    if args.quick:
+        sizes, args.reps = [n for n in sizes if n <= 4096], 2
+    results = []
+    for num_agents in sizes:
+        for method in args.methods.split(","):
+            need = DENSE_BYTES_PER_PAIR * num_agents ** 2 / 2 ** 30
+            if method == "gat_dense" and need > args.dense_budget_gb:
+                results.append({"method": method, "num_agents": num_agents,
+                                "skipped": f"N x N buffers ~{need:.0f} GiB > budget "
+                                           f"{args.dense_budget_gb:g} GiB"})
+            else:
+                results.append(measure(method, num_agents, args))
+            print(json.dumps(results[-1]), file=sys.stderr)
+    report = {
+        "device": device if device == "cpu" else torch.cuda.get_device_name(),
+        "cpu_threads": torch.get_num_threads(), "torch": torch.__version__,
+        "python": platform.python_version(),
+        "setup": {"density_agents_per_cell": DENSITY, "radius": RADIUS, "num_groups": NUM_GROUPS,
+                  "action_dim": ACTION_DIM, "latent_dim": LATENT_DIM, "hidden": HIDDEN,
+                  "kmeans_max_iter": args.kmeans_max_iter, "reps": args.reps,
+                  "best_of": args.best_of,
+                  "time": "median forward+backward seconds after 1 warm-up",
+                  "memory": "CPU: growth of ru_maxrss (peak RSS) in a fresh process; "
+                            "CUDA: max_memory_allocated above the memory held before"},
+        "results": results,
+        "targets": check_targets(results),
+    }
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(text + "\n")
+    if not args.no_plot:
+        plot(results, Path(args.plot), report["device"])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,288 @@
+"""Neighbour graphs from agent positions (DESIGN.md §1, §6).
+
+``radius_graph`` links ``j -> i`` iff ``i != j``, both lie in the same ``batch`` entry and
+``‖pos_i − pos_j‖ < r`` (strict, as torch-cluster). Two backends give identical edges, sorted by
+(target, source):
+
+- ``"torch"``: a cell list in pure torch (grid of cell side ``r``; each agent checks its own
+  cell and half of the ``3^D - 1`` cells around it, each pair found once and mirrored). Linear
+  time in the number of agents, CPU and CUDA alike.
+- ``"cluster"``: torch-cluster's ``radius_graph`` (extra ``[cluster]``).
+
+``set_backend("auto")`` (the default) takes torch-cluster when it imports, else the cell list.
+"""
+import itertools
+import math
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+_BACKENDS = ("auto", "torch", "cluster")
+_backend = "auto"
+
+
+def _cluster_available() -> bool:
+    try:
+        import torch_cluster  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def set_backend(name: str) -> None:
+    """Choose the ``radius_graph`` backend: ``"auto"``, ``"torch"`` or ``"cluster"``."""
+    global _backend
+    if name not in _BACKENDS:
+        raise ValueError(f"set_backend: name must be one of {_BACKENDS}, got {name!r}")
+    if name == "cluster" and not _cluster_available():
+        raise ImportError("set_backend: backend 'cluster' needs torch-cluster; "
+                          "install the extra with `pip install bmf_graph[cluster]`")
+    _backend = name
+
+
+def get_backend() -> str:
+    """The backend ``radius_graph`` uses now (``"auto"`` resolved to ``"torch"``/``"cluster"``)."""
+    if _backend == "auto":
+        return "cluster" if _cluster_available() else "torch"
+    return _backend
+
+
+def check_edge_index(edge_index: Tensor, num_nodes: int, owner: str) -> None:
+    """Raise ``ValueError`` (naming ``owner``) unless ``edge_index`` is a long ``[2, E]``
+    tensor with entries in ``[0, num_nodes)``."""
+    if not isinstance(edge_index, Tensor) or edge_index.dim() != 2 or edge_index.size(0) != 2:
+        shape = tuple(edge_index.shape) if isinstance(edge_index, Tensor) else type(edge_index)
+        raise ValueError(f"{owner}: edge_index must have shape [2, E], got {shape}")
+    if edge_index.dtype != torch.long:
+        raise ValueError(f"{owner}: edge_index must be a torch.long tensor, "
+                         f"got {edge_index.dtype}")
+    if edge_index.numel() > 0:
+        lo, hi = int(edge_index.min()), int(edge_index.max())
+        if lo < 0 or hi >= num_nodes:
+            raise ValueError(f"{owner}: edge_index entries must lie in [0, {num_nodes}), "
+                             f"got values in [{lo}, {hi}]")
+
+
+def check_node_tensor(t: Tensor, name: str, owner: str, num_nodes: Optional[int] = None,
+                      channels: Optional[int] = None) -> None:
+    """Raise ``ValueError`` (naming ``owner`` and ``name``) unless ``t`` is a ``[num_nodes,
+    channels]`` tensor (``None`` leaves that size free)."""
+    want = f"[{'N' if num_nodes is None else num_nodes}, {'F' if channels is None else channels}]"
+    if not isinstance(t, Tensor) or t.dim() != 2 \
+            or (num_nodes is not None and t.size(0) != num_nodes) \
+            or (channels is not None and t.size(1) != channels):
+        shape = tuple(t.shape) if isinstance(t, Tensor) else type(t)
+        raise ValueError(f"{owner}: {name} must have shape {want}, got {shape}")
+
+
+def check_index(index: Tensor, name: str, owner: str, num_nodes: int,
+                upper: Optional[int] = None) -> None:
+    """Raise ``ValueError`` unless ``index`` is an integer ``[num_nodes]`` tensor, with entries
+    in ``[0, upper)`` when ``upper`` is given."""
+    if not isinstance(index, Tensor) or index.shape != (num_nodes,):
+        shape = tuple(index.shape) if isinstance(index, Tensor) else type(index)
+        raise ValueError(f"{owner}: {name} must have shape [{num_nodes}], got {shape}")
+    if index.dtype.is_floating_point or index.dtype == torch.bool:
+        raise ValueError(f"{owner}: {name} must be an integer tensor, got {index.dtype}")
+    if upper is not None and index.numel() > 0:
+        lo, hi = int(index.min()), int(index.max())
+        if lo < 0 or hi >= upper:
+            raise ValueError(f"{owner}: {name} entries must lie in [0, {upper}), "
+                             f"got values in [{lo}, {hi}]")
+
+
+def _check_inputs(pos: Tensor, r: float, batch: Optional[Tensor],
+                  max_num_neighbors: Optional[int]) -> float:
+    if not isinstance(pos, Tensor) or pos.dim() != 2 or pos.size(1) < 1:
+        shape = tuple(pos.shape) if isinstance(pos, Tensor) else type(pos)
+        raise ValueError(f"radius_graph: pos must have shape [N, D] (D >= 1, usually 2), "
+                         f"got {shape}")
+    if isinstance(r, Tensor):
+        r = r.item()
+    r = float(r)
+    if not math.isfinite(r) or r < 0:
+        raise ValueError(f"radius_graph: r must be a finite number >= 0, got {r}")
+    if pos.dtype.is_floating_point and not bool(torch.isfinite(pos).all()):
+        raise ValueError("radius_graph: pos must be finite, got NaN or inf entries")
+    if batch is not None:
+        check_index(batch, "batch", "radius_graph", pos.size(0))
+        if batch.numel() > 0 and int(batch.min()) < 0:
+            raise ValueError(f"radius_graph: batch entries must be >= 0, got {int(batch.min())}")
+    if max_num_neighbors is not None and max_num_neighbors < 0:
+        raise ValueError(f"radius_graph: max_num_neighbors must be None or >= 0, "
+                         f"got {max_num_neighbors}")
+    return r
+
+
+def _gap_codes(cell: Tensor) -> tuple[Tensor, int]:
+    """Dense codes ``1..M`` for the occupied cells of one axis that keep unit steps between
+    adjacent cells and put a gap of 2 between non-adjacent ones, so ``code ± 1`` is the code of
+    the neighbouring cell exactly when that cell is occupied. Returns (codes, extent ``M + 2``)."""
+    uniq, inverse = torch.unique(cell, return_inverse=True)
+    step = torch.ones_like(uniq)
+    step[1:] = torch.where(uniq[1:] - uniq[:-1] == 1, 1, 2)
+    code = step.cumsum(0)
+    return code[inverse], int(code[-1]) + 2
+
+
+def _cell_list_pairs(pos: Tensor, r: float, batch: Optional[Tensor]) -> tuple[Tensor, Tensor]:
+    """All pairs ``(source, target)``, ``source != target``, of the same batch entry with
+    squared distance below ``r * r`` — by cell list, without a loop over agents.
+
+    Agents are sorted by cell; each one looks at its own cell and the half of the neighbouring
+    cells that come later in that order, keeps the later agents in range, and every pair found
+    is returned in both directions.
+    """
+    n, dim = pos.shape
+    device = pos.device
+    # Cells slightly wider than r: rounding never puts a pair closer than r two cells apart.
+    pos64 = pos.to(torch.float64)
+    cell = ((pos64 - pos64.min(0).values) / (r * (1.0 + 1e-6))).floor().long()
+    key = batch.long() if batch is not None else torch.zeros(n, dtype=torch.long, device=device)
+    num_keys = int(key.max()) + 1
+    strides = []
+    for d in range(dim):
+        code, extent = _gap_codes(cell[:, d])
+        num_keys *= extent
+        if num_keys >= 2 ** 62:
+            raise ValueError(f"radius_graph: too many occupied cells to index in int64 "
+                             f"(pos of shape {tuple(pos.shape)}, r={r})")
+        key = key * extent + code
+        strides = [s * extent for s in strides] + [1]
+    # The own cell and the lexicographically positive offsets: each of those lies later in
+    # cell order (every extent is >= 3, so an offset's key shift has the sign of its first
+    # non-zero coordinate).
+    offsets = [o for o in itertools.product((-1, 0, 1), repeat=dim)
+               if next((c for c in o if c != 0), 1) > 0]
+    offset_key = torch.tensor(offsets, device=device) @ torch.tensor(strides, device=device)
+
+    order = torch.argsort(key, stable=True)
+    sorted_key, sorted_pos = key[order], pos[order]
+    cells, counts = torch.unique_consecutive(sorted_key, return_counts=True)
+    starts = counts.cumsum(0) - counts
+
+    # Everything below runs on positions in cell order.
+    query = (sorted_key[:, None] + offset_key[None, :]).view(-1)
+    slot = torch.searchsorted(cells, query).clamp_(max=cells.numel() - 1)
+    found = (cells[slot] == query).nonzero().view(-1)
+    target = found // offset_key.numel()
+    slot = slot[found]
+
+    count = counts[slot]
+    target = target.repeat_interleave(count)
+    first = (count.cumsum(0) - count).repeat_interleave(count)
+    source = starts[slot].repeat_interleave(count) \
+        + torch.arange(target.numel(), device=device) - first
+    later = source > target
+    source, target = source[later], target[later]
+
+    near = (sorted_pos[source] - sorted_pos[target]).pow(2).sum(-1) < r * r
+    source, target = order[source[near]], order[target[near]]
+    return torch.cat([source, target]), torch.cat([target, source])
+
+
+def _cluster_pairs(pos: Tensor, r: float, batch: Optional[Tensor]) -> tuple[Tensor, Tensor]:
+    import torch_cluster
+
+    perm = None
+    if batch is not None and bool((batch[1:] < batch[:-1]).any()):
+        perm = torch.argsort(batch, stable=True)  # torch-cluster needs a sorted batch
+        pos, batch = pos[perm], batch[perm]
+    # torch-cluster keeps an arbitrary max_num_neighbors per target (and its CUDA kernel
+    # allocates N * max_num_neighbors): grow the cap until no target reaches it.
+    cap = 32
+    while True:
+        edge_index = torch_cluster.radius_graph(pos, r, batch, loop=False, max_num_neighbors=cap)
+        degree = torch.bincount(edge_index[1], minlength=pos.size(0))
+        if cap >= pos.size(0) - 1 or int(degree.max()) < cap:
+            break
+        cap = min(4 * cap, pos.size(0) - 1)
+    if perm is not None:
+        edge_index = perm[edge_index]
+    return edge_index[0], edge_index[1]
+
+
+def radius_graph(pos: Tensor, r: float, batch: Optional[Tensor] = None, loop: bool = False,
+                 max_num_neighbors: Optional[int] = None) -> Tensor:
+    r"""Edges ``j -> i`` between agents closer than ``r``:
+
+    .. math::
+        \mathcal{E} = \{(j, i) : i \ne j,\ b_i = b_j,\ \lVert p_i - p_j \rVert_2 < r\}
+
+    Args:
+        pos (Tensor): agent positions. Integer positions are cast to the default float dtype.
+        r (float): radius, finite and ``>= 0`` (strict ``<``; ``r = 0`` gives no edges).
+        batch (Tensor, optional): batch entry of each agent; edges never cross entries.
+            Need not be sorted. (default: ``None``, one graph)
+        loop (bool): also add the self-edge ``i -> i`` of every agent. (default: ``False``)
+        max_num_neighbors (int, optional): keep at most this many sources per target, the
+            nearest ones (self-edge first, ties by source index). (default: ``None``, all)
+
+    Shapes:
+        pos ``(|V|, D)``, batch ``(|V|)`` → edge_index ``(2, |E|)`` long, row 0 = source ``j``,
+        row 1 = target ``i``, sorted by (target, source).
+    """
+    r = _check_inputs(pos, r, batch, max_num_neighbors)
+    if not pos.dtype.is_floating_point:
+        pos = pos.to(torch.get_default_dtype())
+    n, device = pos.size(0), pos.device
+    if n == 0:
+        return torch.empty(2, 0, dtype=torch.long, device=device)
+    if r > 0:
+        pairs = _cluster_pairs if get_backend() == "cluster" else _cell_list_pairs
+        source, target = pairs(pos, r, batch)
+    else:
+        source = target = torch.empty(0, dtype=torch.long, device=device)
+    if loop:
+        self_loops = torch.arange(n, device=device)
+        source, target = torch.cat([source, self_loops]), torch.cat([target, self_loops])
+    order = torch.argsort(target * n + source)
+    source, target = source[order], target[order]
+    if max_num_neighbors is not None:
+        source, target = _keep_nearest(pos, source, target, max_num_neighbors)
+    return torch.stack([source, target])
+
+
+def _keep_nearest(pos: Tensor, source: Tensor, target: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """Keep the ``k`` nearest sources of each target, edges given sorted by (target, source)."""
+    n = pos.size(0)
+    dist2 = (pos[source] - pos[target]).pow(2).sum(-1)
+    order = torch.argsort(dist2, stable=True)              # (dist, source) within equal target
+    order = order[torch.argsort(target[order], stable=True)]  # -> (target, dist, source)
+    sorted_target = target[order]
+    degree = torch.bincount(target, minlength=n)
+    first = (degree.cumsum(0) - degree)[sorted_target]
+    rank = torch.arange(order.numel(), device=pos.device) - first
+    kept = order[rank < k].sort().values                   # back to (target, source) order
+    return source[kept], target[kept]
+
+
+def neighbour_graph(pos: Tensor, r: float, alive: Optional[Tensor] = None,
+                    batch: Optional[Tensor] = None, loop: bool = False,
+                    max_num_neighbors: Optional[int] = None) -> Tensor:
+    r"""``radius_graph`` over the alive agents only, with edges in slot indices of ``pos``.
+
+    Args:
+        pos (Tensor): positions of all agent slots, dead ones included.
+        r (float): radius, as in :func:`radius_graph`.
+        alive (Tensor, optional): bool mask of live slots. (default: ``None``, all alive)
+        batch, loop, max_num_neighbors: as in :func:`radius_graph`.
+
+    Shapes:
+        pos ``(N, D)``, alive ``(N)``, batch ``(N)`` → edge_index ``(2, |E|)``; dead slots are
+        isolated (and their positions are never read, so they may hold any value).
+    """
+    if alive is None:
+        return radius_graph(pos, r, batch, loop, max_num_neighbors)
+    if not isinstance(alive, Tensor) or alive.dtype != torch.bool or alive.dim() != 1 \
+            or alive.size(0) != pos.size(0):
+        shape = tuple(alive.shape) if isinstance(alive, Tensor) else type(alive)
+        dtype = alive.dtype if isinstance(alive, Tensor) else None
+        raise ValueError(f"neighbour_graph: alive must be a bool tensor of shape [{pos.size(0)}], "
+                         f"got shape {shape} and dtype {dtype}")
+    if batch is not None:
+        check_index(batch, "batch", "neighbour_graph", pos.size(0))
+    slots = alive.nonzero().view(-1)
+    sub_batch = batch[slots] if batch is not None else None
+    return slots[radius_graph(pos[slots], r, sub_batch, loop, max_num_neighbors)]

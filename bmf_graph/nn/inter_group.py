@@ -1,0 +1,211 @@
+"""Inter-group attention: a pooled group-level GAT between the groups of a team (Eq. 6)."""
+import numbers
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.nn import Parameter
+from torch_geometric.nn import MessagePassing
+from torch_geometric.nn.dense.linear import Linear
+from torch_geometric.nn.inits import glorot
+from torch_geometric.utils import scatter, softmax
+
+from bmf_graph.graph import check_index, check_node_tensor
+
+
+def _check_pool_inputs(h: Tensor, x: Tensor, group: Tensor, num_groups: int,
+                       batch: Optional[Tensor], owner: str,
+                       channels: Optional[int] = None) -> None:
+    check_node_tensor(h, "h", owner, channels=channels)
+    check_node_tensor(x, "x", owner, num_nodes=h.size(0))
+    if not isinstance(num_groups, numbers.Integral) or num_groups < 1:
+        raise ValueError(f"{owner}: num_groups must be an int >= 1, got {num_groups!r}")
+    check_index(group, "group", owner, h.size(0), upper=num_groups)
+    if batch is not None:
+        check_index(batch, "batch", owner, h.size(0))
+
+
+def _pool(h: Tensor, x: Tensor, group: Tensor, num_groups: int, batch: Optional[Tensor],
+          owner: str) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    count = torch.bincount(group, minlength=num_groups)
+    h_grp = scatter(h, group, 0, num_groups, reduce="mean")
+    x_grp = scatter(x, group, 0, num_groups, reduce="mean")
+    if batch is None:
+        group_batch = torch.zeros(num_groups, dtype=torch.long, device=h.device)
+    else:
+        group_batch = scatter(batch.long(), group, 0, num_groups, reduce="min")
+        highest = scatter(batch.long(), group, 0, num_groups, reduce="max")
+        split = (group_batch != highest).nonzero().view(-1)
+        if split.numel() > 0:
+            m = int(split[0])
+            raise ValueError(f"{owner}: group {m} has members in batch entries "
+                             f"{int(group_batch[m])} and {int(highest[m])}; expected each group "
+                             f"inside one batch entry (use ids global over the batch)")
+    group_batch = group_batch.masked_fill(count == 0, -1)
+    return h_grp, x_grp, count, group_batch
+
+
+def pool_groups(h: Tensor, x: Tensor, group: Tensor, num_groups: int,
+                batch: Optional[Tensor] = None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    r"""Group means of embeddings and actions (DESIGN.md §1 step 2):
+
+    .. math::
+        h_m = \frac{1}{|G_m|} \sum_{j \in G_m} h_j, \qquad
+        a_m = \frac{1}{|G_m|} \sum_{j \in G_m} a_j
+
+    Args:
+        h (Tensor): agent embeddings (VAE latent means).
+        x (Tensor): agent previous actions.
+        group (Tensor): group id of each agent in ``[0, num_groups)``, global over the batch.
+        num_groups (int): number of groups :math:`K` over the whole batch.
+        batch (Tensor, optional): batch entry of each agent; all members of a group must lie
+            in one entry. (default: ``None``)
+
+    Returns:
+        ``(h_grp, x_grp, count, group_batch)``: group means (zeros for empty groups), member
+        counts, and the batch entry of each group (``0`` without ``batch``; ``-1`` for empty
+        groups).
+
+    Shapes:
+        :math:`(N, D), (N, F), (N)` → :math:`(K, D), (K, F), (K), (K)`
+    """
+    _check_pool_inputs(h, x, group, num_groups, batch, "pool_groups")
+    return _pool(h, x, group, int(num_groups), batch, "pool_groups")
+
+
+def group_pairs(nonempty: Tensor, group_batch: Optional[Tensor] = None) -> Tensor:
+    r"""Complete directed graph without self loops over the non-empty groups of each batch
+    entry, built without a loop over entries: ``[2, P]`` with row 0 = source ``n``, row 1 =
+    target ``m``, :math:`P = \sum_b k_b (k_b - 1)` for :math:`k_b` non-empty groups in entry b."""
+    groups = nonempty.nonzero().view(-1)
+    if group_batch is not None:
+        entry = group_batch[groups]
+        perm = torch.argsort(entry, stable=True)
+        groups, entry = groups[perm], entry[perm]
+        size = torch.unique_consecutive(entry, return_counts=True)[1]
+    else:
+        size = groups.new_full((1,), groups.numel())
+    seg_size = size.repeat_interleave(size)          # own entry's group count, per group
+    seg_start = (size.cumsum(0) - size).repeat_interleave(size)
+    target = torch.arange(groups.numel(), device=groups.device).repeat_interleave(seg_size)
+    first = (seg_size.cumsum(0) - seg_size).repeat_interleave(seg_size)
+    source = seg_start.repeat_interleave(seg_size) \
+        + torch.arange(target.numel(), device=groups.device) - first
+    distinct = source != target
+    return torch.stack([groups[source[distinct]], groups[target[distinct]]])
+
+
+class InterGroupAttention(MessagePassing):
+    r"""Pooled group-level GAT between the groups of a team (paper Eq. 6, second line; DESIGN.md
+    §1 step 3). On the complete directed graph over the non-empty groups of one ``batch`` entry,
+    without self loops:
+
+    .. math::
+        w_{mn} = \operatorname{softmax}_{n \ne m} \Big( \mathrm{LeakyReLU}\big(
+            \mathbf{a}^\top [\mathbf{W} h_m \,\|\, \mathbf{W} h_n]\big) \Big), \qquad
+        \tilde{a}_m = \sum_{n \ne m} w_{mn}\, a_n, \qquad \tilde{a}_i = \tilde{a}_{g_i}
+
+    with :math:`h_m, a_n` the group means of :func:`pool_groups`. A group alone in its entry (or
+    empty) gets zeros. With several heads, :math:`w` is the mean of the heads' weights (so the
+    output is the mean of the heads' outputs).
+
+    Args:
+        in_channels (int): size of each embedding ``h_i``.
+        hidden_channels (int): size of ``W h_m`` per head.
+        heads (int): number of attention heads. (default: ``1``)
+        negative_slope (float): LeakyReLU slope. (default: ``0.2``)
+
+    Shapes:
+        - **input:** embeddings :math:`(N, F_{in})`, actions :math:`(N, F)`, group ids
+          :math:`(N)` in :math:`[0, K)`, batch :math:`(N)` (optional)
+        - **output:** per-agent inter-group action :math:`(N, F)`, weights :math:`(K, K)`
+          (``weight[m, n]`` = :math:`w_{mn}`; zero rows for empty groups, zero diagonal, zero
+          across batch entries)
+    """
+
+    def __init__(self, in_channels: int, hidden_channels: int, heads: int = 1,
+                 negative_slope: float = 0.2):
+        super().__init__(aggr="add", node_dim=0)
+        self.in_channels = in_channels
+        self.hidden_channels = hidden_channels
+        self.heads = heads
+        self.negative_slope = negative_slope
+        self.lin = Linear(in_channels, heads * hidden_channels, bias=False,
+                          weight_initializer="glorot")
+        self.att_src = Parameter(torch.empty(1, heads, hidden_channels))
+        self.att_dst = Parameter(torch.empty(1, heads, hidden_channels))
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        super().reset_parameters()
+        self.lin.reset_parameters()
+        glorot(self.att_src)
+        glorot(self.att_dst)
+
+    def forward(self, h: Tensor, x: Tensor, group: Tensor, num_groups: int,
+                batch: Optional[Tensor] = None,
+                return_weight: bool = True) -> tuple[Tensor, Optional[Tensor]]:
+        """:func:`pool_groups`, then :meth:`attend`, then each agent reads its group's row."""
+        _check_pool_inputs(h, x, group, num_groups, batch, "InterGroupAttention",
+                           channels=self.in_channels)
+        h_grp, x_grp, count, group_batch = _pool(h, x, group, int(num_groups), batch,
+                                                 "InterGroupAttention")
+        out_grp, weight = self.attend(h_grp, x_grp, count, group_batch, return_weight)
+        return out_grp[group], weight
+
+    def attend(self, h_grp: Tensor, x_grp: Tensor, count_or_nonempty: Tensor,
+               group_batch: Optional[Tensor] = None,
+               return_weight: bool = True) -> tuple[Tensor, Optional[Tensor]]:
+        """Attention over pooled groups, e.g. recomputed from a replay batch of ``B`` stored
+        transitions with their groups numbered ``0..B*k-1`` and ``group_batch`` = transition.
+
+        Args:
+            h_grp (Tensor): group embeddings ``[K, in_channels]``.
+            x_grp (Tensor): group mean actions ``[K, F]``.
+            count_or_nonempty (Tensor): member counts (integer) or a bool mask, ``[K]``;
+                groups with count 0 / ``False`` are empty.
+            group_batch (Tensor, optional): batch entry of each group ``[K]``; groups attend
+                only within their entry. (default: ``None``, one entry)
+            return_weight (bool): also build the dense ``[K, K]`` weight matrix; otherwise
+                memory stays linear in the number of group pairs. (default: ``True``)
+
+        Returns:
+            ``(out_grp [K, F], weight [K, K] or None)``.
+        """
+        owner = "InterGroupAttention.attend"
+        check_node_tensor(h_grp, "h_grp", owner, channels=self.in_channels)
+        num_groups = h_grp.size(0)
+        check_node_tensor(x_grp, "x_grp", owner, num_nodes=num_groups)
+        if not isinstance(count_or_nonempty, Tensor) \
+                or count_or_nonempty.shape != (num_groups,) \
+                or count_or_nonempty.dtype.is_floating_point:
+            got = (f"shape {tuple(count_or_nonempty.shape)}, dtype {count_or_nonempty.dtype}"
+                   if isinstance(count_or_nonempty, Tensor) else type(count_or_nonempty))
+            raise ValueError(f"{owner}: count_or_nonempty must be an integer or bool tensor of "
+                             f"shape [{num_groups}], got {got}")
+        if group_batch is not None:
+            check_index(group_batch, "group_batch", owner, num_groups)
+        nonempty = count_or_nonempty if count_or_nonempty.dtype == torch.bool \
+            else count_or_nonempty > 0
+
+        pair_index = group_pairs(nonempty, group_batch)
+        z = self.lin(h_grp).view(-1, self.heads, self.hidden_channels)
+        score_src = (z * self.att_src).sum(-1)
+        score_dst = (z * self.att_dst).sum(-1)
+        source, target = pair_index
+        score = F.leaky_relu(score_src[source] + score_dst[target], self.negative_slope)
+        alpha = softmax(score, target, num_nodes=num_groups).mean(-1)
+        out_grp = self.propagate(pair_index, x=x_grp, alpha=alpha,
+                                 size=(num_groups, num_groups))
+        weight = None
+        if return_weight:
+            weight = alpha.new_zeros(num_groups, num_groups).index_put((target, source), alpha)
+        return out_grp, weight
+
+    def message(self, x_j: Tensor, alpha: Tensor) -> Tensor:
+        return alpha.unsqueeze(-1) * x_j
+
+    def __repr__(self) -> str:
+        return (f"{self.__class__.__name__}({self.in_channels}, {self.hidden_channels}, "
+                f"heads={self.heads})")

@@ -1,0 +1,125 @@
+import pytest
+import torch
+import torch.nn.functional as F
+
+from bmf_graph.nn.gat_mean_field import GATMeanField
+from bmf_graph.nn.mean_field import MeanField
+
+
+def brute_gat(layer, h, x, edge_index):
+    z = h @ layer.lin.weight.t()
+    out = torch.zeros_like(x)
+    for i in range(x.size(0)):
+        sources = edge_index[0, edge_index[1] == i]
+        if sources.numel() == 0:
+            continue
+        score = F.leaky_relu(z[sources] @ layer.att_src[0] + z[i] @ layer.att_dst[0],
+                             layer.negative_slope)
+        out[i] = score.softmax(0) @ x[sources]
+    return out
+
+
+def simple_graph(n, e, gen):
+    """Random edges without self loops or duplicates."""
+    edge_index = torch.randint(0, n, (2, e), generator=gen)
+    edge_index = edge_index[:, edge_index[0] != edge_index[1]]
+    return torch.unique(edge_index, dim=1)
+
+
+def test_gat_mean_field_tiny_uniform_attention():
+    layer = GATMeanField(3, 4)
+    with torch.no_grad():
+        layer.att_src.zero_()
+        layer.att_dst.zero_()
+    h = torch.randn(4, 3)
+    x = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [2.0, 2.0]])
+    edge_index = torch.tensor([[1, 2, 0], [0, 0, 1]])
+    for dense in (False, True):
+        layer.dense = dense
+        out = layer(h, x, edge_index)  # equal scores: the plain neighbour mean
+        assert torch.allclose(out, torch.tensor([[0.5, 1.0], [1.0, 0.0], [0, 0], [0, 0]]))
+    assert str(GATMeanField(3, 4)) == "GATMeanField(3, 4, dense=False)"
+    assert str(GATMeanField(3, 4, dense=True)) == "GATMeanField(3, 4, dense=True)"
+
+
+@pytest.mark.parametrize("dense", [False, True])
+def test_gat_mean_field_matches_brute_force(dense):
+    gen = torch.Generator().manual_seed(0)
+    torch.manual_seed(0)
+    layer = GATMeanField(6, 8, dense=dense, negative_slope=0.1)
+    h, x = torch.randn(30, 6, generator=gen), torch.randn(30, 4, generator=gen)
+    edge_index = simple_graph(30, 120, gen)
+    out = layer(h, x, edge_index)
+    assert torch.allclose(out, brute_gat(layer, h, x, edge_index), atol=1e-5)
+
+
+def test_gat_mean_field_dense_equals_sparse_with_gradients():
+    gen = torch.Generator().manual_seed(1)
+    sparse = GATMeanField(5, 7)
+    dense = GATMeanField(5, 7, dense=True)
+    dense.load_state_dict(sparse.state_dict())
+    h = torch.randn(50, 5, generator=gen)
+    x = torch.randn(50, 3, generator=gen)
+    edge_index = simple_graph(45, 200, gen)  # nodes 45..49 isolated
+    grads = []
+    for layer in (sparse, dense):
+        hh, xx = h.clone().requires_grad_(), x.clone().requires_grad_()
+        out = layer(hh, xx, edge_index)
+        (out * torch.arange(3.0)).sum().backward()
+        assert torch.equal(out[45:], torch.zeros(5, 3))
+        grads.append((out, hh.grad, xx.grad, layer.att_src.grad, layer.lin.weight.grad))
+    for a, b in zip(*grads):
+        assert torch.isfinite(a).all() and torch.allclose(a, b, atol=1e-5)
+    assert grads[0][3].abs().sum() > 0  # attention parameters get gradients
+
+
+def test_gat_mean_field_permutation_equivariant():
+    gen = torch.Generator().manual_seed(2)
+    layer = GATMeanField(4, 8)
+    h, x = torch.randn(25, 4, generator=gen), torch.randn(25, 3, generator=gen)
+    edge_index = simple_graph(25, 80, gen)
+    perm = torch.randperm(25, generator=gen)
+    inverse = torch.empty_like(perm)
+    inverse[perm] = torch.arange(25)
+    out = layer(h, x, edge_index)
+    assert torch.allclose(layer(h[perm], x[perm], inverse[edge_index]), out[perm], atol=1e-6)
+
+
+def test_gat_mean_field_one_neighbour_and_empty_graph():
+    layer = GATMeanField(2, 4, dense=True)
+    h, x = torch.randn(3, 2), torch.randn(3, 5)
+    out = layer(h, x, torch.tensor([[2], [0]]))  # a single neighbour gets weight 1
+    assert torch.allclose(out[0], x[2]) and torch.equal(out[1:], torch.zeros(2, 5))
+    out = GATMeanField(2, 4)(h, x, torch.empty(2, 0, dtype=torch.long))
+    assert torch.equal(out, torch.zeros(3, 5))
+    # With uniform scores GAT-MF is the plain mean field.
+    layer = GATMeanField(2, 4)
+    torch.nn.init.zeros_(layer.att_src)
+    edge_index = torch.tensor([[1, 2, 0, 0], [0, 0, 1, 2]])
+    assert torch.allclose(layer(h, x, edge_index), MeanField()(x, edge_index))
+
+
+def test_gat_mean_field_errors():
+    layer = GATMeanField(3, 4)
+    h, x = torch.randn(4, 3), torch.randn(4, 2)
+    edge_index = torch.tensor([[0, 1], [1, 2]])
+    with pytest.raises(ValueError, match=r"GATMeanField: h must have shape \[N, 3\], got \(4, 5"):
+        layer(torch.randn(4, 5), x, edge_index)
+    with pytest.raises(ValueError, match=r"GATMeanField: x must have shape \[4, F\], got \(3, 2"):
+        layer(h, torch.randn(3, 2), edge_index)
+    with pytest.raises(ValueError, match=r"GATMeanField: edge_index entries must lie in \[0, 4\)"):
+        layer(h, x, torch.tensor([[0, 7], [1, 2]]))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_gat_mean_field_cuda():
+    gen = torch.Generator().manual_seed(3)
+    layer = GATMeanField(3, 4)
+    h, x = torch.randn(20, 3, generator=gen), torch.randn(20, 2, generator=gen)
+    edge_index = simple_graph(20, 60, gen)
+    expected = layer(h, x, edge_index)
+    layer = layer.cuda()
+    for dense in (False, True):
+        layer.dense = dense
+        out = layer(h.cuda(), x.cuda(), edge_index.cuda())
+        assert torch.allclose(out.cpu(), expected, atol=1e-5)

@@ -1,0 +1,184 @@
+import io
+
+import pytest
+import torch
+
+from bmf_graph.nn.grouping import DynamicGrouping
+from bmf_graph.nn.kmeans import KMeans
+
+CENTERS = torch.tensor([[0.0, 0.0], [6.0, 0.0], [0.0, 6.0], [6.0, 6.0]])
+
+
+def latent_blobs(size=10, seed=0, shift=0.0):
+    gen = torch.Generator().manual_seed(seed)
+    mu = (CENTERS + shift).repeat_interleave(size, 0)
+    return mu + 0.1 * torch.randn(mu.shape, generator=gen), torch.arange(4).repeat_interleave(size)
+
+
+def same_partition(a, b):
+    return torch.equal(a[:, None] == a[None, :], b[:, None] == b[None, :])
+
+
+def count_kmeans_calls(grouping, monkeypatch):
+    calls = []
+    forward = grouping.kmeans.forward
+    monkeypatch.setattr(grouping.kmeans, 'forward',
+                        lambda *args, **kwargs: calls.append(1) or forward(*args, **kwargs))
+    return calls
+
+
+def test_grouping_recovers_blobs_per_team():
+    mu, truth = latent_blobs()
+    mu = torch.cat([mu, mu + 1.0])  # two teams sharing one latent region
+    batch = torch.arange(2).repeat_interleave(40)
+    grouping = DynamicGrouping(4, interval=10)
+    assert str(grouping) == "DynamicGrouping(4, interval=10, mode='kmeans')"
+    assert grouping.group is None
+    group = grouping(mu, batch=batch, generator=torch.Generator().manual_seed(0))
+    assert group.dtype == torch.long and group.shape == (80, )
+    assert torch.equal(group // 4, batch)
+    assert same_partition(group[:40], truth) and same_partition(group[40:], truth)
+    assert grouping.centroids.shape == (8, 2)
+    assert torch.equal(grouping.group, group)
+
+
+def test_grouping_regroups_at_the_interval(monkeypatch):
+    mu, _ = latent_blobs()
+    grouping = DynamicGrouping(4, interval=3)
+    calls = count_kmeans_calls(grouping, monkeypatch)
+    regrouped = []
+    for _ in range(10):
+        before = len(calls)
+        grouping(mu)
+        regrouped.append(len(calls) > before)
+    assert regrouped == [True, False, False] * 3 + [True]
+
+    grouping(mu)
+    grouping.reset()  # the call after a reset regroups
+    grouping(mu)
+    assert len(calls) == 5
+    grouping(mu[:-1])  # so does a call with another number of agents
+    assert len(calls) == 6
+    grouping(mu[:-1])
+    assert len(calls) == 6
+
+
+def test_grouping_ids_stable_under_relabelling():
+    mu, _ = latent_blobs()
+    grouping = DynamicGrouping(4, interval=1)
+    first = grouping(mu, generator=torch.Generator().manual_seed(0)).clone()
+    raw_first = KMeans(4)(mu, generator=torch.Generator().manual_seed(0))[0]
+    relabelled = 0
+    for seed in range(1, 8):
+        raw = KMeans(4)(mu, generator=torch.Generator().manual_seed(seed))[0]
+        relabelled += int(not torch.equal(raw, raw_first))
+        assert torch.equal(grouping(mu, generator=torch.Generator().manual_seed(seed)), first)
+    assert relabelled > 0  # k-means++ did order the clusters differently
+
+    # Drifting clusters keep their ids, also across an episode reset.
+    grouping.reset()
+    drifted, _ = latent_blobs(seed=1, shift=0.8)
+    assert torch.equal(grouping(drifted, generator=torch.Generator().manual_seed(9)), first)
+
+
+def test_grouping_alive_mask():
+    mu, truth = latent_blobs()
+    alive = torch.ones(40, dtype=torch.bool)
+    alive[[3, 15]] = False
+    grouping = DynamicGrouping(4, interval=2)
+    group = grouping(mu, alive=alive).clone()
+    assert (group[~alive] == 0).all()  # no previous group: the team's first id
+    assert same_partition(group[alive], truth[alive])
+    grouping(mu, alive=alive)
+
+    # At the next regrouping the dead agents sit far away: they would form a
+    # cluster of their own if they were clustered, and keep their old ids.
+    alive[[20, 21]] = False
+    moved = mu.clone()
+    moved[~alive] = 100.0
+    new = grouping(moved, alive=alive)
+    assert torch.equal(new[~alive], group[~alive])
+    assert torch.equal(new[alive], group[alive])
+
+
+def test_grouping_more_groups_than_alive_agents():
+    mu = torch.tensor([[0.0, 0.0], [1.0, 0.0], [2.0, 0.0], [3.0, 3.0], [9.0, 9.0]])
+    alive = torch.tensor([True, True, False, True, True])
+    batch = torch.tensor([0, 0, 0, 0, 1])
+    group = DynamicGrouping(5, interval=4)(mu, alive=alive, batch=batch)
+    assert group[[0, 1, 3]].unique().numel() == 3
+    assert ((group[[0, 1, 2, 3]] >= 0) & (group[[0, 1, 2, 3]] < 5)).all()
+    assert 5 <= group[4] < 10
+
+
+def test_grouping_random_mode():
+    gen = torch.Generator().manual_seed(0)
+    mu = torch.zeros(8000, 3)
+    batch = torch.arange(2).repeat_interleave(4000)
+    alive = torch.rand(8000, generator=gen) > 0.1
+    grouping = DynamicGrouping(4, interval=5, mode='random')
+    assert str(grouping) == "DynamicGrouping(4, interval=5, mode='random')"
+    group = grouping(mu, alive=alive, batch=batch, generator=gen).clone()
+    assert torch.equal(group // 4, batch)
+    assert torch.equal(group[~alive], batch[~alive] * 4)
+    count = torch.bincount(group[alive], minlength=8).float()
+    expected = torch.bincount(batch[alive], minlength=2).float().repeat_interleave(4) / 4
+    assert ((count - expected).abs() / expected).max() < 0.08
+    assert grouping.centroids.shape == (8, 3)
+
+    for _ in range(4):
+        assert torch.equal(grouping(mu, alive=alive, batch=batch, generator=gen), group)
+    changed = grouping(mu, alive=alive, batch=batch, generator=gen)
+    assert (changed[alive] != group[alive]).float().mean() > 0.5
+
+
+def test_grouping_state_dict_round_trip():
+    mu, _ = latent_blobs()
+    alive = torch.ones(40, dtype=torch.bool)
+    alive[7] = False
+    grouping = DynamicGrouping(4, interval=3)
+    for _ in range(2):
+        grouping(mu, alive=alive, generator=torch.Generator().manual_seed(0))
+
+    buffer = io.BytesIO()
+    torch.save(grouping.state_dict(), buffer)
+    buffer.seek(0)
+    restored = DynamicGrouping(4, interval=3)
+    restored.load_state_dict(torch.load(buffer, weights_only=True))
+    assert torch.equal(restored.group, grouping.group)
+    assert torch.equal(restored.centroids, grouping.centroids)
+    previous = grouping.group.clone()
+    changes = 0
+    for step in range(5):  # agents swap places: the groups change when regrouped
+        order = torch.randperm(40, generator=torch.Generator().manual_seed(step))
+        gen_a, gen_b = (torch.Generator().manual_seed(step) for _ in range(2))
+        group = grouping(mu[order], alive=alive, generator=gen_b)
+        assert torch.equal(restored(mu[order], alive=alive, generator=gen_a), group)
+        changes += int(not torch.equal(group, previous))
+        previous = group.clone()
+    assert changes == 2  # regrouped at the 3rd and 6th calls
+
+
+def test_grouping_no_agents():
+    grouping = DynamicGrouping(3, interval=2)
+    group = grouping(torch.empty(0, 4))
+    assert group.shape == (0, ) and group.dtype == torch.long
+    assert torch.equal(grouping.centroids, torch.zeros(3, 4))
+
+
+def test_grouping_errors():
+    with pytest.raises(ValueError, match=r"DynamicGrouping: num_groups must be .* got 0"):
+        DynamicGrouping(0, interval=1)
+    with pytest.raises(ValueError, match=r"DynamicGrouping: interval must be .* got 0"):
+        DynamicGrouping(2, interval=0)
+    with pytest.raises(ValueError, match=r"DynamicGrouping: mode must be one of .* got 'vae'"):
+        DynamicGrouping(2, interval=1, mode='vae')
+    grouping = DynamicGrouping(2, interval=1)
+    with pytest.raises(ValueError, match=r"DynamicGrouping: mu must have shape \[N, D\]"):
+        grouping(torch.zeros(4))
+    with pytest.raises(ValueError, match=r"DynamicGrouping: alive must be a bool tensor"):
+        grouping(torch.zeros(4, 2), alive=torch.ones(4))
+    with pytest.raises(ValueError, match=r"DynamicGrouping: batch must have shape \[4\]"):
+        grouping(torch.zeros(4, 2), batch=torch.zeros(3, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"DynamicGrouping: batch must be an integer"):
+        grouping(torch.zeros(4, 2), batch=torch.zeros(4))

@@ -1,0 +1,166 @@
+import numpy as np
+import pytest
+import torch
+
+from bmf_graph.nn.kmeans import KMeans
+
+
+def blobs(centers, size, spread=0.05, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    centers = torch.tensor(centers, dtype=torch.float)
+    x = centers.repeat_interleave(size, 0)
+    x = x + spread * torch.randn(x.shape, generator=gen)
+    truth = torch.arange(len(centers)).repeat_interleave(size)
+    return x, truth
+
+
+def numpy_lloyd(x, centroids, max_iter=1000):
+    labels = None
+    for _ in range(max_iter):
+        dist = ((x[:, None, :] - centroids[None, :, :]) ** 2).sum(-1)
+        new = dist.argmin(1)
+        if labels is not None and (new == labels).all():
+            break
+        labels = new
+        centroids = np.stack([x[labels == c].mean(0) if (labels == c).any() else centroids[c]
+                              for c in range(len(centroids))])
+    return labels, centroids
+
+
+def test_kmeans_recovers_blobs():
+    x, truth = blobs([[0, 0], [5, 5], [-5, 5]], size=20)
+    perm = torch.randperm(x.size(0), generator=torch.Generator().manual_seed(1))
+    x, truth = x[perm], truth[perm]
+    kmeans = KMeans(3)
+    assert str(kmeans) == 'KMeans(3)'
+    labels, centroids = kmeans(x, generator=torch.Generator().manual_seed(0))
+    assert labels.dtype == torch.long and labels.shape == (60, )
+    assert centroids.shape == (3, 2)
+    # Same partition up to a relabelling: one label per blob, a different one each.
+    mapping = {int(t): set(labels[truth == t].tolist()) for t in range(3)}
+    assert all(len(v) == 1 for v in mapping.values())
+    assert len(set.union(*mapping.values())) == 3
+    for t in range(3):
+        label = labels[truth == t][0]
+        assert torch.allclose(centroids[label], x[truth == t].mean(0), atol=1e-5)
+
+
+def test_kmeans_matches_numpy_lloyd_from_same_seeds():
+    x = torch.randn(300, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    seeds_labels, seeds = KMeans(6, max_iter=0)(x, generator=torch.Generator().manual_seed(3))
+    # k-means++ seeds are distinct data points; labels are the nearest seed.
+    for seed in seeds:
+        assert (x == seed).all(1).sum() == 1
+    dist = torch.cdist(x, seeds)
+    assert torch.equal(seeds_labels, dist.argmin(1))
+
+    labels, centroids = KMeans(6, max_iter=1000, tol=0)(
+        x, generator=torch.Generator().manual_seed(3))
+    ref_labels, ref_centroids = numpy_lloyd(x.numpy(), seeds.numpy())
+    assert np.array_equal(labels.numpy(), ref_labels)
+    assert np.allclose(centroids.numpy(), ref_centroids, atol=1e-10)
+
+
+def test_kmeans_batch_invariants():
+    gen = torch.Generator().manual_seed(4)
+    k, num_batch = 4, 3
+    x = torch.randn(240, 2, dtype=torch.float64, generator=gen)
+    batch = torch.randint(num_batch, (240, ), generator=gen)  # unsorted, same region
+    labels, centroids = KMeans(k, max_iter=500, tol=0)(x, batch, generator=gen)
+    assert centroids.shape == (num_batch * k, 2)
+    # Team b only uses its own cluster ids.
+    assert torch.equal(labels // k, batch)
+    size = torch.bincount(labels, minlength=num_batch * k)
+    for c in range(num_batch * k):
+        if size[c] > 0:  # centroids are the means of their points
+            assert torch.allclose(centroids[c], x[labels == c].mean(0), atol=1e-10)
+        else:
+            assert torch.equal(centroids[c], torch.zeros(2, dtype=torch.float64))
+    # Every point lies in the nearest non-empty cluster of its own team.
+    dist = torch.cdist(x, centroids).pow(2)
+    own = (torch.arange(num_batch * k) // k)[None, :] == batch[:, None]
+    dist = dist.masked_fill(~own | (size == 0)[None, :], float('inf'))
+    assert torch.allclose(dist.gather(1, labels[:, None]).squeeze(1), dist.min(1).values,
+                          atol=1e-10)
+
+
+def test_kmeans_more_clusters_than_points():
+    x = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [7.0, 7.0]])
+    batch = torch.tensor([0, 0, 0, 1])
+    labels, centroids = KMeans(5)(x, batch)
+    assert centroids.shape == (10, 2)
+    assert labels[:3].unique().numel() == 3
+    assert ((labels[:3] >= 0) & (labels[:3] < 5)).all()
+    assert 5 <= labels[3] < 10
+    assert torch.equal(centroids[labels], x)  # each point is its own centroid
+    empty = torch.ones(10, dtype=torch.bool)
+    empty[labels] = False
+    assert (centroids[empty] == 0).all()
+
+
+def test_kmeans_duplicate_points():
+    x = torch.tensor([[1.0, 2.0]] * 3 + [[4.0, 4.0]] * 3)
+    for seed in range(20):
+        labels, centroids = KMeans(4)(x, generator=torch.Generator().manual_seed(seed))
+        assert torch.isfinite(centroids).all()
+        assert labels[:3].unique().numel() == 1 and labels[3:].unique().numel() == 1
+        assert labels[0] != labels[3]
+        assert torch.equal(centroids[labels], x)
+        assert (torch.bincount(labels, minlength=4) > 0).sum() == 2
+
+    labels, centroids = KMeans(3)(torch.ones(5, 2))
+    assert torch.equal(labels, torch.zeros(5, dtype=torch.long))
+    assert torch.equal(centroids, torch.tensor([[1.0, 1.0], [0.0, 0.0], [0.0, 0.0]]))
+
+
+def test_kmeans_empty_inputs_and_teams():
+    labels, centroids = KMeans(3)(torch.empty(0, 4))
+    assert labels.shape == (0, ) and labels.dtype == torch.long
+    assert torch.equal(centroids, torch.zeros(3, 4))
+
+    labels, centroids = KMeans(3)(torch.empty(0, 4), torch.empty(0, dtype=torch.long),
+                                  num_batch=2)
+    assert labels.shape == (0, ) and torch.equal(centroids, torch.zeros(6, 4))
+
+    # Team 1 has no points: its rows are zero and nobody gets its ids.
+    x = torch.tensor([[0.0], [0.1], [5.0], [5.1]])
+    labels, centroids = KMeans(2)(x, torch.tensor([0, 0, 2, 2]))
+    assert centroids.shape == (6, 1)
+    assert torch.equal(centroids[2:4], torch.zeros(2, 1))
+    assert set(labels.tolist()) == {0, 1, 4, 5}
+
+
+def test_kmeans_one_dimension():
+    x = torch.tensor([[10.0], [0.0], [10.1], [0.1], [0.2]])
+    labels, centroids = KMeans(2)(x, generator=torch.Generator().manual_seed(0))
+    assert labels[0] == labels[2] and labels[1] == labels[3] == labels[4]
+    assert labels[0] != labels[1]
+    assert torch.allclose(centroids[labels[0]], torch.tensor([10.05]))
+    assert torch.allclose(centroids[labels[1]], torch.tensor([0.1]))
+
+
+def test_kmeans_generator_reproducible():
+    x = torch.randn(100, 4, generator=torch.Generator().manual_seed(5))
+    batch = torch.arange(100) % 2
+    first = KMeans(5)(x, batch, generator=torch.Generator().manual_seed(9))
+    second = KMeans(5)(x, batch, generator=torch.Generator().manual_seed(9))
+    assert torch.equal(first[0], second[0]) and torch.equal(first[1], second[1])
+
+
+def test_kmeans_errors():
+    with pytest.raises(ValueError, match=r"KMeans: num_clusters must be an integer >= 1, got 0"):
+        KMeans(0)
+    with pytest.raises(ValueError, match=r"KMeans: max_iter must be"):
+        KMeans(2, max_iter=-1)
+    with pytest.raises(ValueError, match=r"KMeans: x must have shape \[N, D\], got \(5,\)"):
+        KMeans(2)(torch.zeros(5))
+    with pytest.raises(ValueError, match=r"KMeans: x must be finite"):
+        KMeans(2)(torch.tensor([[0.0], [float('nan')]]))
+    with pytest.raises(ValueError, match=r"KMeans: batch must have shape \[4\].*got \(3,\)"):
+        KMeans(2)(torch.zeros(4, 2), torch.zeros(3, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"KMeans: batch must be an integer tensor"):
+        KMeans(2)(torch.zeros(4, 2), torch.zeros(4))
+    with pytest.raises(ValueError, match=r"KMeans: batch entries must be >= 0, got -1"):
+        KMeans(2)(torch.zeros(2, 2), torch.tensor([0, -1]))
+    with pytest.raises(ValueError, match=r"KMeans: num_batch must exceed .*\(2\), got 2"):
+        KMeans(2)(torch.zeros(2, 2), torch.tensor([0, 2]), num_batch=2)
