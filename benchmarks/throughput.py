@@ -1,0 +1,81 @@
+"""Battle 64 v 64 throughput: raw env, acting (no updates) and training, in agent-steps/s.
+
+    python benchmarks/throughput.py [--algos bmf_q mfq] [--steps 400] [--out FILE.json]
+
+Agent-steps/s counts every agent slot of both teams per environment step (128 per step at
+64 v 64), as ``benchmarks/env_speed.py`` does. *raw* steps the batched env with uniformly
+random actions; *acting* plays the learner and a self-play opponent through
+:func:`bmf_graph.rollout.play_episode` without updates; *training* adds recording and the
+algorithm's updates (after ``learning_starts``). Prints JSON.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from bmf_graph.config import load_config
+from bmf_graph.rollout import play_episode
+from bmf_graph.trainer import Trainer
+
+
+def steps_per_second(run, steps: int) -> float:
+    done, start = 0, time.perf_counter()
+    while done < steps:
+        done += run()
+    return done / (time.perf_counter() - start)
+
+
+def measure(algo: str, steps: int, threads: int, tmp: Path) -> dict:
+    cfg = load_config(["conf=battle", f"algo={algo}", f"runs_dir={tmp}", f"run_name={algo}", "train.progress=false",
+                       f"threads={threads}", "algo.learning_starts=0", "device=cpu"])
+    trainer = Trainer(cfg)
+    env, agents = trainer.env, sum(t.num_agents for t in trainer.env.teams)
+    rng = np.random.default_rng(0)
+
+    def raw() -> int:
+        env.reset(seed=0)
+        for t in range(env.max_steps):
+            _, term, trunc, _ = env.step([rng.integers(s.num_actions, size=s.num_agents) for s in env.teams])
+            if term or trunc:
+                return t + 1
+        return env.max_steps
+
+    def acting() -> int:
+        with torch.no_grad():
+            return play_episode(env, trainer.policies, trainer.device, seed=0, explore=1.0).steps
+
+    def training() -> int:
+        return play_episode(env, trainer.policies, trainer.device, seed=0, explore=0.5, learners=trainer.learners).steps
+
+    raw_sps, act_sps, train_sps = (agents * steps_per_second(f, steps) for f in (raw, acting, training))
+    return {"algo": algo, "agents": agents, "raw_agent_steps_per_s": raw_sps, "acting_agent_steps_per_s": act_sps,
+            "training_agent_steps_per_s": train_sps, "acting_over_raw": act_sps / raw_sps,
+            "training_over_raw": train_sps / raw_sps}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--algos", nargs="+", default=["bmf_q", "mfq", "q"])
+    parser.add_argument("--steps", type=int, default=400, help="environment steps per measurement")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        results = [measure(a, args.steps, args.threads, Path(tmp)) for a in args.algos]
+    text = json.dumps({"benchmark": "throughput", "task": "battle 64v64", "threads": args.threads,
+                       "results": results}, indent=2)
+    print(text)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,122 @@
+"""Training smoke tests: the real entry point with tiny budgets, asserting on what it wrote."""
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from bmf_graph.algos import NonFiniteLoss
+from bmf_graph.checkpoint import load_model
+from bmf_graph.config import ALGORITHMS, load_config
+from bmf_graph.logging import read_metrics
+from bmf_graph.trainer import Trainer, train
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = {
+    "firefighter": ["env.kwargs.num_firefighters=12", "env.kwargs.max_steps=12"],
+    "battle": ["env.kwargs.map_size=20", "env.kwargs.agents_per_team=8", "env.kwargs.max_steps=10"],
+    "pursuit": ["env.kwargs.map_size=20", "env.kwargs.num_predators=6", "env.kwargs.num_prey=8",
+                "env.kwargs.max_steps=10"],
+}
+FAST = ["train.progress=false", "algo.learning_starts=4", "algo.update_every=2", "algo.batch_steps=4",
+        "algo.buffer_steps=64", "algo.hidden=16", "algo.num_groups=3", "algo.group_interval=3", "threads=1"]
+
+
+def tiny(tmp_path, conf, algo, *extra):
+    return load_config([f"conf={conf}", f"algo={algo}", f"runs_dir={tmp_path}", *TINY[conf], *FAST, *extra])
+
+
+@pytest.mark.parametrize("conf", sorted(TINY))
+@pytest.mark.parametrize("algo", ALGORITHMS)
+def test_every_algorithm_trains_on_every_task(tmp_path, conf, algo):
+    run_dir = train(tiny(tmp_path, conf, algo, "train.episodes=2", "train.save_every=1"))
+    rows = read_metrics(run_dir)
+    assert [r["episode"] for r in rows] == [1.0, 2.0]
+    assert all(math.isfinite(r["charts/return"]) and r["env_steps"] > 0 for r in rows)
+    loss_keys = {k for r in rows for k in r if k.startswith("losses/")}
+    assert loss_keys, "no update happened"
+    if algo.startswith("bmf"):
+        assert {"losses/vae_rec", "losses/vae_pred"} <= loss_keys
+        assert 1 <= rows[-1]["charts/groups"] <= 3
+    for name in ("model_ep000001.pt", "model_ep000002.pt", "model_final.pt", "last.pt"):
+        assert (run_dir / "checkpoints" / name).is_file()
+    model = load_model(run_dir / "checkpoints" / "model_final.pt")
+    assert model.cfg.name == algo
+    assert (run_dir / "config.yaml").read_text().count(f"name: {algo}") == 1
+    assert any(p.name.startswith("events.out.tfevents") for p in run_dir.iterdir())
+
+
+def test_resume_equals_uninterrupted(tmp_path, monkeypatch):
+    args = ["train.episodes=4", "train.save_every=2"]
+    full = read_metrics(train(tiny(tmp_path / "a", "firefighter", "bmf_q", *args)))
+
+    original = Trainer.run_episode
+
+    def crash_in_third_episode(self, *a, **k):
+        if self.episode == 2:
+            raise KeyboardInterrupt
+        return original(self, *a, **k)
+
+    monkeypatch.setattr(Trainer, "run_episode", crash_in_third_episode)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny(tmp_path / "b", "firefighter", "bmf_q", *args))
+    monkeypatch.setattr(Trainer, "run_episode", original)
+    run_dir = next((tmp_path / "b").iterdir())
+    assert len(read_metrics(run_dir)) == 2
+    resumed = read_metrics(train(load_config([f"resume={run_dir}"])))
+
+    assert len(resumed) == len(full) == 4
+    for a, b in zip(full, resumed):
+        assert {k: v for k, v in a.items() if not k.startswith("perf/")} == \
+               {k: v for k, v in b.items() if not k.startswith("perf/")}
+
+
+def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
+    from bmf_graph.envs.firefighter import FirefighterBatchedEnv
+
+    original_reset, original_step = FirefighterBatchedEnv.reset, FirefighterBatchedEnv.step
+    resets = {"n": 0}
+
+    def counting_reset(self, seed=None):
+        resets["n"] += 1
+        return original_reset(self, seed=seed)
+
+    def poisoned_step(self, actions):
+        steps, term, trunc, info = original_step(self, actions)
+        if resets["n"] >= 3:  # from the third episode on
+            steps[0].reward[:] = float("nan")
+        return steps, term, trunc, info
+
+    monkeypatch.setattr(FirefighterBatchedEnv, "reset", counting_reset)
+    monkeypatch.setattr(FirefighterBatchedEnv, "step", poisoned_step)
+    cfg = tiny(tmp_path, "firefighter", "mfq", "train.episodes=5", "train.save_every=1",
+               "env.kwargs.max_steps=15", "algo.learning_starts=1", "algo.update_every=1")
+    with pytest.raises(NonFiniteLoss, match="loss 'q' is nan"):
+        train(cfg)
+    run_dir = next(tmp_path.iterdir())
+    state = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=False)
+    assert state["episode"] == 2
+    assert all(torch.isfinite(v).all() for k, v in state["learners"][0]["weights"].items() if v.is_floating_point())
+    assert not (run_dir / "checkpoints" / "model_final.pt").exists()
+
+
+def test_existing_run_folder_is_never_overwritten(tmp_path):
+    cfg = tiny(tmp_path, "firefighter", "q", "train.episodes=1", "run_name=same")
+    run_dir = train(cfg)
+    before = (run_dir / "metrics.csv").read_text()
+    with pytest.raises(FileExistsError, match="already exists"):
+        train(cfg)
+    assert (run_dir / "metrics.csv").read_text() == before
+
+
+def test_train_py_command_line(tmp_path):
+    result = subprocess.run([sys.executable, "train.py", "conf=firefighter", "algo=mfq", f"runs_dir={tmp_path}",
+                             *TINY["firefighter"], *FAST, "train.episodes=1"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    run_dir = Path(result.stdout.strip().split("run folder: ")[-1])
+    assert len(read_metrics(run_dir)) == 1
+    bad = subprocess.run([sys.executable, "train.py", "algo=sarsa"], cwd=ROOT, capture_output=True, text=True)
+    assert bad.returncode == 2 and "algo.name='sarsa' is not valid" in bad.stderr
