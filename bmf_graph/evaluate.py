@@ -1,0 +1,312 @@
+"""Evaluate trained models: returns over episodes, Battle head-to-head, zero-shot scaling.
+
+Play is greedy (``deterministic=True``, ``explore=None``) or sampled (``explore=1.0``: each
+policy at the end of its exploration schedule); every episode ``e`` is seeded (``random``,
+numpy, torch and the env) with a seed derived from ``seed``. Standard deviations are over
+episodes (``ddof=0``).
+
+    python -m bmf_graph.evaluate returns RUN/checkpoints/model_final.pt --episodes 20
+    python -m bmf_graph.evaluate head-to-head A.pt B.pt C.pt --random --games 20 --env-kwargs map_size=40
+    python -m bmf_graph.evaluate zero-shot RUN/checkpoints/model_final.pt --sizes 128,288,512,2048 --games 4
+
+Each command prints JSON to stdout (head-to-head also a table to stderr); ``--out FILE.json``
+also writes it, refusing to replace a file unless ``--overwrite``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+from omegaconf import OmegaConf
+
+from bmf_graph.checkpoint import load_model, seed_everything
+from bmf_graph.envs import battle
+from bmf_graph.envs.base import BatchedEnv
+from bmf_graph.players import (RANDOM, Source, checkpoint_config, describe, make_env, resolve_env,
+                               team_policies)
+from bmf_graph.rollout import EpisodeResult, play_episode
+from bmf_graph.winrate import GameResult, schedule, tally, wilson_interval
+
+__all__ = ["evaluate_returns", "head_to_head", "zero_shot", "battle_map_size", "play", "main"]
+
+ZERO_SHOT_SIZES = (128, 288, 512, 2048)
+
+
+def play(env: BatchedEnv, policies: Sequence[Any], seed: int, deterministic: bool = True,
+         device: torch.device | str = "cpu") -> EpisodeResult:
+    """One seeded evaluation episode (no learning)."""
+    seed_everything(seed)
+    with torch.no_grad():
+        return play_episode(env, policies, device, seed, explore=None if deterministic else 1.0)
+
+
+def _mean_std(values: Sequence[float]) -> dict[str, float]:
+    a = np.asarray(values, dtype=float)
+    return {"mean": float(a.mean()), "std": float(a.std())}
+
+
+def evaluate_returns(model_path_or_policy: Source, env_name: str | None = None,
+                     env_kwargs: Mapping[str, Any] | None = None, episodes: int = 10, seed: int = 0,
+                     deterministic: bool = True, device: torch.device | str = "cpu", team: int = 0,
+                     opponent: Source = RANDOM) -> dict[str, Any]:
+    """Mean ± std of the team return over ``episodes`` episodes (Firefighter, Pursuit, Battle).
+
+    Args:
+        model_path_or_policy: a model file (env defaults to its run's) or a policy object.
+        env_name, env_kwargs: the task; ``env_kwargs`` go over the training run's arguments.
+        team: index of the evaluated team; every other team plays ``opponent``
+            (``"random"``, ``"self"`` or a model file).
+        seed: episode ``e`` uses seed ``seed + e``.
+
+    Returns:
+        ``{"return": {"mean", "std"}, "returns": [...], "kills", "steps", ...}`` with the settings.
+    """
+    if episodes < 1:
+        raise ValueError(f"evaluate_returns: episodes={episodes!r}; expected an integer >= 1")
+    env_name, kwargs = resolve_env(model_path_or_policy, env_name, env_kwargs)
+    env = make_env(env_name, kwargs)
+    try:
+        if not 0 <= team < len(env.teams):
+            raise ValueError(f"evaluate_returns: team={team!r}; expected an index in 0..{len(env.teams) - 1} "
+                             f"({', '.join(t.name for t in env.teams)})")
+        sources = [model_path_or_policy if i == team else opponent for i in range(len(env.teams))]
+        policies = team_policies(env, sources, device, own=model_path_or_policy)
+        results = [play(env, policies, seed + e, deterministic, device) for e in range(episodes)]
+    finally:
+        env.close()
+    returns = [float(r.returns[team]) for r in results]
+    kills = [float(r.kills[team]) for r in results]
+    return {"env": env_name, "env_kwargs": kwargs, "model": describe(model_path_or_policy),
+            "team": env.teams[team].name, "opponent": describe(opponent) if len(env.teams) > 1 else None,
+            "episodes": episodes, "seed": seed, "deterministic": deterministic,
+            "return": _mean_std(returns), "return_per_agent": _mean_std(np.array(returns) / env.teams[team].num_agents),
+            "kills": _mean_std(kills), "steps": [r.steps for r in results], "returns": returns}
+
+
+def _name(player: Source) -> str:
+    """The run folder of ``RUN/checkpoints/model_final.pt``, ``RUN/model_ep...`` for other
+    files of a run, else the file stem (or the description of a non-file)."""
+    if not isinstance(player, (str, Path)) or str(player) == RANDOM:
+        return describe(player)
+    path = Path(player)
+    if path.parent.name != "checkpoints":
+        return path.stem
+    run = path.parent.parent.name
+    return run if path.stem == "model_final" else f"{run}/{path.stem}"
+
+
+def _names(players: Sequence[Source]) -> list[str]:
+    names: list[str] = []
+    for p in players:
+        name = _name(p)
+        names.append(name if name not in names else f"{name}#{len(names)}")
+    return names
+
+
+def head_to_head(checkpoints: Sequence[Source], games: int = 10, env_kwargs: Mapping[str, Any] | None = None,
+                 seed: int = 0, deterministic: bool = True, device: torch.device | str = "cpu",
+                 include_random: bool = False, names: Sequence[str] | None = None) -> dict[str, Any]:
+    """Battle win-rate matrix between every pair of players.
+
+    Each pair plays ``games`` games with sides swapped every game (see
+    :func:`~bmf_graph.winrate.schedule`); the winner killed more opponents, ties are counted
+    apart; win rates come with Wilson 95 % intervals.
+
+    Args:
+        checkpoints: model files (or ``"random"`` / policy objects); at least two players
+            with ``include_random``.
+        env_kwargs: Battle arguments over those of the first checkpoint's run (if Battle).
+
+    Returns:
+        ``{"table": WinTable.to_dict(), "games": [...per game...], "env_kwargs", ...}``.
+    """
+    players = list(checkpoints) + ([RANDOM] if include_random else [])
+    if len(players) < 2:
+        raise ValueError(f"head_to_head: got {len(players)} player(s); expected at least 2 "
+                         f"(include_random=True, --random, adds a random player)")
+    names = list(names) if names is not None else _names(players)
+    if len(names) != len(players):
+        raise ValueError(f"head_to_head: names has {len(names)} entries, expected {len(players)} (one per player)")
+    first = checkpoint_config(players[0])
+    kwargs = dict(first.env.kwargs) if first is not None and first.env.name == "battle" else {}
+    kwargs.update(env_kwargs or {})
+    plan = schedule(len(players), games, seed)
+    env = make_env("battle", kwargs)
+    try:
+        # One instance per player and side: a policy object never plays both teams of a game.
+        sides = [team_policies(env, [p, p], device, own=p) for p in players]
+        results = []
+        for game in plan:
+            r = play(env, [sides[game.red][0], sides[game.blue][1]], game.seed, deterministic, device)
+            results.append(GameResult(game.red, game.blue, game.seed, float(r.kills[0]), float(r.kills[1]),
+                                      float(r.returns[0]), float(r.returns[1])))
+    finally:
+        env.close()
+    table = tally(names, results)
+    return {"env": "battle", "env_kwargs": kwargs, "players": [describe(p) for p in players],
+            "games_per_pair": games, "seed": seed, "deterministic": deterministic,
+            "table": table.to_dict(), "text": table.format(),
+            "games": [{**r.to_dict(), "red": names[r.red], "blue": names[r.blue],
+                       "winner": None if r.winner is None else names[r.winner]} for r in results]}
+
+
+def battle_map_size(total_agents: int) -> int:
+    """Smallest Battle map whose default density holds ``total_agents / 2`` per team
+    (128 -> 40, 288 -> 60, 512 -> 80, 2,048 -> 160)."""
+    if total_agents < 2 or total_agents % 2:
+        raise ValueError(f"battle_map_size: total_agents={total_agents!r}; expected an even number >= 2")
+    per_team, m = total_agents // 2, battle.MIN_MAP_SIZE
+    while battle.default_agents_per_team(m) < per_team or battle.max_agents_per_team(m) < per_team:
+        m += 1
+    return m
+
+
+def zero_shot(checkpoint: Source, sizes: Sequence[int] = ZERO_SHOT_SIZES, games: int = 4,
+              opponent: Source = RANDOM, seed: int = 0, deterministic: bool = True,
+              device: torch.device | str = "cpu", env_kwargs: Mapping[str, Any] | None = None,
+              map_sizes: Mapping[int, int] | None = None) -> dict[str, Any]:
+    """A Battle model evaluated at other team sizes, without training.
+
+    Args:
+        checkpoint: model file (or policy object) of the evaluated team.
+        sizes: total agents (both teams) per setting.
+        games: games per size; the model plays red in even games and blue in odd ones, with
+            seed ``seed + g // 2``.
+        opponent: ``"random"``, ``"self"`` (the checkpoint itself at the same size) or a model file.
+        env_kwargs: other Battle arguments (preset, max_steps) over the run's.
+        map_sizes: map per size; default :func:`battle_map_size`.
+
+    Returns:
+        ``{"sizes": [{"agents", "map_size", "return", "opponent_return", "kills", "wins", "ties",
+        "losses", "win_rate", "ci95", ...}], ...}``.
+    """
+    if games < 1:
+        raise ValueError(f"zero_shot: games={games!r}; expected an integer >= 1")
+    odd = [s for s in sizes if s < 2 or s % 2]
+    if odd:
+        raise ValueError(f"zero_shot: sizes={list(sizes)!r} holds {odd[0]}; expected even totals >= 2 (two equal teams)")
+    cfg = checkpoint_config(checkpoint)
+    base = dict(cfg.env.kwargs) if cfg is not None and cfg.env.name == "battle" else {}
+    base.update(env_kwargs or {})
+    for key in ("map_size", "agents_per_team"):
+        base.pop(key, None)
+    trained = load_model(checkpoint).spec.num_agents * 2 if isinstance(checkpoint, (str, Path)) else None
+    rows = []
+    for size in sizes:
+        map_size = (map_sizes or {}).get(size) or battle_map_size(size)
+        env = make_env("battle", {**base, "map_size": map_size, "agents_per_team": size // 2})
+        try:
+            policies = [team_policies(env, [checkpoint, opponent], device, own=checkpoint),
+                        team_policies(env, [opponent, checkpoint], device, own=checkpoint)]
+            results = [(g % 2, play(env, policies[g % 2], seed + g // 2, deterministic, device)) for g in range(games)]
+        finally:
+            env.close()
+        mine = [float(r.returns[me]) for me, r in results]
+        theirs = [float(r.returns[1 - me]) for me, r in results]
+        kills = [float(r.kills[me]) for me, r in results]
+        kills_against = [float(r.kills[1 - me]) for me, r in results]
+        wins = sum(k > o for k, o in zip(kills, kills_against))
+        ties = sum(k == o for k, o in zip(kills, kills_against))
+        rows.append({"agents": size, "map_size": map_size, "agents_per_team": size // 2, "games": games,
+                     "return": _mean_std(mine), "opponent_return": _mean_std(theirs),
+                     "kills": _mean_std(kills), "opponent_kills": _mean_std(kills_against),
+                     "wins": wins, "ties": ties, "losses": games - wins - ties, "win_rate": wins / games,
+                     "ci95": list(wilson_interval(wins, games)), "returns": mine})
+    return {"env": "battle", "env_kwargs": base, "checkpoint": describe(checkpoint), "trained_agents": trained,
+            "opponent": describe(opponent), "seed": seed, "deterministic": deterministic, "sizes": rows}
+
+
+# ---------------------------------------------------------------------------------- CLI
+def parse_kwargs(items: Sequence[str]) -> dict[str, Any]:
+    """``["map_size=40", "preset=bmf"]`` -> ``{"map_size": 40, "preset": "bmf"}`` (YAML values,
+    as ``train.py`` overrides)."""
+    bad = [item for item in items if "=" not in item]
+    if bad:
+        raise argparse.ArgumentTypeError(f"--env-kwargs item {bad[0]!r} is not of the form key=value")
+    return OmegaConf.to_container(OmegaConf.from_dotlist(list(items)))
+
+
+def check_out(path: str | None, overwrite: bool) -> Path | None:
+    """The ``--out`` file, refusing an existing one unless ``overwrite``."""
+    if path is None:
+        return None
+    out = Path(path)
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"--out {out} exists; pass --overwrite to replace it")
+    return out
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bmf_graph.evaluate", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--env-kwargs", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="task arguments, over those of the checkpoint's run")
+    common.add_argument("--seed", type=int, default=0)
+    common.add_argument("--sampled", action="store_true", help="sample actions (explore=1.0) instead of greedy")
+    common.add_argument("--device", default="cpu")
+    common.add_argument("--threads", type=int, default=0, help="torch CPU threads; 0 keeps torch's default")
+    common.add_argument("--out", help="also write the JSON here")
+    common.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+
+    p = sub.add_parser("returns", parents=[common], help="mean ± std return over episodes")
+    p.add_argument("checkpoint")
+    p.add_argument("--env", choices=("firefighter", "battle", "pursuit"), help="default: the run's env")
+    p.add_argument("--episodes", type=int, default=10)
+    p.add_argument("--team", type=int, default=0, help="index of the evaluated team")
+    p.add_argument("--opponent", default=RANDOM, help="other teams: random, self or a model file")
+
+    p = sub.add_parser("head-to-head", parents=[common], help="Battle win-rate matrix")
+    p.add_argument("checkpoints", nargs="+", help="model files ('random' allowed)")
+    p.add_argument("--games", type=int, default=10, help="games per pair (sides swap every game)")
+    p.add_argument("--random", action="store_true", help="add a random player")
+
+    p = sub.add_parser("zero-shot", parents=[common], help="Battle at other team sizes")
+    p.add_argument("checkpoint")
+    p.add_argument("--sizes", type=_int_list, default=list(ZERO_SHOT_SIZES), help="total agents, e.g. 128,288,512")
+    p.add_argument("--games", type=int, default=4)
+    p.add_argument("--opponent", default=RANDOM, help="random, self or a model file")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    try:
+        out = check_out(args.out, args.overwrite)
+        kwargs = parse_kwargs(args.env_kwargs)
+        common = dict(seed=args.seed, deterministic=not args.sampled, device=args.device)
+        if args.command == "returns":
+            result = evaluate_returns(args.checkpoint, args.env, kwargs, args.episodes, team=args.team,
+                                      opponent=args.opponent, **common)
+        elif args.command == "head-to-head":
+            result = head_to_head(args.checkpoints, args.games, kwargs, include_random=args.random, **common)
+            print(result["text"], file=sys.stderr)
+        else:
+            result = zero_shot(args.checkpoint, args.sizes, args.games, args.opponent, env_kwargs=kwargs, **common)
+    except (ValueError, FileExistsError, FileNotFoundError, argparse.ArgumentTypeError) as error:
+        parser.error(str(error))
+    text = json.dumps(result, indent=2)
+    print(text)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text + "\n")
+    return result
+
+
+if __name__ == "__main__":
+    main()

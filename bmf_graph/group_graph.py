@@ -1,0 +1,196 @@
+"""The learned group graph of a BMF model: who is grouped with whom, and how groups attend.
+
+:func:`capture_groups` plays an episode and records, at chosen steps, the evaluated team's
+agent positions, groups, the intra-group radius edges (radius-graph edges whose endpoints
+share a group, DESIGN.md section 1 step 1) and the inter-group attention weights ``w_mn``
+(step 3, from the recorded ``h_grp``, ``a_grp``, ``count``). :func:`draw_snapshot` draws one
+snapshot on a matplotlib axis: agents coloured by group, intra-group edges in the group
+colour, group nodes at their members' mean position, and an arrow ``n -> m`` per pair whose
+width and opacity grow with ``w_mn`` (group ``m`` reads ``a_inter_m = sum_n w_mn a_n``).
+Other teams are grey; Firefighter houses are squares coloured by fire level.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from matplotlib.collections import LineCollection, PathCollection  # noqa: E402
+from matplotlib.patches import FancyArrowPatch  # noqa: E402
+
+from bmf_graph.algos.bmf import BiLevelInteraction  # noqa: E402
+from bmf_graph.checkpoint import seed_everything  # noqa: E402
+from bmf_graph.envs.base import BatchedEnv  # noqa: E402
+from bmf_graph.graph import neighbour_graph  # noqa: E402
+from bmf_graph.rollout import play_episode  # noqa: E402
+
+__all__ = ["GroupSnapshot", "Drawn", "capture_groups", "draw_snapshot", "group_colors"]
+
+
+@dataclass
+class GroupSnapshot:
+    """The evaluated team at one step (alive agents only, indices into ``pos``)."""
+
+    step: int
+    pos: np.ndarray
+    """``[N, 2]`` positions of the alive agents."""
+    group: np.ndarray
+    """``[N]`` group id of each."""
+    edges: np.ndarray
+    """``[2, E]`` intra-group radius edges (source, target)."""
+    count: np.ndarray
+    """``[K]`` members per group."""
+    group_pos: np.ndarray
+    """``[K, 2]`` mean member position (NaN for empty groups)."""
+    weight: np.ndarray
+    """``[K, K]`` inter-group attention, ``weight[m, n] = w_mn``."""
+    others: np.ndarray
+    """``[M, 2]`` positions of alive agents of the other teams."""
+    houses: tuple[np.ndarray, np.ndarray, int] | None = None
+    """Firefighter: house positions ``[H, 2]``, fire levels ``[H]`` and the highest level."""
+    map_size: int | None = None
+    """Grid tasks: side of the map (positions are cells, row = y, drawn downwards)."""
+
+    @property
+    def num_groups(self) -> int:
+        """Non-empty groups."""
+        return int((self.count > 0).sum())
+
+
+@dataclass
+class Drawn:
+    """The artists :func:`draw_snapshot` added, for checks and styling."""
+
+    agents: list[PathCollection] = field(default_factory=list)
+    """One scatter per non-empty group."""
+    edges: LineCollection | None = None
+    group_nodes: PathCollection | None = None
+    arrows: list[FancyArrowPatch] = field(default_factory=list)
+    """One per drawn pair ``(n -> m)``; ``arrow_weights`` holds their ``w_mn``."""
+    arrow_weights: list[float] = field(default_factory=list)
+    others: PathCollection | None = None
+
+
+def bmf_interaction(model: Any) -> BiLevelInteraction:
+    """The model's :class:`BiLevelInteraction`, or a ``ValueError`` naming its algorithm."""
+    interaction = getattr(model, "interaction", None)
+    if not isinstance(interaction, BiLevelInteraction):
+        name = getattr(getattr(model, "cfg", None), "name", type(model).__name__)
+        raise ValueError(f"group graph: the model is {name!r}; expected a BMF model (bmf_q or bmf_ac) with groups")
+    return interaction
+
+
+def snapshot(t: int, interaction: BiLevelInteraction, view: Any, rec: dict, others: list[np.ndarray],
+             houses: tuple[np.ndarray, np.ndarray, int] | None, map_size: int | None) -> GroupSnapshot:
+    """A :class:`GroupSnapshot` from one team's view and its BMF record."""
+    alive = view.alive
+    slots = alive.nonzero().view(-1)
+    group = rec["group"][slots]
+    edges = neighbour_graph(view.pos, interaction.radius, alive=alive)
+    edges = edges[:, rec["group"][edges[0]] == rec["group"][edges[1]]]
+    index = torch.full((alive.numel(),), -1, dtype=torch.long, device=alive.device)
+    index[slots] = torch.arange(slots.numel(), device=alive.device)
+    with torch.no_grad():
+        _, weight = interaction.attention.attend(rec["h_grp"], rec["a_grp"], rec["count"], return_weight=True)
+    pos = view.pos[slots].cpu().numpy()
+    k = rec["count"].numel()
+    count = rec["count"].cpu().numpy()
+    sums = np.zeros((k, 2))
+    np.add.at(sums, group.cpu().numpy(), pos)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        group_pos = np.where(count[:, None] > 0, sums / np.maximum(count, 1)[:, None], np.nan)
+    return GroupSnapshot(t, pos, group.cpu().numpy(), index[edges].cpu().numpy(), count, group_pos,
+                         weight.cpu().numpy(), np.concatenate(others) if others else np.zeros((0, 2)), houses, map_size)
+
+
+def capture_groups(model: Any, env: BatchedEnv, policies: Sequence[Any], steps: Sequence[int] | None,
+                   seed: int = 0, team: int = 0, deterministic: bool = True,
+                   device: torch.device | str = "cpu") -> list[GroupSnapshot]:
+    """Play one seeded episode with ``policies`` (``policies[team]`` is ``model``) and record
+    a snapshot at each of ``steps`` (``None``: every step). Raises ``ValueError`` when the
+    episode ends before a requested step."""
+    interaction = bmf_interaction(model)
+    if policies[team] is not model:
+        raise ValueError(f"capture_groups: policies[{team}] must be the model whose groups are drawn")
+    wanted = None if steps is None else sorted(set(int(s) for s in steps))
+    if wanted is not None and (not wanted or wanted[0] < 0):
+        raise ValueError(f"capture_groups: steps={list(steps)!r}; expected step indices >= 0")
+    map_size = getattr(env, "map_size", None)
+    shots: list[GroupSnapshot] = []
+
+    def on_step(t: int, views: list, recs: list, actions: list) -> None:
+        if wanted is not None and t not in wanted:
+            return
+        others = [v.pos[v.alive].cpu().numpy() for i, v in enumerate(views) if i != team]
+        houses = (env.house_positions(), env.levels, env.max_fire) if hasattr(env, "house_positions") else None
+        shots.append(snapshot(t, interaction, views[team], recs[team], others, houses, map_size))
+
+    seed_everything(seed)
+    with torch.no_grad():
+        result = play_episode(env, policies, device, seed, max_steps=None if wanted is None else wanted[-1] + 1,
+                              explore=None if deterministic else 1.0, on_step=on_step)
+    if wanted is not None and len(shots) < len(wanted):
+        raise ValueError(f"capture_groups: steps={wanted} but the episode (seed {seed}) ended after "
+                         f"{result.steps} steps; choose steps < {result.steps}")
+    return shots
+
+
+def group_colors(num_groups: int) -> np.ndarray:
+    """``[K, 4]`` RGBA colours, fixed per group id (ids stay stable across regroupings)."""
+    cmap = plt.get_cmap("tab10" if num_groups <= 10 else "tab20" if num_groups <= 20 else "hsv")
+    return np.array([cmap(i % cmap.N if num_groups <= 20 else i / num_groups) for i in range(num_groups)])
+
+
+def draw_snapshot(ax: plt.Axes, snap: GroupSnapshot, min_weight: float = 0.0, title: bool = True) -> Drawn:
+    """Draw one snapshot on ``ax``; arrows only for ``w_mn > min_weight``."""
+    drawn, colors = Drawn(), group_colors(len(snap.count))
+    if snap.houses is not None:
+        pos, level, max_fire = snap.houses
+        ax.scatter(pos[:, 0], pos[:, 1], s=40, marker="s", c=level, cmap="YlOrRd", vmin=0, vmax=max_fire,
+                   edgecolors="0.6", linewidths=0.5, zorder=1)
+    if len(snap.others):
+        drawn.others = ax.scatter(snap.others[:, 0], snap.others[:, 1], s=10, c="0.7", zorder=2, label="other team")
+    if snap.edges.shape[1]:
+        segments = np.stack([snap.pos[snap.edges[0]], snap.pos[snap.edges[1]]], axis=1)
+        drawn.edges = LineCollection(segments, colors=colors[snap.group[snap.edges[1]]], linewidths=0.6,
+                                     alpha=0.5, zorder=3)
+        ax.add_collection(drawn.edges)
+    present = np.flatnonzero(snap.count > 0)
+    for m in present:
+        members = snap.pos[snap.group == m]
+        drawn.agents.append(ax.scatter(members[:, 0], members[:, 1], s=14, color=colors[m], zorder=4,
+                                       label=f"group {m}"))
+    for m in present:
+        for n in present:
+            w = float(snap.weight[m, n])
+            if m == n or w <= min_weight:
+                continue
+            arrow = FancyArrowPatch(snap.group_pos[n], snap.group_pos[m], arrowstyle="-|>", mutation_scale=10,
+                                    connectionstyle="arc3,rad=0.15", linewidth=0.3 + 6.0 * w,
+                                    color=colors[n], alpha=0.15 + 0.85 * w, zorder=5)
+            ax.add_patch(arrow)
+            drawn.arrows.append(arrow)
+            drawn.arrow_weights.append(w)
+    if len(present):
+        gp = snap.group_pos[present]
+        drawn.group_nodes = ax.scatter(gp[:, 0], gp[:, 1], s=60 + 240 * snap.count[present] / snap.count.sum(),
+                                       color=colors[present], edgecolors="black", linewidths=1.2, zorder=6)
+    ax.set_aspect("equal")
+    if snap.map_size is not None:  # the agents' part of the map, rows downwards
+        points = np.concatenate([snap.pos, snap.others]) if len(snap.pos) + len(snap.others) else np.zeros((1, 2))
+        lo = np.maximum(points.min(0) - 2, -0.5)
+        hi = np.minimum(points.max(0) + 2, snap.map_size - 0.5)
+        ax.set_xlim(lo[0], hi[0])
+        ax.set_ylim(hi[1], lo[1])
+    else:
+        ax.autoscale_view()
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(f"t = {snap.step}: {snap.num_groups} groups, {len(snap.pos)} agents", fontsize=9)
+    return drawn

@@ -1,0 +1,142 @@
+"""Who plays a team when nothing learns: a model file, ``"random"`` or ``"self"``, loaded for a
+team of any size (zero-shot scaling), plus the environment and run configuration a checkpoint
+was trained in.
+
+``"self"`` means the evaluated checkpoint again, as a separate instance (a policy object keeps
+per-episode state such as its groups, so one object never plays two teams at once).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+from omegaconf import OmegaConf
+
+from bmf_graph import envs
+from bmf_graph.algos.random_policy import RandomPolicy
+from bmf_graph.checkpoint import load_model
+from bmf_graph.config import ENVIRONMENTS, Config
+from bmf_graph.envs.base import BatchedEnv, TeamSpec, TeamStep
+from bmf_graph.rollout import team_view
+
+RANDOM, SELF = "random", "self"
+Source = Any
+"""A model file path, ``"random"``, ``"self"`` or a policy object (``begin_episode/observe/act``)."""
+
+
+def describe(source: Source) -> str:
+    """A JSON-friendly name of a policy source."""
+    if isinstance(source, (str, Path)):
+        return str(source)
+    return repr(source)
+
+
+def read_run_config(path: Path | str) -> Config:
+    """A run's ``config.yaml`` against the schema, without :func:`~bmf_graph.config.validate`
+    (so a run folder moved away from its opponent checkpoint still reads)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"read_run_config: no config file at {path}")
+    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.load(path)))
+
+
+def checkpoint_config(checkpoint: Source) -> Config | None:
+    """The config of the run a model file belongs to (``RUN/checkpoints/*.pt`` ->
+    ``RUN/config.yaml``); ``None`` for other sources or files outside a run folder."""
+    if not isinstance(checkpoint, (str, Path)) or str(checkpoint) in (RANDOM, SELF):
+        return None
+    path = Path(checkpoint)
+    config = path.parent.parent / "config.yaml"
+    return read_run_config(config) if path.parent.name == "checkpoints" and config.is_file() else None
+
+
+def resolve_env(checkpoint: Source, env_name: str | None, env_kwargs: Mapping[str, Any] | None) -> tuple[str, dict]:
+    """The env name and keyword arguments to evaluate in: the training run's, with
+    ``env_kwargs`` on top; ``env_name`` replaces the run's env (and drops its arguments)."""
+    cfg = checkpoint_config(checkpoint)
+    if env_name is None:
+        if cfg is None:
+            raise ValueError(f"env_name=None but {describe(checkpoint)!r} is not inside a run folder "
+                             f"with a config.yaml; pass env_name, one of {', '.join(ENVIRONMENTS)}")
+        env_name = cfg.env.name
+    kwargs = dict(cfg.env.kwargs) if cfg is not None and cfg.env.name == env_name else {}
+    kwargs.update(env_kwargs or {})
+    return env_name, kwargs
+
+
+def make_env(env_name: str, env_kwargs: Mapping[str, Any] | None = None) -> BatchedEnv:
+    """``bmf_graph.envs.{env_name}.batched_env(**env_kwargs)``."""
+    if env_name not in ENVIRONMENTS:
+        raise ValueError(f"env_name={env_name!r} is not valid; expected one of {', '.join(ENVIRONMENTS)}")
+    try:
+        return getattr(envs, env_name).batched_env(**dict(env_kwargs or {}))
+    except TypeError as error:
+        raise ValueError(f"env_kwargs={dict(env_kwargs or {})!r} do not fit the {env_name} task: {error}") from None
+
+
+def load_policy(source: Source, team: TeamSpec, device: torch.device | str = "cpu",
+                own: Source | None = None) -> Any:
+    """A policy for ``team``: ``"random"``, ``"self"`` (``own`` again) or a model file, loaded
+    for ``team.num_agents`` agents; a policy object is used as it is. Checks the team's spaces."""
+    if isinstance(source, str) and source == SELF:
+        if own is None:
+            raise ValueError("load_policy: source='self' needs the evaluated checkpoint (own=...)")
+        source = own
+    if isinstance(source, str) and source == RANDOM:
+        return RandomPolicy(team)
+    if isinstance(source, (str, Path)):
+        policy = load_model(source, device, num_agents=team.num_agents)
+    elif all(hasattr(source, m) for m in ("begin_episode", "observe", "act")):
+        policy = source
+    else:
+        raise ValueError(f"load_policy: source={source!r}; expected a model file, 'random', 'self' "
+                         f"or a policy with begin_episode/observe/act")
+    spec = getattr(policy, "spec", None)
+    if spec is not None and (spec.obs_dim, spec.num_actions) != (team.obs_dim, team.num_actions):
+        raise ValueError(f"load_policy: {describe(source)!r} has obs_dim={spec.obs_dim}, "
+                         f"num_actions={spec.num_actions}; team {team.name!r} needs obs_dim={team.obs_dim}, "
+                         f"num_actions={team.num_actions}")
+    return policy
+
+
+def team_policies(env: BatchedEnv, sources: Sequence[Source], device: torch.device | str, own: Source) -> list[Any]:
+    """One policy per team of ``env`` from one source per team."""
+    if len(sources) != len(env.teams):
+        raise ValueError(f"team_policies: got {len(sources)} policy sources, expected {len(env.teams)} "
+                         f"(one per team: {', '.join(t.name for t in env.teams)})")
+    return [load_policy(s, t, device, own) for s, t in zip(sources, env.teams)]
+
+
+class Driver:
+    """Policies as a ``save_episode_gif`` policy: ``driver(team_steps) -> actions per team``.
+
+    Keeps the previous actions and observations as :func:`~bmf_graph.rollout.play_episode`
+    does; call :meth:`reset` (or create a new driver) before each episode.
+    """
+
+    def __init__(self, policies: Sequence[Any], num_actions: Sequence[int], device: torch.device | str,
+                 explore: float | None = None):
+        self.policies, self.num_actions = list(policies), list(num_actions)
+        self.device, self.explore = torch.device(device), explore
+        self.reset()
+
+    def reset(self) -> None:
+        self.a_prev: list[torch.Tensor | None] = [None] * len(self.policies)
+        self.prev_obs: list[torch.Tensor | None] = [None] * len(self.policies)
+        for policy in self.policies:
+            policy.begin_episode()
+
+    @torch.no_grad()
+    def __call__(self, steps: Sequence[TeamStep]) -> list[np.ndarray]:
+        actions = []
+        for i, (policy, step) in enumerate(zip(self.policies, steps)):
+            if self.a_prev[i] is None:
+                self.a_prev[i] = torch.zeros(len(step.alive), self.num_actions[i], device=self.device)
+            view = team_view(step, self.a_prev[i], self.prev_obs[i], self.device)
+            action = policy.act(view, policy.observe(view), self.explore)
+            self.a_prev[i] = torch.nn.functional.one_hot(action, self.num_actions[i]).float() * view.alive[:, None]
+            self.prev_obs[i] = view.obs
+            actions.append(action.cpu().numpy())
+        return actions

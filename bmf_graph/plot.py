@@ -1,0 +1,368 @@
+"""Figures from runs and checkpoints: learning curves, the learned group graph, replay GIFs.
+
+    python -m bmf_graph.plot curves runs/ --out assets/ --smooth 5
+    python -m bmf_graph.plot groups RUN/checkpoints/model_final.pt --step 20 --out assets/
+    python -m bmf_graph.plot strip RUN/checkpoints/model_final.pt --steps 0,10,20,30 --out assets/
+    python -m bmf_graph.plot gif RUN/checkpoints/model_final.pt --opponent random --out assets/
+
+``--out`` is a file (``.png`` / ``.gif``) or a folder (a default file name is used); an existing
+file is kept unless ``--overwrite``. Every function returns what it drew, for tests and reuse.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import textwrap
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from bmf_graph.checkpoint import seed_everything  # noqa: E402
+from bmf_graph.config import Config  # noqa: E402
+from bmf_graph.envs.gif import save_episode_gif  # noqa: E402
+from bmf_graph.evaluate import parse_kwargs  # noqa: E402
+from bmf_graph.group_graph import GroupSnapshot, capture_groups, draw_snapshot  # noqa: E402
+from bmf_graph.logging import read_metrics  # noqa: E402
+from bmf_graph.players import RANDOM, SELF, Driver, make_env, read_run_config, resolve_env, team_policies  # noqa: E402
+
+__all__ = ["Curve", "CurvePlot", "GroupFigure", "learning_curves", "run_labels", "smooth_series", "group_graph",
+           "group_strip", "replay_gif", "output_path", "main"]
+X_AXES = ("episode", "env_steps")
+
+
+def output_path(out: Path | str, default_name: str, suffix: str, overwrite: bool) -> Path:
+    """``out`` itself when it ends in ``suffix``, else ``out/default_name``; refuses an
+    existing file unless ``overwrite``."""
+    out = Path(out)
+    path = out if out.suffix.lower() == suffix else out / default_name
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"out={str(path)!r} exists; pass overwrite=True (--overwrite) to replace it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+# ------------------------------------------------------------------------ learning curves
+@dataclass
+class Curve:
+    """One line: mean and std over ``runs`` seeds at each ``x``."""
+
+    x: np.ndarray
+    mean: np.ndarray
+    std: np.ndarray
+    runs: list[str]
+
+
+@dataclass
+class CurvePlot:
+    """The written PNG, the curves drawn by label and the (closed) figure; usable as a path
+    (``os.fspath``)."""
+
+    path: Path
+    curves: dict[str, Curve] = field(default_factory=dict)
+    figure: Any = None
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+
+def find_runs(paths: Sequence[Path | str]) -> list[Path]:
+    """Run folders (holding ``metrics.csv``) among ``paths`` and their direct children."""
+    runs = []
+    for p in map(Path, paths):
+        found = [p] if (p / "metrics.csv").is_file() else sorted(c for c in p.glob("*") if (c / "metrics.csv").is_file())
+        if not found:
+            raise FileNotFoundError(f"learning_curves: {str(p)!r} is not a run folder (no metrics.csv) and holds none")
+        runs += found
+    return runs
+
+
+def _settings(cfg: Config) -> dict[str, Any]:
+    """The settings that tell runs of one algorithm apart (all but seeds and names)."""
+    out = {k: v for k, v in dataclasses.asdict(cfg.algo).items() if k != "name"}
+    out.update({k: v for k, v in cfg.env.kwargs.items()})
+    out["radius"] = cfg.env.radius
+    return out
+
+
+def _setting_label(key: str, value: Any) -> str:
+    if key == "grouping":
+        return f" ({value})"
+    return f" k={value}" if key == "num_groups" else f" {key}={value}"
+
+
+def run_labels(run_dirs: Sequence[Path]) -> list[str]:
+    """Label per run: the algorithm, plus the settings that differ across the runs of that
+    algorithm (``bmf_q (random)`` for the grouping, ``bmf_q k=2``, ``mfq lr=0.01``), prefixed
+    by ``conf:`` when confs differ. Seeds of otherwise equal runs share a label."""
+    cfgs = [read_run_config(d / "config.yaml") for d in run_dirs]
+    settings = [_settings(c) for c in cfgs]
+    confs = {c.conf for c in cfgs}
+    labels = []
+    for c, mine in zip(cfgs, settings):
+        same = [s for o, s in zip(cfgs, settings) if o.algo.name == c.algo.name and o.conf == c.conf]
+        differ = [k for k in mine if len({repr(s.get(k)) for s in same}) > 1]
+        label = c.algo.name
+        for key in sorted(differ, key=lambda k: (k != "grouping", k != "num_groups", k)):
+            label += _setting_label(key, mine.get(key))
+        labels.append(f"{c.conf}: {label}" if len(confs) > 1 else label)
+    return labels
+
+
+def smooth_series(y: np.ndarray, window: int) -> np.ndarray:
+    """Trailing moving average over ``window`` points (shorter at the start)."""
+    if window < 1:
+        raise ValueError(f"smooth={window!r}; expected a window of >= 1 points")
+    c = np.cumsum(np.insert(y, 0, 0.0))
+    i = np.arange(1, len(y) + 1)
+    lo = np.maximum(i - window, 0)
+    return (c[i] - c[lo]) / (i - lo)
+
+
+def _series(run: Path, metric: str, x: str) -> tuple[np.ndarray, np.ndarray]:
+    rows = [r for r in read_metrics(run) if metric in r]
+    if not rows:
+        raise ValueError(f"learning_curves: run {run} has no values of metric={metric!r}")
+    return np.array([r[x] for r in rows]), np.array([r[metric] for r in rows])
+
+
+def aggregate(series: Sequence[tuple[np.ndarray, np.ndarray]], x: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean and std (``ddof=0``) over runs: on the episodes all runs share (``x="episode"``),
+    or interpolated on the first run's steps within the range all runs cover (``env_steps``)."""
+    if x == "episode":
+        common = sorted(set.intersection(*(set(xs.tolist()) for xs, _ in series)))
+        grid = np.array(common, dtype=float)
+        ys = np.stack([ys[np.searchsorted(xs, grid)] for xs, ys in series]) if len(grid) else np.zeros((len(series), 0))
+    else:
+        end = min(xs[-1] for xs, _ in series)
+        grid = series[0][0][series[0][0] <= end]
+        ys = np.stack([np.interp(grid, xs, y) for xs, y in series])
+    return grid, ys.mean(0), ys.std(0)
+
+
+def learning_curves(run_dirs: Sequence[Path | str], out: Path | str, metric: str = "charts/return",
+                    smooth: int = 1, x: str = "episode", title: str | None = None,
+                    overwrite: bool = False) -> CurvePlot:
+    """One line per algorithm (mean over seeds) with a ±std band, from run folders.
+
+    Args:
+        run_dirs: run folders, or folders of run folders.
+        out: PNG file or folder (``learning_curves.png``).
+        metric: a ``metrics.csv`` column.
+        smooth: trailing moving-average window applied to each run before averaging.
+        x: ``"episode"`` or ``"env_steps"``.
+    """
+    if x not in X_AXES:
+        raise ValueError(f"learning_curves: x={x!r}; expected one of {', '.join(X_AXES)}")
+    path = output_path(out, "learning_curves.png", ".png", overwrite)
+    runs = find_runs(run_dirs)
+    groups: dict[str, list[Path]] = {}
+    for run, label in zip(runs, run_labels(runs)):
+        groups.setdefault(label, []).append(run)
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    result = CurvePlot(path, figure=fig)
+    for label in sorted(groups):
+        series = [_series(r, metric, x) for r in groups[label]]
+        series = [(xs, smooth_series(ys, smooth)) for xs, ys in series]
+        grid, mean, std = aggregate(series, x)
+        line, = ax.plot(grid, mean, label=f"{label} (n={len(series)})", linewidth=1.5)
+        ax.fill_between(grid, mean - std, mean + std, color=line.get_color(), alpha=0.2, linewidth=0)
+        result.curves[label] = Curve(grid, mean, std, [str(r) for r in groups[label]])
+    ax.set_xlabel("episode" if x == "episode" else "environment steps")
+    ax.set_ylabel(metric)
+    ax.set_title(title or f"{metric} (mean ± std over seeds)", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return result
+
+
+# ------------------------------------------------------------------------ group graph
+@dataclass
+class GroupFigure:
+    """The written PNG, the snapshots drawn, the artists of each panel and the (closed) figure."""
+
+    path: Path
+    snapshots: list[GroupSnapshot]
+    drawn: list[Any]
+    figure: Any = None
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+
+def _setup_play(checkpoint: Any, env_name: str | None, env_kwargs: Mapping[str, Any] | None, team: int,
+                opponent: Any, device: torch.device | str) -> tuple[Any, list[Any]]:
+    """The env and one policy per team: ``checkpoint`` plays ``team``, ``opponent`` the others."""
+    env_name, kwargs = resolve_env(checkpoint, env_name, env_kwargs)
+    env = make_env(env_name, kwargs)
+    try:
+        if not 0 <= team < len(env.teams):
+            raise ValueError(f"team={team!r}; expected an index in 0..{len(env.teams) - 1} "
+                             f"({', '.join(t.name for t in env.teams)})")
+        if opponent is None:  # the model itself where the other teams have its spaces, else random
+            spec = env.teams[team]
+            same = all((t.obs_dim, t.num_actions) == (spec.obs_dim, spec.num_actions) for t in env.teams)
+            opponent = SELF if same else RANDOM
+        sources = [checkpoint if i == team else opponent for i in range(len(env.teams))]
+        return env, team_policies(env, sources, device, own=checkpoint)
+    except BaseException:
+        env.close()
+        raise
+
+
+def _draw_panels(snaps: list[GroupSnapshot], out: Path, min_weight: float, title: str) -> tuple[list[Any], Any]:
+    n = len(snaps)
+    fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 4.6), squeeze=False)
+    drawn = [draw_snapshot(ax, s, min_weight) for ax, s in zip(axes[0], snaps)]
+    for get, set_ in (("get_xlim", "set_xlim"), ("get_ylim", "set_ylim")):  # one frame for all panels
+        limits = np.array([getattr(ax, get)() for ax in axes[0]])
+        low, high = limits.min(), limits.max()
+        for ax in axes[0]:
+            getattr(ax, set_)((high, low) if limits[0, 0] > limits[0, 1] else (low, high))
+    (x0, x1), (y0, y1) = axes[0][0].get_xlim(), axes[0][0].get_ylim()
+    ratio = min(max(abs(y1 - y0) / max(abs(x1 - x0), 1e-9), 0.3), 1.5)
+    fig.set_size_inches(4.2 * n, 4.2 * ratio + 1.0)
+    fig.suptitle(textwrap.fill(title, 50 * n), fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return drawn, fig
+
+
+def group_strip(checkpoint: Any, out: Path | str, steps: Sequence[int] | None = None, panels: int = 4,
+                env_name: str | None = None, env_kwargs: Mapping[str, Any] | None = None, seed: int = 0,
+                team: int = 0, opponent: Any = None, deterministic: bool = True, min_weight: float = 0.0,
+                device: torch.device | str = "cpu", overwrite: bool = False) -> GroupFigure:
+    """Snapshots of the group graph side by side over one episode (regrouping over time).
+
+    Args:
+        checkpoint: a BMF model file (env defaults to its run's) or model object.
+        out: PNG file or folder (``group_strip.png``).
+        steps: steps to draw; ``None``: ``panels`` steps evenly spaced over the episode.
+        team: the team whose groups are drawn; others play ``opponent`` (``None``: the model
+            itself where the spaces match, else ``"random"``) and are drawn grey.
+        min_weight: draw the arrow ``n -> m`` only when ``w_mn > min_weight``.
+    """
+    if steps is None and panels < 1:
+        raise ValueError(f"group_strip: panels={panels!r}; expected >= 1")
+    path = output_path(out, "group_strip.png", ".png", overwrite)
+    env, policies = _setup_play(checkpoint, env_name, env_kwargs, team, opponent, device)
+    try:
+        snaps = capture_groups(policies[team], env, policies, steps, seed, team, deterministic, device)
+    finally:
+        env.close()
+    if steps is None:
+        pick = np.unique(np.linspace(0, len(snaps) - 1, min(panels, len(snaps))).round().astype(int))
+        snaps = [snaps[i] for i in pick]
+    name = getattr(getattr(policies[team], "cfg", None), "name", "model")
+    drawn, fig = _draw_panels(snaps, path, min_weight, f"{name}: groups (colours), intra-group edges, inter-group "
+                              f"attention as arrows n -> m (width ~ w_mn); seed {seed}")
+    return GroupFigure(path, snaps, drawn, fig)
+
+
+def group_graph(checkpoint: Any, out: Path | str, step: int = 0, **kwargs: Any) -> GroupFigure:
+    """The group graph at one ``step`` (default file ``group_graph.png``); other arguments as
+    :func:`group_strip`."""
+    out = Path(out)
+    return group_strip(checkpoint, out if out.suffix.lower() == ".png" else out / "group_graph.png", steps=[step], **kwargs)
+
+
+# ------------------------------------------------------------------------ replay GIF
+def replay_gif(checkpoint: Any, out: Path | str, opponent: Any = None, env_name: str | None = None,
+               env_kwargs: Mapping[str, Any] | None = None, seed: int = 0, team: int = 0,
+               deterministic: bool = True, max_steps: int | None = None, fps: float = 10,
+               device: torch.device | str = "cpu", overwrite: bool = False) -> Path:
+    """A GIF of one episode: ``checkpoint`` plays ``team``, ``opponent`` the others (``None``:
+    the model itself where the spaces match, else ``"random"``). ``out``: GIF file or folder
+    (``replay.gif``)."""
+    path = output_path(out, "replay.gif", ".gif", overwrite)
+    env, policies = _setup_play(checkpoint, env_name, env_kwargs, team, opponent, device)
+    try:
+        seed_everything(seed)
+        driver = Driver(policies, [t.num_actions for t in env.teams], device, None if deterministic else 1.0)
+        return save_episode_gif(env, path, driver, seed=seed, max_steps=max_steps, fps=fps, overwrite=overwrite)
+    finally:
+        env.close()
+
+
+# ------------------------------------------------------------------------ CLI
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bmf_graph.plot", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--out", required=True, help="output file or folder")
+    common.add_argument("--overwrite", action="store_true")
+    play = argparse.ArgumentParser(add_help=False, parents=[common])
+    play.add_argument("checkpoint")
+    play.add_argument("--env", choices=("firefighter", "battle", "pursuit"), help="default: the run's env")
+    play.add_argument("--env-kwargs", nargs="*", default=[], metavar="KEY=VALUE")
+    play.add_argument("--seed", type=int, default=0)
+    play.add_argument("--team", type=int, default=0)
+    play.add_argument("--opponent", help="random, self or a model file (default: self where possible)")
+    play.add_argument("--sampled", action="store_true", help="sample actions instead of greedy")
+    play.add_argument("--device", default="cpu")
+    play.add_argument("--threads", type=int, default=0, help="torch CPU threads; 0 keeps torch's default")
+
+    p = sub.add_parser("curves", parents=[common], help="learning curves, mean ± std over seeds")
+    p.add_argument("runs", nargs="+", help="run folders or folders of runs")
+    p.add_argument("--metric", default="charts/return")
+    p.add_argument("--smooth", type=int, default=1)
+    p.add_argument("--x", choices=X_AXES, default="episode")
+    p.add_argument("--title")
+    p = sub.add_parser("groups", parents=[play], help="the learned group graph at one step")
+    p.add_argument("--step", type=int, default=0)
+    p.add_argument("--min-weight", type=float, default=0.0)
+    p = sub.add_parser("strip", parents=[play], help="group graph snapshots over an episode")
+    p.add_argument("--steps", type=_int_list, help="e.g. 0,10,20 (default: --panels evenly spaced)")
+    p.add_argument("--panels", type=int, default=4)
+    p.add_argument("--min-weight", type=float, default=0.0)
+    p = sub.add_parser("gif", parents=[play], help="replay GIF of one episode")
+    p.add_argument("--max-steps", type=int)
+    p.add_argument("--fps", type=float, default=10)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> Any:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "curves":
+            result = learning_curves(args.runs, args.out, args.metric, args.smooth, args.x, args.title, args.overwrite)
+        else:
+            if args.threads > 0:
+                torch.set_num_threads(args.threads)
+            common = dict(env_name=args.env, env_kwargs=parse_kwargs(args.env_kwargs), seed=args.seed, team=args.team,
+                          opponent=args.opponent, deterministic=not args.sampled, device=args.device,
+                          overwrite=args.overwrite)
+            if args.command == "groups":
+                result = group_graph(args.checkpoint, args.out, args.step, min_weight=args.min_weight, **common)
+            elif args.command == "strip":
+                result = group_strip(args.checkpoint, args.out, args.steps, args.panels, min_weight=args.min_weight,
+                                     **common)
+            else:
+                result = replay_gif(args.checkpoint, args.out, max_steps=args.max_steps, fps=args.fps, **common)
+    except (ValueError, FileExistsError, FileNotFoundError, argparse.ArgumentTypeError) as error:
+        parser.error(str(error))
+    print(os.fspath(result))
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,268 @@
+"""Evaluation: win-rate bookkeeping, Wilson intervals, side swapping, returns and zero-shot
+scaling on tiny checkpoints trained by the real entry point."""
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from bmf_graph import evaluate, players
+from bmf_graph.algos.random_policy import RandomPolicy
+from bmf_graph.config import load_config
+from bmf_graph.envs.base import TeamSpec
+from bmf_graph.rollout import EpisodeResult
+from bmf_graph.trainer import train
+from bmf_graph.winrate import GameResult, schedule, tally, wilson_interval
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = {
+    "firefighter": ["env.kwargs.num_firefighters=12", "env.kwargs.max_steps=8"],
+    "battle": ["env.kwargs.map_size=20", "env.kwargs.agents_per_team=8", "env.kwargs.max_steps=6"],
+    "pursuit": ["env.kwargs.map_size=20", "env.kwargs.num_predators=6", "env.kwargs.num_prey=8",
+                "env.kwargs.max_steps=6"],
+}
+FAST = ["train.progress=false", "train.episodes=1", "algo.learning_starts=2", "algo.update_every=2",
+        "algo.batch_steps=2", "algo.buffer_steps=32", "algo.hidden=16", "algo.num_groups=3",
+        "algo.group_interval=3", "threads=1"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    """Model files of tiny runs: ``ckpt[(conf, algo)]``."""
+    root = tmp_path_factory.mktemp("runs")
+    out = {}
+    for conf, algo in [("firefighter", "bmf_q"), ("battle", "bmf_q"), ("battle", "mfq"), ("pursuit", "bmf_ac")]:
+        cfg = load_config([f"conf={conf}", f"algo={algo}", f"runs_dir={root}", f"run_name={conf}_{algo}",
+                           *TINY[conf], *FAST])
+        out[(conf, algo)] = train(cfg) / "checkpoints" / "model_final.pt"
+    return out
+
+
+# ----------------------------------------------------------------------- bookkeeping
+@pytest.mark.parametrize("wins, games, low, high", [
+    (8, 10, 0.4901624, 0.9433178),   # textbook values of the Wilson score interval
+    (5, 10, 0.2365931, 0.7634069),
+    (0, 10, 0.0, 0.2775328),
+    (10, 10, 0.7224672, 1.0),
+    (0, 0, 0.0, 1.0),
+])
+def test_wilson_interval_known_values(wins, games, low, high):
+    lo, hi = wilson_interval(wins, games)
+    assert lo == pytest.approx(low, abs=1e-6) and hi == pytest.approx(high, abs=1e-6)
+
+
+def test_wilson_interval_rejects_impossible_counts():
+    with pytest.raises(ValueError, match="successes=3, trials=2"):
+        wilson_interval(3, 2)
+
+
+def test_schedule_swaps_sides_every_game_and_pairs_seeds():
+    games = schedule(3, 4, seed=7)
+    assert len(games) == 3 * 4
+    for i, j in [(0, 1), (0, 2), (1, 2)]:
+        pair = [g for g in games if {g.red, g.blue} == {i, j}]
+        assert [g.red for g in pair] == [i, j, i, j]
+        assert [g.seed for g in pair] == [7, 7, 8, 8]
+    odd = schedule(2, 3)
+    assert [(g.red, g.blue, g.seed) for g in odd] == [(0, 1, 0), (1, 0, 0), (0, 1, 1)]
+    with pytest.raises(ValueError, match="games_per_pair=0"):
+        schedule(2, 0)
+    with pytest.raises(ValueError, match="num_players=1"):
+        schedule(1, 2)
+
+
+def test_tally_counts_wins_ties_and_losses_by_player_not_colour():
+    results = [
+        GameResult(red=0, blue=1, seed=0, kills_red=5, kills_blue=2),   # A beats B as red
+        GameResult(red=1, blue=0, seed=0, kills_red=1, kills_blue=4),   # A beats B as blue
+        GameResult(red=0, blue=1, seed=1, kills_red=3, kills_blue=3),   # tie
+        GameResult(red=1, blue=0, seed=1, kills_red=6, kills_blue=0),   # B beats A as red
+        GameResult(red=2, blue=0, seed=0, kills_red=0, kills_blue=1),   # A beats C
+        GameResult(red=1, blue=2, seed=0, kills_red=0, kills_blue=0),   # tie
+    ]
+    table = tally(["A", "B", "C"], results)
+    np.testing.assert_array_equal(table.wins, [[0, 2, 1], [1, 0, 0], [0, 0, 0]])
+    np.testing.assert_array_equal(table.ties, [[0, 1, 0], [1, 0, 1], [0, 1, 0]])
+    np.testing.assert_array_equal(table.losses, [[0, 1, 0], [2, 0, 0], [1, 0, 0]])
+    np.testing.assert_array_equal(table.games, [[0, 4, 1], [4, 0, 1], [1, 1, 0]])
+    rate = table.win_rate()
+    assert rate[0, 1] == 0.5 and rate[1, 0] == 0.25 and rate[0, 2] == 1.0 and rate[1, 2] == 0.0
+    assert np.isnan(np.diag(rate)).all()
+    low, high = table.interval()
+    assert (low[0, 1], high[0, 1]) == pytest.approx(wilson_interval(2, 4))
+    d = json.loads(json.dumps(table.to_dict()))
+    assert d["win_rate"][0][0] is None and d["win_rate"][0][1] == 0.5
+    overall = {row["player"]: row for row in d["overall"]}
+    assert (overall["A"]["wins"], overall["A"]["ties"], overall["A"]["losses"], overall["A"]["games"]) == (3, 1, 1, 5)
+    assert (overall["C"]["wins"], overall["C"]["ties"], overall["C"]["losses"]) == (0, 1, 1)
+    assert "2-1-1 0.50" in table.format()
+    with pytest.raises(ValueError, match="red=1, blue=1"):
+        tally(["A", "B"], [GameResult(1, 1, 0, 1, 0)])
+
+
+class Fixed:
+    """A policy stand-in with a fixed number of kills per game (read by the fake ``play``)."""
+
+    def __init__(self, kills):
+        self.kills = kills
+
+    def begin_episode(self):
+        pass
+
+    def observe(self, view):
+        return {}
+
+    def act(self, view, rec, explore):
+        return torch.zeros(view.alive.shape, dtype=torch.long)
+
+    def __repr__(self):
+        return f"Fixed({self.kills})"
+
+
+def fake_play(side_bonus=0):
+    played = []
+
+    def play(env, policies, seed, deterministic=True, device="cpu"):
+        played.append((policies[0], policies[1], seed))
+        kills = np.array([policies[0].kills + side_bonus, policies[1].kills], dtype=float)
+        return EpisodeResult(returns=kills * 5, kills=kills, alive=np.zeros(2), steps=1, terminated=True)
+
+    return play, played
+
+
+def test_head_to_head_credits_players_whatever_their_colour(monkeypatch):
+    strong, weak, weak2 = Fixed(3), Fixed(1), Fixed(1)
+    play, played = fake_play()
+    monkeypatch.setattr(evaluate, "play", play)
+    result = evaluate.head_to_head([strong, weak, weak2], games=4, env_kwargs={"map_size": 20, "agents_per_team": 2},
+                                   names=["strong", "weak", "weak2"])
+    table = result["table"]
+    assert table["wins"] == [[0, 4, 4], [0, 0, 0], [0, 0, 0]]
+    assert table["ties"] == [[0, 0, 0], [0, 0, 4], [0, 4, 0]]
+    assert table["win_rate"][0][1] == 1.0 and table["win_rate"][1][0] == 0.0
+    assert table["ci95_low"][0][1] == pytest.approx(wilson_interval(4, 4)[0])
+    # Colours really alternate: each player is red in half of its games against each opponent.
+    for a, b in [(strong, weak), (strong, weak2), (weak, weak2)]:
+        reds = [red is a for red, blue, _ in played if {red, blue} == {a, b}]
+        assert reds == [True, False, True, False]
+    assert [g["red"] for g in result["games"][:4]] == ["strong", "weak", "strong", "weak"]
+
+
+def test_red_side_advantage_cancels_out_with_side_swapping(monkeypatch):
+    play, _ = fake_play(side_bonus=10)   # red always wins
+    monkeypatch.setattr(evaluate, "play", play)
+    result = evaluate.head_to_head([Fixed(1), Fixed(1)], games=6, env_kwargs={"map_size": 20, "agents_per_team": 2})
+    assert result["table"]["win_rate"][0][1] == result["table"]["win_rate"][1][0] == 0.5
+
+
+def test_head_to_head_plays_real_checkpoints_and_random(ckpt):
+    a, b = ckpt[("battle", "bmf_q")], ckpt[("battle", "mfq")]
+    result = evaluate.head_to_head([a, b], games=2, include_random=True, env_kwargs={"max_steps": 4})
+    assert result["table"]["players"] == ["battle_bmf_q", "battle_mfq", "random"]
+    assert result["env_kwargs"] == {"map_size": 20, "agents_per_team": 8, "max_steps": 4}
+    assert len(result["games"]) == 3 * 2
+    assert np.array_equal(np.array(result["table"]["games"]), 2 * (1 - np.eye(3)))
+    assert [(g["red"], g["blue"]) for g in result["games"][:2]] == [("battle_bmf_q", "battle_mfq"),
+                                                                   ("battle_mfq", "battle_bmf_q")]
+    for g in result["games"]:
+        assert math.isfinite(g["return_red"]) and math.isfinite(g["return_blue"]) and g["return_red"] != 0
+    json.dumps(result)
+
+
+# ----------------------------------------------------------------------- returns
+def test_evaluate_returns_firefighter_is_seeded_and_uses_the_run_env(ckpt):
+    path = ckpt[("firefighter", "bmf_q")]
+    r = evaluate.evaluate_returns(path, episodes=3, seed=5)
+    assert r["env"] == "firefighter" and r["env_kwargs"] == {"num_firefighters": 12, "max_steps": 8}
+    assert len(r["returns"]) == 3 and all(v < 0 for v in r["returns"])
+    assert r["return"]["mean"] == pytest.approx(np.mean(r["returns"]))
+    assert r["return"]["std"] == pytest.approx(np.std(r["returns"]))
+    assert r["return_per_agent"]["mean"] == pytest.approx(r["return"]["mean"] / 12)
+    assert evaluate.evaluate_returns(path, episodes=3, seed=5)["returns"] == r["returns"]
+    sampled = evaluate.evaluate_returns(path, episodes=3, seed=5, deterministic=False)
+    assert evaluate.evaluate_returns(path, episodes=3, seed=5, deterministic=False)["returns"] == sampled["returns"]
+    bigger = evaluate.evaluate_returns(path, "firefighter", {"num_firefighters": 20}, episodes=1)
+    assert bigger["env_kwargs"] == {"num_firefighters": 20, "max_steps": 8}
+
+
+def test_evaluate_returns_pursuit_against_random_prey(ckpt):
+    r = evaluate.evaluate_returns(ckpt[("pursuit", "bmf_ac")], episodes=2)
+    assert r["team"] == "predator" and r["opponent"] == "random"
+    assert r["steps"] == [6, 6]
+
+
+def test_evaluate_returns_errors_name_the_problem(ckpt):
+    with pytest.raises(ValueError, match="obs_dim=.*team 'firefighter' needs obs_dim=4"):
+        evaluate.evaluate_returns(ckpt[("battle", "bmf_q")], "firefighter", {"num_firefighters": 12}, episodes=1)
+    with pytest.raises(ValueError, match="episodes=0"):
+        evaluate.evaluate_returns(ckpt[("firefighter", "bmf_q")], episodes=0)
+    with pytest.raises(ValueError, match="env_name=None"):
+        evaluate.evaluate_returns(RandomPolicy(TeamSpec("firefighter", 12, (), 4, 2)), episodes=1)
+
+
+# ----------------------------------------------------------------------- zero-shot
+def test_battle_map_size_matches_the_paper_sizes():
+    assert [evaluate.battle_map_size(n) for n in (128, 288, 512, 2048)] == [40, 60, 80, 160]
+    with pytest.raises(ValueError, match="total_agents=129"):
+        evaluate.battle_map_size(129)
+    with pytest.raises(ValueError, match="holds 17; expected even totals"):
+        evaluate.zero_shot("unused.pt", sizes=(16, 17))
+
+
+def test_zero_shot_loads_the_model_into_larger_battles(ckpt, monkeypatch):
+    loaded = []
+    original = players.load_model
+
+    def spy(path, device="cpu", num_agents=None):
+        model = original(path, device, num_agents)
+        loaded.append(num_agents)
+        return model
+
+    monkeypatch.setattr(players, "load_model", spy)
+    r = evaluate.zero_shot(ckpt[("battle", "bmf_q")], sizes=(16, 40), games=2, opponent="self",
+                           env_kwargs={"max_steps": 3})
+    assert r["trained_agents"] == 16
+    assert [(s["agents"], s["map_size"], s["agents_per_team"]) for s in r["sizes"]] == [(16, 20, 8), (40, 25, 20)]
+    assert 20 in loaded and 8 in loaded
+    for row in r["sizes"]:
+        assert len(row["returns"]) == 2 and all(math.isfinite(v) and v != 0 for v in row["returns"])
+        assert row["wins"] + row["ties"] + row["losses"] == 2
+        assert row["ci95"] == list(wilson_interval(row["wins"], 2))
+
+
+# ----------------------------------------------------------------------- CLI
+def test_cli_writes_json_and_refuses_to_overwrite(ckpt, tmp_path, capsys):
+    out = tmp_path / "r.json"
+    args = ["returns", str(ckpt[("firefighter", "bmf_q")]), "--episodes", "2", "--out", str(out)]
+    evaluate.main(args)
+    printed = json.loads(capsys.readouterr().out)
+    assert json.loads(out.read_text()) == printed and len(printed["returns"]) == 2
+    out.write_text("keep")
+    with pytest.raises(SystemExit) as exit_info:
+        evaluate.main(args)
+    assert exit_info.value.code == 2 and "pass --overwrite" in capsys.readouterr().err
+    assert out.read_text() == "keep"
+    evaluate.main(args + ["--overwrite", "--sampled"])
+    assert json.loads(out.read_text())["deterministic"] is False
+
+
+def test_cli_head_to_head_as_a_module(ckpt):
+    a = str(ckpt[("battle", "bmf_q")])
+    proc = subprocess.run([sys.executable, "-m", "bmf_graph.evaluate", "head-to-head", a, "--random", "--games", "2",
+                           "--env-kwargs", "max_steps=2", "--threads", "1"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["table"]["games"] == [[0, 2], [2, 0]]
+    assert "[1] random" in proc.stderr

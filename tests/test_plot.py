@@ -1,0 +1,198 @@
+"""Plots: learning curves from hand-written and trained runs, the learned group graph of tiny
+BMF checkpoints, replay GIFs; every test checks the data drawn, not only the file."""
+import csv
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from bmf_graph import plot
+from bmf_graph.config import AlgoConfig, Config, EnvConfig, load_config, to_yaml
+from bmf_graph.logging import COLUMNS, read_metrics
+from bmf_graph.trainer import train
+
+TINY = {
+    "firefighter": ["env.kwargs.num_firefighters=12", "env.kwargs.max_steps=8"],
+    "battle": ["env.kwargs.map_size=20", "env.kwargs.agents_per_team=8", "env.kwargs.max_steps=6"],
+}
+FAST = ["train.progress=false", "algo.learning_starts=2", "algo.update_every=2", "algo.batch_steps=2",
+        "algo.buffer_steps=32", "algo.hidden=16", "algo.num_groups=3", "algo.group_interval=2", "threads=1"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Tiny trained runs: ``runs[(conf, algo, seed)]`` -> run folder."""
+    root = tmp_path_factory.mktemp("runs")
+    out = {}
+    for conf, algo, seed in [("firefighter", "bmf_q", 0), ("firefighter", "bmf_q", 1), ("firefighter", "mfq", 0),
+                             ("battle", "bmf_q", 0)]:
+        cfg = load_config([f"conf={conf}", f"algo={algo}", f"seed={seed}", f"runs_dir={root / conf}",
+                           f"run_name={algo}_{seed}", "train.episodes=3", *TINY[conf], *FAST])
+        out[(conf, algo, seed)] = train(cfg)
+    return out
+
+
+def model(run_dir):
+    return run_dir / "checkpoints" / "model_final.pt"
+
+
+def fake_run(root, name, algo, returns, grouping="vae", k=4, steps=None, seed=0, lr=1e-3):
+    """A run folder with a config.yaml and a metrics.csv of known returns."""
+    run = root / name
+    run.mkdir(parents=True)
+    cfg = Config(conf="firefighter", seed=seed, env=EnvConfig(name="firefighter"),
+                 algo=AlgoConfig(name=algo, grouping=grouping, num_groups=k, lr=lr))
+    (run / "config.yaml").write_text(to_yaml(cfg))
+    with (run / "metrics.csv").open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(COLUMNS)
+        for e, ret in enumerate(returns):
+            row = {"episode": e + 1, "env_steps": (steps or [10 * (e + 1) for e in range(len(returns))])[e],
+                   "charts/return": ret}
+            w.writerow([row.get(c, "") for c in COLUMNS])
+    return run
+
+
+# ----------------------------------------------------------------------- learning curves
+def test_learning_curves_mean_and_std_over_seeds_per_algorithm(tmp_path):
+    src = tmp_path / "runs"
+    fake_run(src, "mfq_0", "mfq", [1, 2, 3])
+    fake_run(src, "mfq_1", "mfq", [3, 4, 5, 9], seed=1)   # longer run: only shared episodes count
+    fake_run(src, "bmf_0", "bmf_q", [0, 0, 6])
+    fake_run(src, "bmf_rc_0", "bmf_q", [2, 2, 2], grouping="random")
+    result = plot.learning_curves([src], tmp_path / "out")
+    assert result.path == tmp_path / "out" / "learning_curves.png" and Path(result) == result.path
+    assert sorted(result.curves) == ["bmf_q (random)", "bmf_q (vae)", "mfq"]
+    mfq = result.curves["mfq"]
+    np.testing.assert_allclose(mfq.x, [1, 2, 3])
+    np.testing.assert_allclose(mfq.mean, [2, 3, 4])
+    np.testing.assert_allclose(mfq.std, [1, 1, 1])
+    ax = result.figure.axes[0]
+    assert len(ax.lines) == 3 and len(ax.collections) == 3   # one line and one ±std band per algorithm
+    drawn = {line.get_label(): line.get_ydata() for line in ax.lines}
+    np.testing.assert_allclose(drawn["mfq (n=2)"], [2, 3, 4])
+    np.testing.assert_allclose(drawn["bmf_q (vae) (n=1)"], [0, 0, 6])
+    with Image.open(result.path) as img:
+        assert img.size[0] > 300 and img.size[1] > 200
+    with pytest.raises(FileExistsError, match="learning_curves.png.*overwrite"):
+        plot.learning_curves([src], tmp_path / "out")
+    smoothed = plot.learning_curves([src / "mfq_0"], tmp_path / "s.png", smooth=2, overwrite=True)
+    np.testing.assert_allclose(smoothed.curves["mfq"].mean, [1, 1.5, 2.5])
+
+
+def test_learning_curves_labels_k_sweeps_and_env_steps_axis(tmp_path):
+    fake_run(tmp_path, "k2", "bmf_q", [0, 2], k=2, steps=[10, 30])
+    fake_run(tmp_path, "k8", "bmf_q", [4, 4], k=8, steps=[20, 40])
+    result = plot.learning_curves([tmp_path / "k2", tmp_path / "k8"], tmp_path / "k.png", x="env_steps")
+    assert sorted(result.curves) == ["bmf_q k=2", "bmf_q k=8"]
+    np.testing.assert_allclose(result.curves["bmf_q k=2"].x, [10, 30])
+    np.testing.assert_allclose(result.curves["bmf_q k=8"].x, [20, 40])
+    fake_run(tmp_path, "lr", "mfq", [1], lr=0.01)
+    fake_run(tmp_path, "lr_1", "mfq", [1], lr=0.01, seed=1)
+    fake_run(tmp_path, "lr_2", "mfq", [1], lr=0.1)
+    labels = plot.run_labels([tmp_path / n for n in ("k2", "k8", "lr", "lr_1", "lr_2")])
+    assert labels == ["bmf_q k=2", "bmf_q k=8", "mfq lr=0.01", "mfq lr=0.01", "mfq lr=0.1"]
+    with pytest.raises(ValueError, match="x='time'"):
+        plot.learning_curves([tmp_path / "k2"], tmp_path / "t.png", x="time")
+    with pytest.raises(FileNotFoundError, match="no metrics.csv"):
+        plot.learning_curves([tmp_path / "missing"], tmp_path / "m.png")
+
+
+def test_learning_curves_from_trained_runs(runs, tmp_path):
+    dirs = [runs[("firefighter", a, s)] for a, s in [("bmf_q", 0), ("bmf_q", 1), ("mfq", 0)]]
+    result = plot.learning_curves(dirs, tmp_path / "curves.png")
+    assert sorted(result.curves) == ["bmf_q", "mfq"] and len(result.curves["bmf_q"].runs) == 2
+    returns = np.array([[r["charts/return"] for r in read_metrics(d)] for d in dirs[:2]])
+    np.testing.assert_allclose(result.curves["bmf_q"].mean, returns.mean(0))
+    assert result.path.stat().st_size > 0
+
+
+# ----------------------------------------------------------------------- group graph
+def test_group_graph_firefighter_draws_groups_edges_and_attention(runs, tmp_path):
+    result = plot.group_graph(model(runs[("firefighter", "bmf_q", 0)]), tmp_path, step=4)
+    assert result.path == tmp_path / "group_graph.png" and result.path.stat().st_size > 0
+    (snap,), (drawn,) = result.snapshots, result.drawn
+    k = snap.num_groups
+    assert snap.step == 4 and len(snap.pos) == 12
+    assert 2 <= k <= 3, "by step 4 the k-means has split the team (step 0 is one group: identical inputs)"
+    assert len(drawn.agents) == k                                   # one scatter per non-empty group
+    assert sorted(len(c.get_offsets()) for c in drawn.agents) == sorted(snap.count[snap.count > 0].tolist())
+    assert len(drawn.group_nodes.get_offsets()) == k
+    assert len(drawn.arrows) == k * (k - 1)                         # softmax weights are all > 0
+    nonempty = snap.count > 0
+    np.testing.assert_allclose(snap.weight[nonempty][:, nonempty].sum(1), 1.0 if k > 1 else 0.0, atol=1e-5)
+    widths = [a.get_linewidth() for a in drawn.arrows]
+    assert np.all(np.diff(np.array(widths)[np.argsort(drawn.arrow_weights)]) >= 0)  # width grows with w_mn
+    # Intra-group edges: exactly the radius-graph pairs (r = 1.5) inside a group.
+    d = np.linalg.norm(snap.pos[:, None] - snap.pos[None], axis=-1)
+    same = snap.group[:, None] == snap.group[None]
+    expected = {(j, i) for j in range(12) for i in range(12) if i != j and d[j, i] < 1.5 and same[j, i]}
+    assert set(map(tuple, snap.edges.T.tolist())) == expected
+    assert 0 < len(expected) < 24                                  # some, not all, ring neighbours
+    assert len(drawn.edges.get_segments()) == len(expected)
+    for m in np.flatnonzero(nonempty):
+        np.testing.assert_allclose(snap.group_pos[m], snap.pos[snap.group == m].mean(0), atol=1e-5)
+    assert snap.houses is not None and len(snap.houses[0]) == 12
+
+
+def test_group_strip_battle_draws_learner_groups_and_grey_opponents(runs, tmp_path):
+    result = plot.group_strip(model(runs[("battle", "bmf_q", 0)]), tmp_path / "strip.png", steps=[0, 2, 5])
+    assert [s.step for s in result.snapshots] == [0, 2, 5]
+    assert len(result.figure.axes) == 3
+    for snap, drawn, ax in zip(result.snapshots, result.drawn, result.figure.axes):
+        assert len(drawn.agents) == snap.num_groups
+        assert sum(len(c.get_offsets()) for c in drawn.agents) == len(snap.pos) <= 8
+        assert len(drawn.others.get_offsets()) == len(snap.others) > 0
+        assert drawn.others.get_facecolor()[0][:3] == pytest.approx([0.7, 0.7, 0.7])
+        (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+        points = np.concatenate([snap.pos, snap.others])
+        assert -0.5 <= x0 < points[:, 0].min() and points[:, 0].max() < x1 <= 19.5
+        assert 19.5 >= y0 > points[:, 1].max() and points[:, 1].min() > y1 >= -0.5   # rows drawn downwards
+    assert len({ax.get_xlim() for ax in result.figure.axes}) == 1                    # one frame for all panels
+    with pytest.raises(ValueError, match="ended after 6 steps"):
+        plot.group_strip(model(runs[("battle", "bmf_q", 0)]), tmp_path / "late.png", steps=[9])
+
+
+def test_group_strip_spreads_panels_over_the_episode(runs, tmp_path):
+    result = plot.group_strip(model(runs[("firefighter", "bmf_q", 1)]), tmp_path / "s.png", panels=3,
+                              env_kwargs={"max_steps": 5})
+    assert [s.step for s in result.snapshots] == [0, 2, 4]
+    assert len(result.drawn) == 3
+
+
+def test_group_graph_needs_a_bmf_model(runs, tmp_path):
+    with pytest.raises(ValueError, match="'mfq'; expected a BMF model"):
+        plot.group_graph(model(runs[("firefighter", "mfq", 0)]), tmp_path)
+
+
+# ----------------------------------------------------------------------- GIF and CLI
+def test_replay_gif_battle(runs, tmp_path):
+    path = plot.replay_gif(model(runs[("battle", "bmf_q", 0)]), tmp_path, opponent="random")
+    with Image.open(path) as gif:
+        assert gif.n_frames >= 2 and gif.size[0] > 100
+    with pytest.raises(FileExistsError, match="replay.gif"):
+        plot.replay_gif(model(runs[("battle", "bmf_q", 0)]), tmp_path)
+
+
+def test_cli_curves_and_groups(runs, tmp_path, capsys):
+    out = tmp_path / "assets"
+    plot.main(["curves", str(runs[("firefighter", "bmf_q", 0)].parent), "--out", str(out), "--smooth", "2"])
+    plot.main(["groups", str(model(runs[("firefighter", "bmf_q", 0)])), "--step", "1", "--out", str(out)])
+    printed = capsys.readouterr().out.split()
+    assert printed == [str(out / "learning_curves.png"), str(out / "group_graph.png")]
+    assert all(Path(p).stat().st_size > 0 for p in printed)
+    with pytest.raises(SystemExit) as exit_info:
+        plot.main(["groups", str(model(runs[("firefighter", "bmf_q", 0)])), "--out", str(out)])
+    assert exit_info.value.code == 2 and "overwrite" in capsys.readouterr().err
+    assert not math.isnan(plot.smooth_series(np.array([1.0]), 3)[0])
