@@ -1,0 +1,436 @@
+"""Sweeps on Ray: ``python -m bmf_graph.sweep conf=firefighter algo=q,mfq,bmf_q seed=0,1,2 [key=value ...]``.
+
+Every ``key=a,b,c`` override is an axis of the grid (commas inside brackets or quotes belong to
+one value: ``env.learn_teams=[0,1]``); the grid is the cartesian product of the axes. Each grid
+point is validated up front, then trained as one Ray task in its own run folder
+``{runs_dir}/{conf}__{algo}__{seed}__{hash}/`` (the layout of ``train.py``; ``hash`` is taken
+from the resolved configuration, so re-running the same command finds the same folders):
+finished runs (``checkpoints/model_final.pt``) are skipped, interrupted ones resume from their
+``checkpoints/last.pt``, and the others start in a fresh folder (``...__try2``); nothing
+finished is ever overwritten. A failing run is recorded and the others go on; the command
+exits with 1 when any run failed.
+
+Sweep options ``sweep.KEY=VALUE`` (never part of a run's configuration) are the fields of
+:class:`SweepOptions`; ``--help`` lists them.
+
+The sweep folder holds ``sweep.yaml`` (the grid), ``sweep_failures.json``, ``summary.md`` /
+``summary.csv`` and ``learning_curves.png``. The *final return* of a run is the mean of
+``charts/return`` over its last 10% of episodes (at least one); the summary gives its mean and
+(population) standard deviation over the seeds of each configuration.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import itertools
+import json
+import math
+import os
+import re
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import numpy as np
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+from tqdm.auto import tqdm
+
+from bmf_graph.config import SHORTHANDS, Config, ConfigError, load_config
+from bmf_graph.logging import read_metrics
+
+FINAL_FRACTION = 0.1
+MANAGED_KEYS = ("resume", "run_name", "threads")
+GROUP_KEYS = ("conf", "algo.name", "seed")
+"""Keys the summary shows in their own columns (``seed`` is averaged over)."""
+
+
+class RayMissing(ImportError):
+    """Ray, the optional ``[sweep]`` extra, is not installed."""
+
+
+@dataclass
+class SweepOptions:
+    """How the sweep runs; given as ``sweep.KEY=VALUE``."""
+
+    cpus_per_run: float = field(default=1.0, metadata={
+        "help": "CPUs Ray reserves per run; the run's torch threads are max(1, int(cpus_per_run))"})
+    gpus_per_run: float = field(default=0.0, metadata={"help": "GPUs per run (a fraction shares one GPU)"})
+    address: Optional[str] = field(default=None, metadata={
+        "help": "null: start Ray on this machine; auto or ray://HOST:PORT: an existing cluster"})
+    max_concurrent: Optional[int] = field(default=None, metadata={
+        "help": "at most this many runs at once (null: as many as the resources allow)"})
+    name: Optional[str] = field(default=None, metadata={
+        "help": "sweep folder {runs_dir}/sweep__{name} (null: a hash of the run names)"})
+
+
+def options_help() -> str:
+    lines = [f"    {f'sweep.{f.name}=' + ('null' if f.default is None else str(f.default)):<28}{f.metadata['help']}"
+             for f in fields(SweepOptions)]
+    return "Sweep options:\n\n" + "\n".join(lines)
+
+
+@dataclass
+class Run:
+    """One grid point: its overrides, validated configuration and deterministic folder name."""
+
+    name: str
+    overrides: list[str]
+    cfg: Config
+    group: tuple[str, ...]
+    """The grid point without its seed: runs sharing it are averaged in the summary."""
+
+
+@dataclass
+class Outcome:
+    """What happened to a run: ``skipped`` (already finished), ``done``, ``resumed`` or ``failed``."""
+
+    run: Run
+    status: str
+    run_dir: Optional[Path] = None
+    error: str = ""
+    traceback: str = ""
+    seconds: float = 0.0
+
+
+@dataclass
+class SweepResult:
+    """The sweep folder and one :class:`Outcome` per grid point, in grid order."""
+
+    sweep_dir: Path
+    outcomes: list[Outcome]
+
+    @property
+    def failed(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.status == "failed"]
+
+
+# ---------------------------------------------------------------------- grid
+def split_values(text: str) -> list[str]:
+    """``"a,[1,2],'x,y'"`` -> ``["a", "[1,2]", "'x,y'"]``: commas split only outside brackets and quotes."""
+    values, depth, quote, start = [], 0, None, 0
+    for i, ch in enumerate(text):
+        if quote:
+            quote = None if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "[{(":
+            depth += 1
+        elif ch in "]})":
+            depth -= 1
+            if depth < 0:
+                raise ConfigError(f"value {text!r} has an unmatched {ch!r}")
+        elif ch == "," and depth == 0:
+            values.append(text[start:i])
+            start = i + 1
+    if depth or quote:
+        raise ConfigError(f"value {text!r} has an unclosed bracket or quote")
+    values.append(text[start:])
+    if len(values) > 1 and any(not v.strip() for v in values):
+        raise ConfigError(f"value {text!r} has an empty item in its comma list")
+    return values
+
+
+def parse_args(argv: Sequence[str]) -> tuple[list[tuple[str, list[str]]], SweepOptions]:
+    """Split ``argv`` into the grid axes ``[(key, values)]`` and the ``sweep.`` options."""
+    axes: list[tuple[str, list[str]]] = []
+    options: list[str] = []
+    seen: dict[str, str] = {}
+    for item in argv:
+        if "=" not in item:
+            raise ConfigError(f"argument {item!r} is not of the form key=value")
+        key, value = item.split("=", 1)
+        if key.startswith("sweep."):
+            options.append(item)
+            continue
+        full = SHORTHANDS.get(key, key)
+        if full in seen:
+            raise ConfigError(f"{key} is given twice ({seen[full]!r} and {item!r}); give one key=a,b,c instead")
+        if full in MANAGED_KEYS:
+            raise ConfigError(f"{key}= is set by the sweep itself (threads comes from sweep.cpus_per_run)")
+        seen[full] = item
+        values = split_values(value)
+        if key == "runs_dir" and len(values) > 1:
+            raise ConfigError(f"runs_dir takes one folder, got {len(values)}: {value!r}")
+        axes.append((key, values))
+    return axes, parse_options(options)
+
+
+def parse_options(items: Sequence[str]) -> SweepOptions:
+    """``sweep.KEY=VALUE`` items -> validated :class:`SweepOptions`."""
+    valid = ", ".join(f"sweep.{f.name}" for f in fields(SweepOptions))
+    dotlist = [item[len("sweep."):] for item in items]
+    try:
+        opts: SweepOptions = OmegaConf.to_object(
+            OmegaConf.merge(OmegaConf.structured(SweepOptions), OmegaConf.from_dotlist(dotlist)))
+    except OmegaConfBaseException as error:
+        raise ConfigError(f"sweep option: {str(error).splitlines()[0]}; valid options: {valid}") from error
+    if not opts.cpus_per_run > 0:
+        raise ConfigError(f"sweep.cpus_per_run={opts.cpus_per_run!r} is not valid; expected a positive number")
+    if not opts.gpus_per_run >= 0:
+        raise ConfigError(f"sweep.gpus_per_run={opts.gpus_per_run!r} is not valid; expected a non-negative number")
+    if opts.max_concurrent is not None and opts.max_concurrent < 1:
+        raise ConfigError(f"sweep.max_concurrent={opts.max_concurrent!r} is not valid; expected an integer >= 1")
+    address = opts.address
+    if address is not None and not (address == "auto" or address.startswith("ray://")
+                                    or re.fullmatch(r"[\w.-]+:\d+", address)):
+        raise ConfigError(f"sweep.address={address!r} is not valid; expected auto, ray://HOST:PORT or HOST:PORT")
+    if opts.name is not None and not re.fullmatch(r"[\w.-]+", opts.name):
+        raise ConfigError(f"sweep.name={opts.name!r} is not valid; expected letters, digits, '_', '-' or '.'")
+    return opts
+
+
+def config_hash(cfg: Config) -> str:
+    """Short hash of what a run computes (its configuration less paths and bookkeeping)."""
+    data = OmegaConf.to_container(OmegaConf.structured(cfg))
+    for key in ("runs_dir", "run_name", "resume", "threads"):
+        data.pop(key)
+    data["train"].pop("progress")
+    return hashlib.sha1(json.dumps(data, sort_keys=True).encode()).hexdigest()[:8]
+
+
+def expand(axes: list[tuple[str, list[str]]], options: SweepOptions) -> list[Run]:
+    """The cartesian product of the axes, each point validated with :func:`load_config`."""
+    swept = [key for key, values in axes if len(values) > 1 and SHORTHANDS.get(key, key) not in GROUP_KEYS]
+    threads = max(1, int(options.cpus_per_run))
+    runs, names = [], {}
+    for point in itertools.product(*[values for _, values in axes]):
+        overrides = [f"{key}={value}" for (key, _), value in zip(axes, point)]
+        try:
+            cfg = load_config(overrides)
+        except ConfigError as error:
+            raise ConfigError(f"grid point {' '.join(overrides)}: {error}") from None
+        if cfg.device == "cuda" and options.gpus_per_run == 0:
+            raise ConfigError("device=cuda needs sweep.gpus_per_run > 0 (Ray hides GPUs from tasks without one)")
+        cfg = replace(cfg, runs_dir=str(Path(cfg.runs_dir).resolve()), threads=threads,
+                      train=replace(cfg.train, progress=False))
+        name = f"{cfg.conf}__{cfg.algo.name}__{cfg.seed}__{config_hash(cfg)}"
+        if name in names:
+            raise ConfigError(f"grid points {names[name]!r} and {' '.join(overrides)!r} are the same run")
+        names[name] = " ".join(overrides)
+        group = tuple(o for (key, _), o in zip(axes, overrides) if key in swept)
+        runs.append(Run(name, overrides, cfg, group))
+    return runs
+
+
+# ---------------------------------------------------------------------- run folders
+def attempts(run: Run) -> list[tuple[int, Path]]:
+    """Existing folders of a run, oldest first: ``(1, name)``, ``(2, name__try2)``, ..."""
+    root = Path(run.cfg.runs_dir)
+    found = [(1, root / run.name)] if (root / run.name).is_dir() else []
+    for path in root.glob(f"{run.name}__try*"):
+        suffix = path.name[len(run.name) + len("__try"):]
+        if suffix.isdigit() and path.is_dir():
+            found.append((int(suffix), path))
+    return sorted(found)
+
+
+def is_finished(run_dir: Path) -> bool:
+    return (run_dir / "checkpoints" / "model_final.pt").is_file()
+
+
+def plan(run: Run) -> tuple[str, Path]:
+    """``("skip", folder)``, ``("resume", folder)`` or ``("fresh", new folder)`` for a run."""
+    tries = attempts(run)
+    for _, path in tries:
+        if is_finished(path):
+            return "skip", path
+    for _, path in reversed(tries):
+        if (path / "checkpoints" / "last.pt").is_file():
+            return "resume", path
+    name = f"{run.name}__try{tries[-1][0] + 1}" if tries else run.name
+    return "fresh", Path(run.cfg.runs_dir) / name
+
+
+def final_return(run_dir: Path) -> float:
+    """Mean ``charts/return`` over the last 10% of a run's episodes (at least one)."""
+    returns = [row["charts/return"] for row in read_metrics(run_dir) if "charts/return" in row]
+    if not returns:
+        return math.nan
+    return float(np.mean(returns[-max(1, math.ceil(FINAL_FRACTION * len(returns))):]))
+
+
+# ---------------------------------------------------------------------- Ray
+def _train_task(cfg: Config) -> dict[str, Any]:
+    """Body of a Ray task: one training run; an exception comes back as data."""
+    from bmf_graph.trainer import train
+
+    start = time.perf_counter()
+    try:
+        run_dir = train(cfg)
+    except Exception as error:  # noqa: BLE001 - the sweep records every failure and goes on
+        return {"ok": False, "error": f"{type(error).__name__}: {error}", "traceback": traceback.format_exc(),
+                "seconds": time.perf_counter() - start}
+    return {"ok": True, "run_dir": str(run_dir), "seconds": time.perf_counter() - start}
+
+
+def import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise RayMissing('bmf_graph.sweep needs Ray: pip install -e ".[sweep]"') from None
+    return ray
+
+
+def _check_resources(ray, options: SweepOptions) -> None:
+    available = ray.cluster_resources()
+    for key, asked in (("CPU", options.cpus_per_run), ("GPU", options.gpus_per_run)):
+        have = available.get(key, 0)
+        if asked > have:
+            message = (f"sweep.{key.lower()}s_per_run={asked:g} exceeds the {have:g} {key}s of the Ray cluster; "
+                       f"runs would never start")
+            if options.address is None:
+                raise ConfigError(message)
+            print(f"warning: {message} unless the cluster scales up", file=sys.stderr)
+
+
+def execute(todo: list[tuple[Run, str, Path]], options: SweepOptions) -> list[Outcome]:
+    """Run ``(run, action, folder)`` items as Ray tasks; report each as it completes."""
+    ray = import_ray()
+    started_here = not ray.is_initialized()
+    if started_here:
+        if options.address is None:
+            # Ray lowers its workers' priority (nice 15); runs here get that of ``python train.py``.
+            os.environ.setdefault("RAY_worker_niceness", "0")
+            ray.init(include_dashboard=False)
+        else:
+            ray.init(address=options.address)
+    outcomes = []
+    try:
+        _check_resources(ray, options)
+        task = ray.remote(num_cpus=options.cpus_per_run, num_gpus=options.gpus_per_run, max_retries=0)(_train_task)
+        pending, in_flight = list(todo), {}
+        limit = options.max_concurrent or len(todo)
+        with tqdm(total=len(todo), unit="run", desc="sweep", dynamic_ncols=True) as bar:
+            while pending or in_flight:
+                while pending and len(in_flight) < limit:
+                    run, action, folder = pending.pop(0)
+                    cfg = (replace(run.cfg, resume=str(folder)) if action == "resume"
+                           else replace(run.cfg, run_name=folder.name))
+                    in_flight[task.remote(cfg)] = (run, action, folder)
+                [ref], _ = ray.wait(list(in_flight), num_returns=1)
+                run, action, folder = in_flight.pop(ref)
+                try:
+                    result = ray.get(ref)
+                except Exception as error:  # noqa: BLE001 - a lost worker fails this run only
+                    result = {"ok": False, "error": f"{type(error).__name__}: {error}", "traceback": "", "seconds": 0.0}
+                if result["ok"]:
+                    outcome = Outcome(run, "resumed" if action == "resume" else "done", Path(result["run_dir"]),
+                                      seconds=result["seconds"])
+                    bar.write(f"{outcome.status:>7}  {run.name}  final return {final_return(outcome.run_dir):.3f}"
+                              f"  ({outcome.seconds:.0f} s)")
+                else:
+                    outcome = Outcome(run, "failed", folder if folder.is_dir() else None, result["error"],
+                                      result["traceback"], result["seconds"])
+                    bar.write(f" FAILED  {run.name}  {result['error'].splitlines()[0] if result['error'] else ''}")
+                outcomes.append(outcome)
+                bar.update(1)
+    finally:
+        if started_here:
+            ray.shutdown()
+    return outcomes
+
+
+# ---------------------------------------------------------------------- summary
+def summarize(outcomes: list[Outcome], sweep_dir: Path) -> list[dict[str, Any]]:
+    """Write ``summary.csv`` / ``summary.md``: final return per configuration over seeds."""
+    groups: dict[tuple[str, str, str], list[Outcome]] = {}
+    for o in outcomes:
+        groups.setdefault((o.run.cfg.conf, o.run.cfg.algo.name, " ".join(o.run.group)), []).append(o)
+    rows = []
+    for (conf, algo, setting), members in groups.items():
+        ok = [o for o in members if o.status != "failed"]
+        finals = np.array([final_return(o.run_dir) for o in ok], dtype=float)
+        rows.append({"conf": conf, "algo": algo, "setting": setting, "seeds": " ".join(str(o.run.cfg.seed) for o in ok),
+                     "finished": len(ok), "runs": len(members),
+                     "final_return_mean": float(finals.mean()) if ok else math.nan,
+                     "final_return_std": float(finals.std()) if ok else math.nan})
+    columns = ["conf", "algo", "setting", "seeds", "finished", "runs", "final_return_mean", "final_return_std"]
+    with (sweep_dir / "summary.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    lines = ["| conf | algo | setting | seeds | finished | final return |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        value = "-" if math.isnan(r["final_return_mean"]) else f"{r['final_return_mean']:.3f} ± {r['final_return_std']:.3f}"
+        lines.append(f"| {r['conf']} | {r['algo']} | {r['setting']} | {r['seeds']} | {r['finished']}/{r['runs']} | {value} |")
+    lines += ["", "Final return: mean `charts/return` over the last 10% of a run's episodes (at least one); "
+              "mean ± population std over the finished seeds."]
+    failed = [o for o in outcomes if o.status == "failed"]
+    if failed:
+        lines += ["", "Failed runs (details in `sweep_failures.json`):", ""]
+        lines += [f"- `{o.run.name}`: {o.error.splitlines()[0] if o.error else 'no error text'}" for o in failed]
+    (sweep_dir / "summary.md").write_text("\n".join(lines) + "\n")
+    return rows
+
+
+def plot_curves(run_dirs: list[Path], sweep_dir: Path) -> Optional[Path]:
+    """The plotting module's learning curves of the finished runs, when it is available."""
+    try:
+        from bmf_graph.plot import learning_curves
+    except ImportError:
+        print("note: bmf_graph.plot.learning_curves is not available; skipping the learning-curve plot")
+        return None
+    out = sweep_dir / "learning_curves.png"
+    out.unlink(missing_ok=True)  # redrawn from all finished runs on every (re-)run of the sweep
+    try:
+        return learning_curves(run_dirs, out)
+    except Exception as error:  # noqa: BLE001 - a plot problem must not hide the sweep's results
+        print(f"warning: the learning-curve plot failed: {type(error).__name__}: {error}", file=sys.stderr)
+        return None
+
+
+# ---------------------------------------------------------------------- entry point
+def run_sweep(argv: Sequence[str]) -> SweepResult:
+    """Expand, validate, run what is missing and summarize; see the module docstring."""
+    axes, options = parse_args(argv)
+    runs = expand(axes, options)
+    digest = hashlib.sha1(" ".join(sorted(r.name for r in runs)).encode()).hexdigest()[:8]
+    sweep_dir = Path(runs[0].cfg.runs_dir) / f"sweep__{options.name or digest}"
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    spec = {"argv": list(argv), "options": OmegaConf.to_container(OmegaConf.structured(options)),
+            "axes": {key: values for key, values in axes},
+            "runs": [{"name": r.name, "overrides": r.overrides} for r in runs]}
+    (sweep_dir / "sweep.yaml").write_text(OmegaConf.to_yaml(spec))
+
+    plans = [(run, *plan(run)) for run in runs]
+    skipped = [Outcome(run, "skipped", folder) for run, action, folder in plans if action == "skip"]
+    todo = [p for p in plans if p[1] != "skip"]
+    resume = sum(action == "resume" for _, action, _ in todo)
+    print(f"sweep {sweep_dir}: {len(runs)} runs, {len(skipped)} finished, {resume} to resume, "
+          f"{len(todo) - resume} to start")
+    done = {o.run.name: o for o in skipped + (execute(todo, options) if todo else [])}
+    outcomes = [done[run.name] for run in runs]
+
+    failures = {o.run.name: {"overrides": o.run.overrides, "error": o.error, "traceback": o.traceback}
+                for o in outcomes if o.status == "failed"}
+    (sweep_dir / "sweep_failures.json").write_text(json.dumps(failures, indent=2) + "\n")
+    summarize(outcomes, sweep_dir)
+    finished = [o.run_dir for o in outcomes if o.status != "failed"]
+    if finished:
+        plot_curves(finished, sweep_dir)
+    print((sweep_dir / "summary.md").read_text())
+    return SweepResult(sweep_dir, outcomes)
+
+
+def main(argv: Sequence[str]) -> int:
+    if not argv or argv[0] in ("-h", "--help"):
+        print(__doc__ + "\n" + options_help())
+        return 0 if argv else 2
+    try:
+        result = run_sweep(argv)
+    except (ConfigError, RayMissing) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if result.failed:
+        print(f"{len(result.failed)} of {len(result.outcomes)} runs failed; see {result.sweep_dir / 'sweep_failures.json'}",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,140 @@
+"""Sweeps: grid expansion and validation, then tiny sweeps on one local Ray instance."""
+import csv
+import json
+import sys
+from dataclasses import replace
+
+import pytest
+
+ray = pytest.importorskip("ray")
+
+from bmf_graph.config import ConfigError  # noqa: E402
+from bmf_graph.logging import read_metrics  # noqa: E402
+from bmf_graph.sweep import expand, main, parse_args, plan, run_sweep, split_values  # noqa: E402
+from bmf_graph.trainer import Trainer, train  # noqa: E402
+
+TINY = ["conf=firefighter", "env.kwargs.num_firefighters=8", "env.kwargs.max_steps=8",
+        "algo.learning_starts=4", "algo.batch_steps=4", "algo.buffer_steps=64", "algo.hidden=16"]
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray.init(num_cpus=2, include_dashboard=False)
+    yield
+    ray.shutdown()
+
+
+def test_split_values_keeps_brackets_and_quotes_whole():
+    assert split_values("q,mfq,bmf_q") == ["q", "mfq", "bmf_q"]
+    assert split_values("[0],[0,1]") == ["[0]", "[0,1]"]
+    assert split_values("'a,b',c") == ["'a,b'", "c"]
+    assert split_values("") == [""]
+    with pytest.raises(ConfigError, match="unclosed"):
+        split_values("[0,1")
+    with pytest.raises(ConfigError, match="empty item"):
+        split_values("q,,mfq")
+
+
+def test_grid_is_the_product_and_sweep_options_stay_out_of_the_config(tmp_path):
+    axes, options = parse_args(["algo=q,mfq", "seed=0,1,2", "env.learn_teams=[0]", f"runs_dir={tmp_path}",
+                                "sweep.cpus_per_run=2", "sweep.max_concurrent=3", "sweep.name=x"])
+    assert (options.cpus_per_run, options.gpus_per_run, options.max_concurrent) == (2, 0, 3)
+    runs = expand(axes, options)
+    assert len(runs) == 6 and len({r.name for r in runs}) == 6
+    assert {(r.cfg.algo.name, r.cfg.seed) for r in runs} == {(a, s) for a in ("q", "mfq") for s in (0, 1, 2)}
+    assert all(r.cfg.threads == 2 and r.cfg.env.learn_teams == [0] and not r.cfg.train.progress for r in runs)
+    assert all(not any(o.startswith("sweep.") for o in r.overrides) for r in runs)
+    again = expand(*parse_args(["algo.name=q,mfq", "seed=0,1,2", f"runs_dir={tmp_path}", "sweep.cpus_per_run=1"]))
+    assert [r.name for r in again] == [r.name for r in runs], "run names must not depend on spelling or resources"
+    assert plan(runs[0]) == ("fresh", tmp_path / runs[0].name)
+
+
+@pytest.mark.parametrize("args, match", [
+    (["algo=q,mfx"], r"grid point algo=mfx .*algo.name='mfx' is not valid"),
+    (["algo=q", "sweep.cpus=2"], r"Key 'cpus'.*valid options: sweep.cpus_per_run"),
+    (["algo=q", "sweep.cpus_per_run=0"], r"sweep.cpus_per_run=0.0 is not valid"),
+    (["algo=q", "sweep.address=somewhere"], r"sweep.address='somewhere' is not valid"),
+    (["algo=q", "resume=x"], r"resume= is set by the sweep"),
+    (["algo=q", "algo.name=mfq"], r"algo.name is given twice"),
+    (["seed=0,0"], r"are the same run"),
+    (["device=cuda"], r"sweep.gpus_per_run > 0"),
+])
+def test_invalid_sweeps_fail_before_any_run(tmp_path, args, match):
+    with pytest.raises(ConfigError, match=match):
+        run_sweep([*args, f"runs_dir={tmp_path}"])
+    assert not any(tmp_path.iterdir())
+
+
+def test_missing_ray_names_the_extra_to_install(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "ray", None)  # makes ``import ray`` raise ImportError
+    assert main([*TINY, "algo=q", f"runs_dir={tmp_path}"]) == 2
+    assert 'pip install -e ".[sweep]"' in capsys.readouterr().err
+
+
+def test_tiny_sweep_runs_every_point_then_skips_them(local_ray, tmp_path):
+    argv = [*TINY, "train.episodes=2", "algo=q,mfq", "seed=0,1", f"runs_dir={tmp_path}"]
+    first = run_sweep(argv)
+    assert [o.status for o in first.outcomes] == ["done"] * 4
+    run_dirs = sorted(p for p in tmp_path.iterdir() if not p.name.startswith("sweep__"))
+    assert run_dirs == sorted(o.run_dir for o in first.outcomes)
+    for run_dir in run_dirs:
+        assert len(read_metrics(run_dir)) == 2
+        assert (run_dir / "checkpoints" / "model_final.pt").is_file()
+        assert (run_dir / "config.yaml").read_text().count("threads: 1") == 1
+    with (first.sweep_dir / "summary.csv").open() as f:
+        summary = {row["algo"]: row for row in csv.DictReader(f)}
+    assert set(summary) == {"q", "mfq"}
+    assert all(row["seeds"] == "0 1" and row["finished"] == "2" for row in summary.values())
+    assert float(summary["q"]["final_return_mean"]) < 0  # firefighter returns are costs
+    assert "±" in (first.sweep_dir / "summary.md").read_text()
+    assert json.loads((first.sweep_dir / "sweep_failures.json").read_text()) == {}
+    assert (first.sweep_dir / "learning_curves.png").stat().st_size > 0
+
+    stamps = {p: (p / "metrics.csv").stat().st_mtime_ns for p in run_dirs}
+    second = run_sweep(argv)
+    assert second.sweep_dir == first.sweep_dir
+    assert [o.status for o in second.outcomes] == ["skipped"] * 4
+    assert {p: (p / "metrics.csv").stat().st_mtime_ns for p in run_dirs} == stamps
+    assert (second.sweep_dir / "learning_curves.png").stat().st_size > 0  # redrawn, not refused
+
+
+def test_failing_run_is_recorded_and_the_others_finish(local_ray, tmp_path, capsys):
+    code = main([*TINY, "train.episodes=2", "algo=q", "seed=0", "env.kwargs.max_fire=5,1", f"runs_dir={tmp_path}", "sweep.name=bad"])
+    assert code == 1
+    failures = json.loads((tmp_path / "sweep__bad" / "sweep_failures.json").read_text())
+    assert len(failures) == 1
+    [failure] = failures.values()
+    assert "env.kwargs.max_fire=1" in failure["overrides"] and "max_fire=1" in failure["error"]
+    assert "Traceback" in failure["traceback"]
+    [run_dir] = [p for p in tmp_path.iterdir() if p.name.startswith("firefighter__")]
+    assert (run_dir / "checkpoints" / "model_final.pt").is_file()
+    out = capsys.readouterr()
+    assert "FAILED" in out.out and "1 of 2 runs failed" in out.err
+    assert "0/1" in (tmp_path / "sweep__bad" / "summary.md").read_text()
+
+
+def test_interrupted_runs_resume_or_restart_without_touching_old_folders(local_ray, tmp_path, monkeypatch):
+    argv = [*TINY, "train.episodes=4", "train.save_every=2", "algo=q", "seed=0,1", f"runs_dir={tmp_path}"]
+    runs = expand(*parse_args(argv))
+    original = Trainer.run_episode
+    crash_at = {0: 2, 1: 0}  # seed 0 stops after its checkpoint at episode 2, seed 1 before any
+
+    def crash(self, *args, **kwargs):
+        if self.episode == crash_at[self.cfg.seed]:
+            raise KeyboardInterrupt
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "run_episode", crash)
+    for run in runs:
+        with pytest.raises(KeyboardInterrupt):
+            train(replace(run.cfg, run_name=run.name))
+    monkeypatch.setattr(Trainer, "run_episode", original)
+    assert [plan(r)[0] for r in runs] == ["resume", "fresh"]
+
+    result = run_sweep(argv)
+    resumed, restarted = result.outcomes
+    assert (resumed.status, resumed.run_dir) == ("resumed", tmp_path / runs[0].name)
+    assert [r["episode"] for r in read_metrics(resumed.run_dir)] == [1, 2, 3, 4]
+    assert (restarted.status, restarted.run_dir) == ("done", tmp_path / f"{runs[1].name}__try2")
+    assert len(read_metrics(restarted.run_dir)) == 4
+    assert read_metrics(tmp_path / runs[1].name) == []  # the stale attempt is kept as it was
