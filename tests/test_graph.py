@@ -23,10 +23,12 @@ def brute_radius_graph(pos, r, batch=None, loop=False, max_num_neighbors=None):
     return torch.tensor(edges, dtype=torch.long).view(-1, 2).t()
 
 
-@pytest.fixture
-def torch_backend():
+@pytest.fixture(params=["dense", "cell_list"])
+def torch_backend(request, monkeypatch):
+    """The pure-torch backend, once through each of its two paths."""
+    monkeypatch.setattr(graph, "DENSE_MAX_NODES", 10 ** 9 if request.param == "dense" else 0)
     set_backend("torch")
-    yield
+    yield request.param
     set_backend("auto")
 
 
@@ -103,6 +105,50 @@ def test_radius_graph_empty_and_zero_radius(torch_backend):
     assert radius_graph(pos, 1.0).shape == (2, 6)
 
 
+@pytest.mark.parametrize("grid", [False, True])
+def test_radius_graph_dense_path_across_threshold(monkeypatch, grid):
+    """Calls just below, at and above ``DENSE_MAX_NODES`` switch between the dense path and
+    the cell list; edges (and their order) match each other and the brute-force reference,
+    also on integer grids where many pairs lie at exactly ``r``."""
+    set_backend("torch")
+    gen = torch.Generator().manual_seed(9)
+    limit = 40
+    monkeypatch.setattr(graph, "DENSE_MAX_NODES", limit)
+    try:
+        for n in (limit - 1, limit, limit + 1):
+            if grid:
+                pos, r = torch.randint(0, 12, (n, 2), generator=gen).float(), 5.0  # 3-4-5
+            else:
+                pos, r = torch.rand(n, 2, generator=gen) * 12, 3.0
+            batch = torch.randint(0, 3, (n,), generator=gen)
+            for use_batch, loop, k in [(False, False, None), (True, False, None),
+                                       (True, True, None), (True, False, 2), (False, True, 3)]:
+                b = batch if use_batch else None
+                out = radius_graph(pos, r, b, loop, k)
+                monkeypatch.setattr(graph, "DENSE_MAX_NODES", 0)
+                cell_list = radius_graph(pos, r, b, loop, k)
+                monkeypatch.setattr(graph, "DENSE_MAX_NODES", limit)
+                assert out.size(1) > 0 and torch.equal(out, cell_list)
+                assert torch.equal(out, brute_radius_graph(pos, r, b, loop, k))
+    finally:
+        set_backend("auto")
+
+
+def test_radius_graph_dense_path_is_the_default_for_small_inputs(monkeypatch):
+    calls = []
+    monkeypatch.setattr(graph, "_cell_list_pairs",
+                        lambda *args: calls.append(1) or (torch.empty(0, dtype=torch.long),) * 2)
+    gen = torch.Generator().manual_seed(10)
+    set_backend("torch")
+    try:
+        pos = torch.rand(graph.DENSE_MAX_NODES + 1, 2, generator=gen) * 10
+        assert radius_graph(pos[1:], 2.0).size(1) > 0 and not calls
+        radius_graph(pos, 2.0)
+        assert calls == [1]
+    finally:
+        set_backend("auto")
+
+
 def test_radius_graph_errors():
     pos = torch.rand(5, 2)
     with pytest.raises(ValueError, match=r"radius_graph: pos must have shape \[N, D\].*\(5,\)"):
@@ -148,6 +194,28 @@ def test_backend_switch():
     finally:
         set_backend("auto")
     assert get_backend() == ("cluster" if graph._cluster_available() else "torch")
+
+
+def test_backend_resolved_once(monkeypatch):
+    """``"auto"`` tries the torch-cluster import at its first use only, not at every graph;
+    ``set_backend`` forgets the outcome."""
+    calls = []
+    monkeypatch.setattr(graph, "_cluster_available", lambda: calls.append(1) or False)
+    set_backend("auto")
+    try:
+        pos = torch.rand(50, 2, generator=torch.Generator().manual_seed(11)) * 10
+        for _ in range(5):
+            assert get_backend() == "torch"
+            radius_graph(pos, 2.0)
+        assert len(calls) == 1
+        set_backend("torch")
+        assert get_backend() == "torch" and len(calls) == 1
+        monkeypatch.setattr(graph, "_cluster_available", lambda: calls.append(1) or True)
+        set_backend("auto")  # e.g. after installing torch-cluster
+        assert get_backend() == "cluster" and get_backend() == "cluster"
+        assert len(calls) == 2
+    finally:
+        set_backend("auto")
 
 
 @pytest.mark.skipif(graph._cluster_available(), reason="torch-cluster is installed")

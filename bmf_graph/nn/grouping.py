@@ -29,6 +29,14 @@ class DynamicGrouping(torch.nn.Module):
     over the non-empty clusters of both sides, and cluster :math:`c` takes the
     id :math:`\pi^{*}(c)`; so ids stay stable while the groups drift.
 
+    k-means starts from k-means++ seeds at the first regrouping, after
+    :meth:`reset_parameters`, when :math:`N` or the number of teams changed,
+    when a group of the last regrouping was empty, or when a team has at most
+    :math:`k` alive agents. Otherwise it is warm-started from the centroids of
+    the last regrouping (in id order): consecutive groupings differ little, so
+    Lloyd's iterations converge in a few steps and the matching is mostly the
+    identity.
+
     Calls in between return the stored groups. Dead agents keep their last
     group id (the first group of their team, :math:`bk`, if they have none);
     callers mask them out. The call after :meth:`reset`, or after the number
@@ -66,19 +74,22 @@ class DynamicGrouping(torch.nn.Module):
         self._group: Optional[Tensor] = None
         self._centroids: Optional[Tensor] = None
         self._filled: Optional[Tensor] = None
+        self._num_agents: Optional[int] = None  # N of the last regrouping
         self._steps = 0
         self.reset_parameters()
 
     def reset_parameters(self):
-        r"""Forgets all state, centroids included."""
+        r"""Forgets all state, centroids included (the next k-means is seeded
+        by k-means++)."""
         self.reset()
         self._centroids = None
         self._filled = None
+        self._num_agents = None
 
     def reset(self):
         r"""Forgets the groups so that the next call regroups (episode start).
-        The last centroids are kept, so the next grouping is still matched to
-        them and ids stay stable across episodes."""
+        The last centroids are kept, so the next grouping starts from them, is
+        matched to them and ids stay stable across episodes."""
         self._group = None
         self._steps = 0
 
@@ -121,10 +132,13 @@ class DynamicGrouping(torch.nn.Module):
                  generator: Optional[torch.Generator]):
         k, (N, D) = self.num_groups, mu.shape
         num_batch = int(batch.max()) + 1 if N > 0 else 1
-        index = alive.nonzero().view(-1)
-        x, x_batch = mu[index], batch[index]
+        everyone = bool(alive.all())
+        index = None if everyone else alive.nonzero().view(-1)
+        x, x_batch = (mu, batch) if everyone else (mu[index], batch[index])
         if self.mode == "kmeans":
-            labels, centroids = self.kmeans(x, x_batch, generator, num_batch=num_batch)
+            init = self._warm_start(N, x_batch, num_batch, D)
+            labels, centroids = self.kmeans(x, x_batch, generator, num_batch=num_batch,
+                                            init=init)
         else:
             labels = x_batch * k + torch.randint(k, x_batch.shape, generator=generator,
                                                  device=mu.device)
@@ -141,9 +155,23 @@ class DynamicGrouping(torch.nn.Module):
             centroids = torch.empty_like(centroids).index_copy_(0, new_id, centroids)
             filled = torch.empty_like(filled).index_copy_(0, new_id, filled)
 
-        group = batch * k if self._group is None else self._group.clone()
-        group[index] = labels
+        if everyone:
+            group = labels
+        else:
+            group = batch * k if self._group is None else self._group.clone()
+            group[index] = labels
         self._group, self._centroids, self._filled = group, centroids, filled
+        self._num_agents = N
+
+    def _warm_start(self, num_agents: int, x_batch: Tensor, num_batch: int,
+                    dim: int) -> Optional[Tensor]:
+        # The last centroids as k-means' initial ones, or None for k-means++.
+        k, old = self.num_groups, self._centroids
+        if old is None or self._num_agents != num_agents \
+                or tuple(old.shape) != (num_batch * k, dim) or not bool(self._filled.all()):
+            return None
+        size = torch.bincount(x_batch, minlength=num_batch)  # alive agents per team
+        return old.to(x_batch.device) if int(size.min()) > k else None
 
     def _match(self, new: Tensor, new_filled: Tensor, old: Tensor,
                old_filled: Tensor) -> Tensor:
@@ -156,6 +184,9 @@ class DynamicGrouping(torch.nn.Module):
         old_filled = old_filled.view(-1, k).cpu().numpy()
         new_id = np.empty(cost.shape[:2], dtype=np.int64)
         for b in range(cost.shape[0]):  # one k x k assignment problem per team
+            if new_filled[b].all() and old_filled[b].all():  # the common case: no empty group
+                new_id[b] = linear_sum_assignment(cost[b])[1] + b * k
+                continue
             rows, cols = np.flatnonzero(new_filled[b]), np.flatnonzero(old_filled[b])
             r, c = linear_sum_assignment(cost[b][np.ix_(rows, cols)])
             target = np.full(k, -1, dtype=np.int64)
@@ -188,11 +219,13 @@ class DynamicGrouping(torch.nn.Module):
 
     def get_extra_state(self) -> Dict[str, Any]:
         return {"group": self._group, "centroids": self._centroids,
-                "filled": self._filled, "steps": self._steps}
+                "filled": self._filled, "steps": self._steps,
+                "num_agents": self._num_agents}
 
     def set_extra_state(self, state: Dict[str, Any]):
         self._group, self._centroids = state["group"], state["centroids"]
         self._filled, self._steps = state["filled"], int(state["steps"])
+        self._num_agents = state.get("num_agents")  # absent before warm starts: k-means++
 
     def __repr__(self) -> str:
         return (f"{self.__class__.__name__}({self.num_groups}, interval={self.interval}, "

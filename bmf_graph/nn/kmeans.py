@@ -1,4 +1,5 @@
 """Batched k-means with k-means++ seeding, in torch (DESIGN.md §2, paper Sec. 4.2)."""
+import math
 from typing import Optional, Tuple
 
 import torch
@@ -37,16 +38,24 @@ class KMeans(torch.nn.Module):
     the largest one, so memory is :math:`O(B \cdot n_{\max} \cdot (D + k))`;
     each Lloyd step is two batched matrix products.
 
+    With :obj:`init`, Lloyd's iterations start from the given centroids instead
+    (a warm start, e.g. from the previous grouping); every cluster of a team with
+    points is then used, and the edge cases above hold only as far as the given
+    centroids allow (two distinct points may share a cluster). Iterations stop
+    once the assignment no longer changes (the centroids are then a fixed point),
+    or on the :obj:`tol` criterion below; :attr:`n_iter_` counts them.
+
     Args:
         num_clusters (int): Number of clusters :math:`k` per team.
         max_iter (int, optional): Maximum number of Lloyd iterations; ``0``
-            returns the k-means++ seeds. (default: :obj:`50`)
+            returns the k-means++ seeds (or :obj:`init`). (default: :obj:`50`)
         tol (float, optional): Stop when the summed squared centroid shift is at
             most :obj:`tol` times the mean per-feature variance of :obj:`x`.
             (default: :obj:`1e-4`)
 
     Shapes:
-        - **input:** points :math:`(N, D)`, batch vector :math:`(N)` (optional)
+        - **input:** points :math:`(N, D)`, batch vector :math:`(N)` (optional),
+          initial centroids :math:`(kB, D)` (optional)
         - **output:** labels :math:`(N)` (long, in :math:`[0, kB)`),
           centroids :math:`(kB, D)`, with :math:`B` the number of teams
     """
@@ -62,6 +71,7 @@ class KMeans(torch.nn.Module):
         self.num_clusters = num_clusters
         self.max_iter = max_iter
         self.tol = float(tol)
+        self.n_iter_ = 0  # Lloyd iterations of the last call
         self.reset_parameters()
 
     def reset_parameters(self):
@@ -70,7 +80,8 @@ class KMeans(torch.nn.Module):
     @torch.no_grad()
     def forward(self, x: Tensor, batch: Optional[Tensor] = None,
                 generator: Optional[torch.Generator] = None,
-                num_batch: Optional[int] = None) -> Tuple[Tensor, Tensor]:
+                num_batch: Optional[int] = None,
+                init: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
         r"""Clusters :obj:`x` per team (no gradient flows through).
 
         Args:
@@ -82,59 +93,92 @@ class KMeans(torch.nn.Module):
                 (default: :obj:`None`)
             num_batch (int, optional): Number of teams :math:`B`, for teams that
                 have no points. (default: :obj:`None`, :obj:`batch.max() + 1`)
+            init (torch.Tensor, optional): Initial centroids :math:`(kB, D)`,
+                rows :math:`bk, \dots, bk + k - 1` for team :math:`b`, in
+                place of the k-means++ seeds. (default: :obj:`None`)
         """
         x, batch, num_batch = self._check(x, batch, num_batch)
         k, (N, D) = self.num_clusters, x.shape
+        if init is not None:
+            init = self._check_init(init, x, num_batch)
+        self.n_iter_ = 0
         if N == 0:
             return batch.clone(), x.new_zeros(num_batch * k, D)
 
         dense, real, slot, offset = self._to_dense(x, batch, num_batch)
-        centroids, valid = self._plusplus(dense, real, generator)
-        threshold = self.tol * float(x.var(0, correction=0).mean()) if N > 1 else 0.0
+        if init is None:
+            centroids, valid = self._plusplus(dense, real, generator)
+        else:
+            centroids = init.view(num_batch, k, D) - offset.unsqueeze(1)
+            valid = real.any(1, keepdim=True).expand(num_batch, k)
+        masked = None if bool(valid.all()) else ~valid.unsqueeze(2)
+        padding = None if bool(real.all()) else ~real
+        centred = dense if num_batch == 1 else x - x.mean(0)
+        threshold = self.tol * float(centred.pow(2).mean()) if N > 1 else 0.0
+        dense_t = dense.transpose(1, 2)                                    # [B, D, n_max]
+        nearest, settled = None, False
         for _ in range(self.max_iter):
-            one_hot = self._assign(dense, real, centroids, valid)
-            size = one_hot.sum(1).unsqueeze(-1)                             # [B, k, 1]
-            update = torch.bmm(one_hot.transpose(1, 2), dense) / size.clamp(min=1)
+            new = self._nearest(dense_t, centroids, masked, padding)
+            self.n_iter_ += 1
+            if nearest is not None and torch.equal(new, nearest):
+                settled = True  # same assignment: the centroids are its means already
+                break
+            # One-hot [B, k, n_max] of the assignment (padding slots point at row k).
+            member = dense.new_zeros(num_batch, k + 1, dense.size(1))
+            member = member.scatter_(1, new.unsqueeze(1), 1.0)[:, :k]
+            size = member.sum(2, keepdim=True)
+            update = torch.bmm(member, dense) / size.clamp(min=1)
             update = torch.where(size > 0, update, centroids)
             shift = float((update - centroids).pow(2).sum())
-            centroids = update
+            centroids, nearest = update, new
             if shift <= threshold:
                 break
+        if not settled:  # the last step is an assignment to the last centroids
+            nearest = self._nearest(dense_t, centroids, masked, padding)
 
-        one_hot = self._assign(dense, real, centroids, valid)
-        labels = batch * k + one_hot[batch, slot].argmax(-1)
-        size = one_hot.sum(1).unsqueeze(-1)
+        labels = batch * k + nearest[batch, slot]
+        size = torch.bincount(labels, minlength=num_batch * k).view(num_batch, k, 1)
         centroids = torch.where(size > 0, centroids + offset.unsqueeze(1), 0.0)
         return labels, centroids.view(-1, D)
 
-    @staticmethod
-    def _to_dense(x: Tensor, batch: Tensor,
+    def _to_dense(self, x: Tensor, batch: Tensor,
                   num_batch: int) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
         # Teams laid out densely, [B, n_max, D] (zero padded), each centred on its
         # mean so that the expanded distance ||x||^2 - 2 x.c + ||c||^2 loses little
         # precision. Point i sits at dense[batch[i], slot[i]].
         count = torch.bincount(batch, minlength=num_batch)
+        offset = x.new_zeros(num_batch, x.size(1)).index_add_(0, batch, x)
+        offset = offset / count.clamp(min=1).unsqueeze(1).to(x.dtype)
+        if num_batch == 1:  # one team: no padding, no scatter
+            real = torch.ones(1, x.size(0), dtype=torch.bool, device=x.device)
+            slot = torch.arange(x.size(0), device=x.device)
+            return (x - offset).unsqueeze(0), real, slot, offset
         order = torch.argsort(batch, stable=True)
         first = torch.cumsum(count, 0) - count
         slot = torch.empty_like(batch)
         slot[order] = torch.arange(x.size(0), device=x.device) - first[batch[order]]
         real = torch.zeros(num_batch, int(count.max()), dtype=torch.bool, device=x.device)
         real[batch, slot] = True
-        offset = x.new_zeros(num_batch, x.size(1)).index_add_(0, batch, x)
-        offset = offset / count.clamp(min=1).unsqueeze(1).to(x.dtype)
         dense = x.new_zeros(num_batch, real.size(1), x.size(1))
         dense[batch, slot] = x - offset[batch]
         return dense, real, slot, offset
 
     @staticmethod
-    def _assign(dense: Tensor, real: Tensor, centroids: Tensor, valid: Tensor) -> Tensor:
-        # One-hot [B, n_max, k] of each point's nearest valid centroid of its own team
-        # (rows of padding slots are zero).
-        dist = torch.baddbmm(centroids.pow(2).sum(-1).unsqueeze(1), dense,
-                             centroids.transpose(1, 2), alpha=-2)
-        dist = dist.masked_fill(~valid.unsqueeze(1), float('inf'))
-        nearest = dist.argmin(-1, keepdim=True)
-        return torch.zeros_like(dist).scatter_(2, nearest, real.unsqueeze(-1).to(dist.dtype))
+    def _nearest(dense_t: Tensor, centroids: Tensor, masked: Optional[Tensor],
+                 padding: Optional[Tensor]) -> Tensor:
+        # Index [B, n_max] of each point's nearest valid centroid of its own team,
+        # the lowest one on ties; padding slots get k. Distances are laid out
+        # [B, k, n_max] so that the minimum over k runs along contiguous points.
+        k = centroids.size(1)
+        dist = torch.baddbmm(centroids.pow(2).sum(-1).unsqueeze(2), centroids, dense_t,
+                             alpha=-2)
+        if masked is not None:
+            dist = dist.masked_fill(masked, float('inf'))
+        small = torch.uint8 if k < 256 else torch.long  # narrow ranks: less memory traffic
+        rank = torch.arange(k, 0, -1, dtype=small, device=dist.device)  # k - id
+        hit = dist <= dist.amin(1, keepdim=True)
+        nearest = k - (hit * rank.view(1, k, 1)).amax(1).long()
+        return nearest if padding is None else nearest.masked_fill(padding, k)
 
     def _plusplus(self, dense: Tensor, real: Tensor,
                   generator: Optional[torch.Generator]) -> Tuple[Tensor, Tensor]:
@@ -168,7 +212,7 @@ class KMeans(torch.nn.Module):
             raise ValueError(f"{name}: x must have shape [N, D], got {shape}")
         if not x.is_floating_point():
             x = x.to(torch.get_default_dtype())
-        if not bool(torch.isfinite(x).all()):
+        if x.numel() > 0 and not all(map(math.isfinite, torch.aminmax(x))):  # NaN propagates
             raise ValueError(f"{name}: x must be finite, got NaN or inf entries")
         N = x.size(0)
         if batch is None:
@@ -192,6 +236,17 @@ class KMeans(torch.nn.Module):
         if num_batch < 0:
             raise ValueError(f"{name}: num_batch must be >= 0, got {num_batch}")
         return x, batch, num_batch
+
+    def _check_init(self, init: Tensor, x: Tensor, num_batch: int) -> Tensor:
+        name, want = self.__class__.__name__, (num_batch * self.num_clusters, x.size(1))
+        if not isinstance(init, Tensor) or tuple(init.shape) != want:
+            shape = tuple(init.shape) if isinstance(init, Tensor) else type(init)
+            raise ValueError(f"{name}: init must have shape [{want[0]}, {want[1]}] (num_batch * "
+                             f"num_clusters rows, one column per feature of x), got {shape}")
+        init = init.to(x.device, x.dtype)
+        if init.numel() > 0 and not all(map(math.isfinite, torch.aminmax(init))):
+            raise ValueError(f"{name}: init must be finite, got NaN or inf entries")
+        return init
 
     def __repr__(self) -> str:
         return f'{self.__class__.__name__}({self.num_clusters})'

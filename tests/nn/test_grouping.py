@@ -81,6 +81,67 @@ def test_grouping_ids_stable_under_relabelling():
     assert torch.equal(grouping(drifted, generator=torch.Generator().manual_seed(9)), first)
 
 
+def spy_kmeans_init(grouping, monkeypatch):
+    """Records the ``init`` (None for k-means++) of every k-means call."""
+    inits = []
+    forward = grouping.kmeans.forward
+
+    def spy(*args, init=None, **kwargs):
+        inits.append(None if init is None else init.clone())
+        return forward(*args, init=init, **kwargs)
+
+    monkeypatch.setattr(grouping.kmeans, 'forward', spy)
+    return inits
+
+
+def test_grouping_warm_starts_from_previous_centroids(monkeypatch):
+    mu, truth = latent_blobs(size=12)
+    grouping = DynamicGrouping(4, interval=1)
+    inits = spy_kmeans_init(grouping, monkeypatch)
+    first = grouping(mu, generator=torch.Generator().manual_seed(0)).clone()
+    assert inits[-1] is None  # first regroup: k-means++
+    for step in range(1, 6):  # drifting latents: warm starts, few iterations, stable ids
+        previous = grouping.centroids.clone()
+        drifted, _ = latent_blobs(size=12, seed=step, shift=0.2 * step)
+        assert torch.equal(grouping(drifted), first)
+        assert torch.equal(inits[-1], previous)
+        assert grouping.kmeans.n_iter_ <= 2
+        assert torch.allclose(grouping.centroids, previous + 0.2, atol=0.1)
+    assert same_partition(first, truth)
+
+    grouping.reset()  # episode start: still warm
+    grouping(mu)
+    assert inits[-1] is not None
+    grouping.reset_parameters()
+    grouping(mu)
+    assert inits[-1] is None
+    grouping(mu[:-1])  # another number of agents
+    assert inits[-1] is None
+    grouping(mu[:-1])
+    assert inits[-1] is not None
+    two_teams = torch.arange(2).repeat_interleave(24)[:47]
+    grouping(mu[:-1], batch=two_teams)  # another number of teams
+    assert inits[-1] is None
+
+
+def test_grouping_cold_start_when_groups_may_be_lost(monkeypatch):
+    mu, _ = latent_blobs(size=2)
+    grouping = DynamicGrouping(4, interval=1)
+    inits = spy_kmeans_init(grouping, monkeypatch)
+    grouping(mu)
+    grouping(mu)
+    assert inits[-1] is not None
+    alive = torch.ones(8, dtype=torch.bool)
+    alive[:4] = False  # 4 alive agents for 4 groups: one each, as k-means++ guarantees
+    group = grouping(mu, alive=alive)
+    assert inits[-1] is None and group[alive].unique().numel() == 4
+    alive[4] = False  # 3 agents: a group is left empty ...
+    group = grouping(mu, alive=alive)
+    assert group[alive].unique().numel() == 3
+    grouping(mu)  # ... so the next regroup is cold, though all agents are back
+    assert inits[-1] is None
+
+
 def test_grouping_alive_mask():
     mu, truth = latent_blobs()
     alive = torch.ones(40, dtype=torch.bool)

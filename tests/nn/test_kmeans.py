@@ -164,3 +164,72 @@ def test_kmeans_errors():
         KMeans(2)(torch.zeros(2, 2), torch.tensor([0, -1]))
     with pytest.raises(ValueError, match=r"KMeans: num_batch must exceed .*\(2\), got 2"):
         KMeans(2)(torch.zeros(2, 2), torch.tensor([0, 2]), num_batch=2)
+
+
+def test_kmeans_warm_start_reaches_lloyds_fixed_point():
+    gen = torch.Generator().manual_seed(6)
+    x = torch.randn(400, 3, dtype=torch.float64, generator=gen)
+    batch = torch.arange(2).repeat_interleave(200)
+    init = torch.randn(8, 3, dtype=torch.float64, generator=gen)  # 4 per team, not data points
+    labels, centroids = KMeans(4, max_iter=1000, tol=0)(x, batch, init=init)
+    for b in range(2):
+        team = batch == b
+        ref_labels, ref_centroids = numpy_lloyd(x[team].numpy(), init[4 * b:4 * b + 4].numpy())
+        assert np.array_equal(labels[team].numpy() - 4 * b, ref_labels)
+        assert np.allclose(centroids[4 * b:4 * b + 4].numpy(), ref_centroids, atol=1e-10)
+    # No random draw is made: the generator is not needed and results repeat exactly.
+    again = KMeans(4, max_iter=1000, tol=0)(x, batch, init=init)
+    assert torch.equal(again[0], labels) and torch.equal(again[1], centroids)
+
+
+@pytest.mark.parametrize("tol", [0.0, 1e-4])
+def test_kmeans_warm_start_from_its_fixed_point_stops_at_once(tol):
+    x, _ = blobs([[0, 0], [4, 0], [0, 4], [4, 4], [2, 2]], size=30, spread=0.6)
+    batch = torch.arange(150) % 2
+    kmeans = KMeans(5, max_iter=1000, tol=0)
+    labels, centroids = kmeans(x, batch, generator=torch.Generator().manual_seed(0))
+    cold_iters = kmeans.n_iter_
+    warm = KMeans(5, max_iter=1000, tol=tol)
+    warm_labels, warm_centroids = warm(x, batch, init=centroids)
+    assert warm.n_iter_ <= 2 < cold_iters
+    assert torch.equal(warm_labels, labels)
+    assert torch.allclose(warm_centroids, centroids, atol=1e-6)
+
+
+def test_kmeans_stops_when_the_assignment_repeats():
+    x, truth = blobs([[0, 0], [5, 5], [-5, 5]], size=20)
+    kmeans = KMeans(3, max_iter=1000, tol=0)
+    init = torch.tensor([[1.0, 1.0], [4.0, 4.0], [-4.0, 4.0]])
+    labels, centroids = kmeans(x, init=init)
+    # One step assigns the blobs, a second finds the same assignment and stops.
+    assert kmeans.n_iter_ == 2
+    assert torch.equal(labels, truth)
+    one = KMeans(3, max_iter=1, tol=0)
+    assert torch.equal(one(x, init=init)[1], centroids) and one.n_iter_ == 1
+
+
+def test_kmeans_warm_start_edge_cases():
+    # max_iter=0 returns the given centroids (rows of empty clusters are zero).
+    x = torch.tensor([[0.0, 0.0], [0.2, 0.0], [5.0, 5.0]])
+    init = torch.tensor([[0.1, 0.0], [5.0, 4.0], [50.0, 50.0]])
+    labels, centroids = KMeans(3, max_iter=0)(x, init=init)
+    assert labels.tolist() == [0, 0, 1]
+    assert torch.allclose(centroids, torch.tensor([[0.1, 0.0], [5.0, 4.0], [0.0, 0.0]]))
+    assert centroids[2].abs().sum() == 0
+    # A team without points gets zero rows, whatever its initial centroids.
+    labels, centroids = KMeans(2)(x, torch.tensor([0, 0, 2]), init=torch.ones(6, 2))
+    assert torch.equal(centroids[2:4], torch.zeros(2, 2)) and labels[2] in (4, 5)
+    # An init of another dtype is cast to x's dtype.
+    labels, centroids = KMeans(2)(x.double(), init=init[:2])
+    assert centroids.dtype == torch.float64 and labels.tolist() == [0, 0, 1]
+    assert KMeans(2)(torch.empty(0, 2), init=torch.zeros(2, 2))[0].shape == (0, )
+
+
+def test_kmeans_init_errors():
+    x = torch.zeros(4, 2)
+    with pytest.raises(ValueError, match=r"KMeans: init must have shape \[6, 2\].*got \(3, 2\)"):
+        KMeans(3)(x, torch.tensor([0, 0, 1, 1]), init=torch.zeros(3, 2))
+    with pytest.raises(ValueError, match=r"KMeans: init must have shape \[3, 2\].*got \(3, 3\)"):
+        KMeans(3)(x, init=torch.zeros(3, 3))
+    with pytest.raises(ValueError, match=r"KMeans: init must be finite"):
+        KMeans(2)(x, init=torch.tensor([[0.0, 0.0], [float('inf'), 0.0]]))
