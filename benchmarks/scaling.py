@@ -5,15 +5,32 @@ see each other within r = 6 and form k = 8 groups. Per method and size, one step
 forward + backward of
 
 - ``mf``:        radius graph -> MeanField
-- ``bmf``:       radius graph -> KMeans grouping of mu -> IntraGroupMeanField + InterGroupAttention
-- ``bmf_layers``: ``bmf`` between regroupings (groups fixed beforehand, no KMeans in the step)
+- ``bmf``:       radius graph -> DynamicGrouping regroup of mu -> IntraGroupMeanField +
+                 InterGroupAttention; the regroup is warm-started from the previous step's
+                 centroids, as consecutive regroupings are in training
+- ``bmf_cold``:  ``bmf`` with the grouping forgotten before every step, so each regroup seeds
+                 k-means by k-means++ (the first regroup of a run)
+- ``bmf_layers``: ``bmf`` between regroupings (groups fixed beforehand, no k-means in the step)
 - ``gat_sparse``: radius graph -> GATMeanField (edge softmax)
 - ``gat_dense``:  radius graph -> GATMeanField(dense=True) (N x N attention, as GAT-MF)
 
 with gradients to the layer parameters and to the inputs (actions ``x`` and latents ``mu``).
-Each (method, N) runs in a fresh process (``--best-of R`` runs R such processes and keeps the one
-with the lowest median, to discount load from other users of a shared machine): time = median
-over ``--reps`` steps after one warm-up;
+Every ``bmf``/``bmf_cold`` step regroups (interval 1), though training regroups only every
+``group_interval`` steps, so their times bound the per-step cost from above.
+
+Latents ``mu`` (D = 16) stand in for VAE latent means at consecutive regroupings: 8 behaviour
+modes with centres m_c ~ N(0, I) (centres about 5.7 apart, members about 4 from their centre,
+so the modes touch), agent i in mode c_i with mu_i = m_{c_i} + e_i. From one step to the next,
+e_i ~ N(0, I) moves as e <- 0.9 e + sqrt(1 - 0.9^2) xi (each coordinate changes by about 0.45)
+and 2 % of the agents switch to a random mode. Each step's latents are drawn outside its timed
+window; the mean number of Lloyd iterations per timed step is reported as ``kmeans_iters``.
+
+Each (method, N) runs in a fresh process (``--best-of R`` runs R such processes, in R rounds over
+the methods of one N, and keeps the one with the lowest median, to discount load from other
+users of a shared machine): time = median
+over the timed steps after one warm-up, at least ``--reps`` steps and as many more as fill
+``--min-seconds`` (so that a burst of load on a shared machine hits a minority of the steps of
+a fast method; ``time_quartiles_s`` and ``num_steps`` are reported with it);
 memory = on CPU the growth of the peak resident set size (``ru_maxrss``) over the warm-up and the
 timed steps, on CUDA ``torch.cuda.max_memory_allocated`` above the memory held before them.
 Dense GAT-MF is skipped (and the skip recorded) where its N x N buffers would exceed
@@ -36,14 +53,18 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-METHODS = ("mf", "bmf", "bmf_layers", "gat_sparse", "gat_dense")
+METHODS = ("mf", "bmf", "bmf_cold", "bmf_layers", "gat_sparse", "gat_dense")
 SIZES = (256, 1024, 4096, 16384, 65536)
 DENSITY, RADIUS, NUM_GROUPS = 0.08, 6.0, 8
 ACTION_DIM, LATENT_DIM, HIDDEN = 21, 16, 32  # battle's 21 actions; VAE latent; attention width
 DENSE_BYTES_PER_PAIR = 24  # N x N buffers of the dense step, forward + backward (measured ~18)
+NUM_MODES, LATENT_RHO, LATENT_SWITCH = 8, 0.9, 0.02  # latent modes, AR(1) factor, switch rate
+MAX_STEPS = 2000  # most timed steps of one measurement
 
 
 def make_inputs(num_agents: int, device):
+    """Positions, one-hot actions and an endless iterator over the latents of consecutive
+    steps."""
     import torch
 
     gen = torch.Generator().manual_seed(num_agents)
@@ -52,19 +73,33 @@ def make_inputs(num_agents: int, device):
     pos = torch.stack([cells // side, cells % side], 1).float()
     actions = torch.randint(0, ACTION_DIM, (num_agents,), generator=gen)
     x = torch.nn.functional.one_hot(actions, ACTION_DIM).float()
-    mu = torch.randn(num_agents, LATENT_DIM, generator=gen)
-    return pos.to(device), x.to(device), mu.to(device)
+
+    def latents():
+        centres = torch.randn(NUM_MODES, LATENT_DIM, generator=gen)
+        mode = torch.randint(NUM_MODES, (num_agents,), generator=gen)
+        noise = torch.randn(num_agents, LATENT_DIM, generator=gen)
+        while True:
+            yield (centres[mode] + noise).to(device)
+            noise = LATENT_RHO * noise \
+                + math.sqrt(1 - LATENT_RHO ** 2) * torch.randn(noise.shape, generator=gen)
+            switch = torch.rand(num_agents, generator=gen) < LATENT_SWITCH
+            other = torch.randint(NUM_MODES, (num_agents,), generator=gen)
+            mode = torch.where(switch, other, mode)
+
+    return pos.to(device), x.to(device), latents()
 
 
-def build_step(method: str, pos, x, mu, kmeans_max_iter: int):
-    """A closure running one forward + backward of ``method``; returns the number of edges."""
+def build_step(method: str, pos, x, mu0, kmeans_max_iter: int):
+    """A closure running one forward + backward of ``method`` given this step's latents ``mu``;
+    returns (number of edges, Lloyd iterations of its regroup or None). ``mu0`` fixes the
+    groups of ``bmf_layers``."""
     import torch
 
     from bmf_graph.graph import radius_graph
     from bmf_graph.nn.gat_mean_field import GATMeanField
+    from bmf_graph.nn.grouping import DynamicGrouping
     from bmf_graph.nn.inter_group import InterGroupAttention
     from bmf_graph.nn.intra_group import IntraGroupMeanField
-    from bmf_graph.nn.kmeans import KMeans
     from bmf_graph.nn.mean_field import MeanField
 
     device = pos.device
@@ -72,33 +107,41 @@ def build_step(method: str, pos, x, mu, kmeans_max_iter: int):
     mean_field, intra = MeanField(), IntraGroupMeanField()
     inter = InterGroupAttention(LATENT_DIM, HIDDEN).to(device)
     gat = GATMeanField(LATENT_DIM, HIDDEN, dense=method == "gat_dense").to(device)
-    kmeans = KMeans(NUM_GROUPS, max_iter=kmeans_max_iter)
-    fixed_group = kmeans(mu)[0] if method == "bmf_layers" else None
+    grouping = DynamicGrouping(NUM_GROUPS, interval=1, max_iter=kmeans_max_iter)
+    fixed_group = grouping(mu0).clone() if method == "bmf_layers" else None
 
-    def step() -> int:
+    def step(mu) -> tuple:
         xg, mug = x.clone().requires_grad_(), mu.clone().requires_grad_()
         edge_index = radius_graph(pos, RADIUS)
+        iters = None
         if method == "mf":
             out = mean_field(xg, edge_index)
-        elif method in ("bmf", "bmf_layers"):
-            group = kmeans(mug.detach())[0] if fixed_group is None else fixed_group
+        elif method.startswith("bmf"):
+            if method == "bmf_cold":
+                grouping.reset_parameters()  # k-means++ seeds, as at the first regroup
+            if fixed_group is None:
+                group, iters = grouping(mug.detach()), grouping.kmeans.n_iter_
+            else:
+                group = fixed_group
             out_inter, _ = inter(mug, xg, group, NUM_GROUPS, return_weight=False)
             out = intra(xg, edge_index, group) + out_inter
         else:
             out = gat(mug, xg, edge_index)
         (out @ readout).sum().backward()
-        return edge_index.size(1)
+        return edge_index.size(1), iters
 
     return step
 
 
-def worker(method: str, num_agents: int, device_name: str, reps: int,
+def worker(method: str, num_agents: int, device_name: str, reps: int, min_seconds: float,
            kmeans_max_iter: int) -> dict:
     """Measure one (method, N) in this (fresh) process."""
     import torch
 
     device = torch.device(device_name)
-    pos, x, mu = make_inputs(num_agents, device)
+    torch.manual_seed(0)  # k-means++ draws
+    pos, x, latents = make_inputs(num_agents, device)
+    mu = next(latents)
     step = build_step(method, pos, x, mu, kmeans_max_iter)
 
     def sync():
@@ -110,44 +153,66 @@ def worker(method: str, num_agents: int, device_name: str, reps: int,
         base = torch.cuda.memory_allocated()
     else:
         base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    num_edges = step()  # warm-up
-    times = []
-    for _ in range(reps):
+    num_edges, _ = step(mu)  # warm-up (for bmf: the first, cold regroup)
+    times, iters = [], []
+    while len(times) < reps or (sum(times) < min_seconds and len(times) < MAX_STEPS):
+        mu = next(latents)
         sync()
         start = time.perf_counter()
-        step()
+        _, step_iters = step(mu)
         sync()
         times.append(time.perf_counter() - start)
+        iters.append(step_iters)
     if device.type == "cuda":
         peak = torch.cuda.max_memory_allocated() - base
     else:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
-    return {"method": method, "num_agents": num_agents, "num_edges": num_edges,
-            "time_s": statistics.median(times), "times_s": times,
-            "peak_mem_mib": peak / 2 ** 20}
+    result = {"method": method, "num_agents": num_agents, "num_edges": num_edges,
+              "time_s": statistics.median(times),
+              "time_quartiles_s": statistics.quantiles(times, n=4) if len(times) > 1 else times,
+              "num_steps": len(times), "peak_mem_mib": peak / 2 ** 20}
+    if iters and iters[0] is not None:
+        result["kmeans_iters"] = statistics.mean(iters)
+    return result
 
 
 def measure(method: str, num_agents: int, args) -> dict:
-    """Best (lowest median time) of ``args.best_of`` fresh worker processes."""
+    """One fresh worker process measuring ``method`` at ``num_agents``."""
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", method, str(num_agents),
            "--device", args.device, "--reps", str(args.reps),
+           "--min-seconds", str(args.min_seconds),
            "--kmeans-max-iter", str(args.kmeans_max_iter)]
-    best = None
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout,
+                              cwd=ROOT)
+    except subprocess.TimeoutExpired:
+        return {"method": method, "num_agents": num_agents,
+                "skipped": f"timeout {args.timeout:.0f} s"}
+    if done.returncode != 0:
+        reason = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        return {"method": method, "num_agents": num_agents,
+                "skipped": f"exit {done.returncode}: {reason}"}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def measure_size(num_agents: int, methods: list, args) -> list:
+    """Every method at ``num_agents``, best (lowest median time) of ``args.best_of`` rounds; a
+    round measures each method once, so the tries of one method are spread over time."""
+    best = {}
+    for method in methods:
+        need = DENSE_BYTES_PER_PAIR * num_agents ** 2 / 2 ** 30
+        if method == "gat_dense" and need > args.dense_budget_gb:
+            best[method] = {"method": method, "num_agents": num_agents,
+                            "skipped": f"N x N buffers ~{need:.0f} GiB > budget "
+                                       f"{args.dense_budget_gb:g} GiB"}
     for _ in range(args.best_of):
-        try:
-            done = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout,
-                                  cwd=ROOT)
-        except subprocess.TimeoutExpired:
-            return {"method": method, "num_agents": num_agents,
-                    "skipped": f"timeout {args.timeout:.0f} s"}
-        if done.returncode != 0:
-            reason = (done.stderr.strip().splitlines() or ["no output"])[-1]
-            return {"method": method, "num_agents": num_agents,
-                    "skipped": f"exit {done.returncode}: {reason}"}
-        run = json.loads(done.stdout.strip().splitlines()[-1])
-        if best is None or run["time_s"] < best["time_s"]:
-            best = run
-    return best
+        for method in methods:
+            if "skipped" in best.get(method, {}):
+                continue
+            run = measure(method, num_agents, args)
+            if method not in best or "skipped" in run or run["time_s"] < best[method]["time_s"]:
+                best[method] = run
+    return [best[method] for method in methods]
 
 
 def check_targets(results: list) -> dict:
@@ -158,6 +223,10 @@ def check_targets(results: list) -> dict:
               for n in sizes if ("bmf", n) in at and ("mf", n) in at}
     if ratios:
         targets["bmf_time_over_mf_le_2"] = {"ratios": ratios, "met": max(ratios.values()) <= 2}
+    cold = {n: at[("bmf_cold", n)]["time_s"] / at[("mf", n)]["time_s"]
+            for n in sizes if ("bmf_cold", n) in at and ("mf", n) in at}
+    if cold:  # information: every regroup seeded by k-means++
+        targets["bmf_cold_time_over_mf"] = {"ratios": cold}
     layers = {n: at[("bmf_layers", n)]["time_s"] / at[("mf", n)]["time_s"]
               for n in sizes if ("bmf_layers", n) in at and ("mf", n) in at}
     if layers:  # information: the per-step cost between regroupings
@@ -189,10 +258,11 @@ def plot(results: list, path: Path, device: str) -> None:
         if not rows:
             continue
         n = [r["num_agents"] for r in rows]
-        axes[0].plot(n, [r["time_s"] for r in rows], "o-", label=method)
+        style = "o--" if method == "bmf_cold" else "o-"
+        axes[0].plot(n, [r["time_s"] for r in rows], style, label=method)
         mem = [(r["num_agents"], r["peak_mem_mib"]) for r in rows if r["peak_mem_mib"] > 0]
         if mem:
-            axes[1].plot(*zip(*mem), "o-", label=method)
+            axes[1].plot(*zip(*mem), style, label=method)
     for ax, label in zip(axes, ("forward + backward time (s)", "peak memory (MiB)")):
         ax.set(xscale="log", yscale="log", xlabel="agents", ylabel=label)
         ax.grid(True, which="both", alpha=0.3)
@@ -210,12 +280,16 @@ def main() -> None:
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)),
                         help="comma-separated numbers of agents")
     parser.add_argument("--methods", default=",".join(METHODS))
-    parser.add_argument("--quick", action="store_true", help="sizes up to 4096, 2 reps")
-    parser.add_argument("--reps", type=int, default=5, help="timed steps after one warm-up")
+    parser.add_argument("--quick", action="store_true",
+                        help="sizes up to 4096, 2 timed steps each")
+    parser.add_argument("--reps", type=int, default=5,
+                        help="fewest timed steps after one warm-up")
+    parser.add_argument("--min-seconds", type=float, default=1.0,
+                        help=f"time further steps (up to {MAX_STEPS}) until this many seconds")
     parser.add_argument("--best-of", type=int, default=1,
                         help="fresh processes per measurement; the lowest median is kept")
     parser.add_argument("--kmeans-max-iter", type=int, default=50,
-                        help="Lloyd iterations of the grouping step (KMeans default 50)")
+                        help="most Lloyd iterations of a regroup (DynamicGrouping default 50)")
     parser.add_argument("--dense-budget-gb", type=float, default=8.0,
                         help="skip dense GAT-MF above this estimated N x N memory")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per measurement")
@@ -228,7 +302,7 @@ def main() -> None:
 
     if args.worker:
         print(json.dumps(worker(args.worker[0], int(args.worker[1]), args.device, args.reps,
-                                args.kmeans_max_iter)))
+                                args.min_seconds, args.kmeans_max_iter)))
         return
 
     import torch
@@ -238,18 +312,12 @@ def main() -> None:
     device = args.device
     sizes = [int(s) for s in args.sizes.split(",")]
     if args.quick:
-        sizes, args.reps = [n for n in sizes if n <= 4096], 2
+        sizes, args.reps, args.min_seconds = [n for n in sizes if n <= 4096], 2, 0.0
     results = []
     for num_agents in sizes:
-        for method in args.methods.split(","):
-            need = DENSE_BYTES_PER_PAIR * num_agents ** 2 / 2 ** 30
-            if method == "gat_dense" and need > args.dense_budget_gb:
-                results.append({"method": method, "num_agents": num_agents,
-                                "skipped": f"N x N buffers ~{need:.0f} GiB > budget "
-                                           f"{args.dense_budget_gb:g} GiB"})
-            else:
-                results.append(measure(method, num_agents, args))
-            print(json.dumps(results[-1]), file=sys.stderr)
+        for result in measure_size(num_agents, args.methods.split(","), args):
+            results.append(result)
+            print(json.dumps(result), file=sys.stderr)
     report = {
         "device": device if device == "cpu" else torch.cuda.get_device_name(),
         "cpu_threads": torch.get_num_threads(), "torch": torch.__version__,
@@ -257,8 +325,18 @@ def main() -> None:
         "setup": {"density_agents_per_cell": DENSITY, "radius": RADIUS, "num_groups": NUM_GROUPS,
                   "action_dim": ACTION_DIM, "latent_dim": LATENT_DIM, "hidden": HIDDEN,
                   "kmeans_max_iter": args.kmeans_max_iter, "reps": args.reps,
+                  "min_seconds": args.min_seconds,
                   "best_of": args.best_of,
-                  "time": "median forward+backward seconds after 1 warm-up",
+                  "latents": f"{NUM_MODES} modes, centres N(0, I_{LATENT_DIM}); mu_i = "
+                             f"centre of agent i's mode + e_i, e_i ~ N(0, I) stationary; per "
+                             f"step e <- {LATENT_RHO} e + sqrt(1 - {LATENT_RHO}^2) xi and "
+                             f"{LATENT_SWITCH:.0%} of agents switch to a random mode",
+                  "grouping": "bmf: every step regroups (interval 1), k-means warm-started "
+                              "from the previous step's centroids (the warm-up step is the "
+                              "cold first regroup), Hungarian matching of ids; bmf_cold: "
+                              "every regroup seeded by k-means++; bmf_layers: groups fixed",
+                  "time": "median forward+backward seconds after 1 warm-up, over at least "
+                          "reps steps and min_seconds of timed steps",
                   "memory": "CPU: growth of ru_maxrss (peak RSS) in a fresh process; "
                             "CUDA: max_memory_allocated above the memory held before"},
         "results": results,
