@@ -241,7 +241,8 @@ def check_out(path: str | None, overwrite: bool) -> Path | None:
     return out
 
 
-def _int_list(text: str) -> list[int]:
+def int_list(text: str) -> list[int]:
+    """Parse ``"0,20,40"`` (a command-line option) into integers."""
     try:
         return [int(v) for v in text.split(",") if v]
     except ValueError:
@@ -275,7 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("zero-shot", parents=[common], help="Battle at other team sizes")
     p.add_argument("checkpoint")
-    p.add_argument("--sizes", type=_int_list, default=list(ZERO_SHOT_SIZES), help="total agents, e.g. 128,288,512")
+    p.add_argument("--sizes", type=int_list, default=list(ZERO_SHOT_SIZES), help="total agents, e.g. 128,288,512")
     p.add_argument("--games", type=int, default=4)
     p.add_argument("--opponent", default=RANDOM, help="random, self or a model file")
     return parser

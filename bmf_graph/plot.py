@@ -28,7 +28,7 @@ import torch  # noqa: E402
 from bmf_graph.checkpoint import seed_everything  # noqa: E402
 from bmf_graph.config import Config  # noqa: E402
 from bmf_graph.envs.gif import save_episode_gif  # noqa: E402
-from bmf_graph.evaluate import parse_kwargs  # noqa: E402
+from bmf_graph.evaluate import int_list, parse_kwargs  # noqa: E402
 from bmf_graph.group_graph import GroupSnapshot, capture_groups, draw_snapshot  # noqa: E402
 from bmf_graph.logging import read_metrics  # noqa: E402
 from bmf_graph.players import RANDOM, SELF, Driver, make_env, read_run_config, resolve_env, team_policies  # noqa: E402
@@ -296,13 +296,6 @@ def replay_gif(checkpoint: Any, out: Path | str, opponent: Any = None, env_name:
 
 
 # ------------------------------------------------------------------------ CLI
-def _int_list(text: str) -> list[int]:
-    try:
-        return [int(v) for v in text.split(",") if v]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from None
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bmf_graph.plot", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -330,7 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--step", type=int, default=0)
     p.add_argument("--min-weight", type=float, default=0.0)
     p = sub.add_parser("strip", parents=[play], help="group graph snapshots over an episode")
-    p.add_argument("--steps", type=_int_list, help="e.g. 0,10,20 (default: --panels evenly spaced)")
+    p.add_argument("--steps", type=int_list, help="e.g. 0,10,20 (default: --panels evenly spaced)")
     p.add_argument("--panels", type=int, default=4)
     p.add_argument("--min-weight", type=float, default=0.0)
     p = sub.add_parser("gif", parents=[play], help="replay GIF of one episode")

@@ -17,17 +17,9 @@ from bmf_graph.envs.base import TeamSpec
 from bmf_graph.rollout import EpisodeResult
 from bmf_graph.trainer import train
 from bmf_graph.winrate import GameResult, schedule, tally, wilson_interval
+from tiny_runs import FAST, TINY
 
 ROOT = Path(__file__).resolve().parent.parent
-TINY = {
-    "firefighter": ["env.kwargs.num_firefighters=12", "env.kwargs.max_steps=8"],
-    "battle": ["env.kwargs.map_size=20", "env.kwargs.agents_per_team=8", "env.kwargs.max_steps=6"],
-    "pursuit": ["env.kwargs.map_size=20", "env.kwargs.num_predators=6", "env.kwargs.num_prey=8",
-                "env.kwargs.max_steps=6"],
-}
-FAST = ["train.progress=false", "train.episodes=1", "algo.learning_starts=2", "algo.update_every=2",
-        "algo.batch_steps=2", "algo.buffer_steps=32", "algo.hidden=16", "algo.num_groups=3",
-        "algo.group_interval=3", "threads=1"]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -45,7 +37,7 @@ def ckpt(tmp_path_factory):
     out = {}
     for conf, algo in [("firefighter", "bmf_q"), ("battle", "bmf_q"), ("battle", "mfq"), ("pursuit", "bmf_ac")]:
         cfg = load_config([f"conf={conf}", f"algo={algo}", f"runs_dir={root}", f"run_name={conf}_{algo}",
-                           *TINY[conf], *FAST])
+                           "train.episodes=1", *TINY[conf], *FAST])
         out[(conf, algo)] = train(cfg) / "checkpoints" / "model_final.pt"
     return out
 
@@ -185,7 +177,7 @@ def test_head_to_head_plays_real_checkpoints_and_random(ckpt):
 def test_evaluate_returns_firefighter_is_seeded_and_uses_the_run_env(ckpt):
     path = ckpt[("firefighter", "bmf_q")]
     r = evaluate.evaluate_returns(path, episodes=3, seed=5)
-    assert r["env"] == "firefighter" and r["env_kwargs"] == {"num_firefighters": 12, "max_steps": 8}
+    assert r["env"] == "firefighter" and r["env_kwargs"] == {"num_firefighters": 12, "max_steps": 12}
     assert len(r["returns"]) == 3 and all(v < 0 for v in r["returns"])
     assert r["return"]["mean"] == pytest.approx(np.mean(r["returns"]))
     assert r["return"]["std"] == pytest.approx(np.std(r["returns"]))
@@ -194,13 +186,13 @@ def test_evaluate_returns_firefighter_is_seeded_and_uses_the_run_env(ckpt):
     sampled = evaluate.evaluate_returns(path, episodes=3, seed=5, deterministic=False)
     assert evaluate.evaluate_returns(path, episodes=3, seed=5, deterministic=False)["returns"] == sampled["returns"]
     bigger = evaluate.evaluate_returns(path, "firefighter", {"num_firefighters": 20}, episodes=1)
-    assert bigger["env_kwargs"] == {"num_firefighters": 20, "max_steps": 8}
+    assert bigger["env_kwargs"] == {"num_firefighters": 20, "max_steps": 12}
 
 
 def test_evaluate_returns_pursuit_against_random_prey(ckpt):
     r = evaluate.evaluate_returns(ckpt[("pursuit", "bmf_ac")], episodes=2)
     assert r["team"] == "predator" and r["opponent"] == "random"
-    assert r["steps"] == [6, 6]
+    assert r["steps"] == [10, 10]
 
 
 def test_evaluate_returns_errors_name_the_problem(ckpt):

@@ -13,13 +13,8 @@ from bmf_graph import plot
 from bmf_graph.config import AlgoConfig, Config, EnvConfig, load_config, to_yaml
 from bmf_graph.logging import COLUMNS, read_metrics
 from bmf_graph.trainer import train
+from tiny_runs import FAST, TINY
 
-TINY = {
-    "firefighter": ["env.kwargs.num_firefighters=12", "env.kwargs.max_steps=8"],
-    "battle": ["env.kwargs.map_size=20", "env.kwargs.agents_per_team=8", "env.kwargs.max_steps=6"],
-}
-FAST = ["train.progress=false", "algo.learning_starts=2", "algo.update_every=2", "algo.batch_steps=2",
-        "algo.buffer_steps=32", "algo.hidden=16", "algo.num_groups=3", "algo.group_interval=2", "threads=1"]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -160,8 +155,8 @@ def test_group_strip_battle_draws_learner_groups_and_grey_opponents(runs, tmp_pa
         assert -0.5 <= x0 < points[:, 0].min() and points[:, 0].max() < x1 <= 19.5
         assert 19.5 >= y0 > points[:, 1].max() and points[:, 1].min() > y1 >= -0.5   # rows drawn downwards
     assert len({ax.get_xlim() for ax in result.figure.axes}) == 1                    # one frame for all panels
-    with pytest.raises(ValueError, match="ended after 6 steps"):
-        plot.group_strip(model(runs[("battle", "bmf_q", 0)]), tmp_path / "late.png", steps=[9])
+    with pytest.raises(ValueError, match="ended after 10 steps"):
+        plot.group_strip(model(runs[("battle", "bmf_q", 0)]), tmp_path / "late.png", steps=[13])
 
 
 def test_group_strip_spreads_panels_over_the_episode(runs, tmp_path):

@@ -12,16 +12,9 @@ from bmf_graph.checkpoint import load_model
 from bmf_graph.config import ALGORITHMS, load_config
 from bmf_graph.logging import read_metrics
 from bmf_graph.trainer import Trainer, train
+from tiny_runs import FAST, TINY
 
 ROOT = Path(__file__).resolve().parent.parent
-TINY = {
-    "firefighter": ["env.kwargs.num_firefighters=12", "env.kwargs.max_steps=12"],
-    "battle": ["env.kwargs.map_size=20", "env.kwargs.agents_per_team=8", "env.kwargs.max_steps=10"],
-    "pursuit": ["env.kwargs.map_size=20", "env.kwargs.num_predators=6", "env.kwargs.num_prey=8",
-                "env.kwargs.max_steps=10"],
-}
-FAST = ["train.progress=false", "algo.learning_starts=4", "algo.update_every=2", "algo.batch_steps=4",
-        "algo.buffer_steps=64", "algo.hidden=16", "algo.num_groups=3", "algo.group_interval=3", "threads=1"]
 
 
 def tiny(tmp_path, conf, algo, *extra):

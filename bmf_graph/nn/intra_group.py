@@ -1,11 +1,11 @@
 """Intra-group mean field: the neighbour mean restricted to an agent's own group (Eq. 6)."""
 from torch import Tensor
-from torch_geometric.nn import MessagePassing
 
 from bmf_graph.graph import check_edge_index, check_index, check_node_tensor
+from bmf_graph.nn.mean_field import MeanField
 
 
-class IntraGroupMeanField(MessagePassing):
+class IntraGroupMeanField(MeanField):
     r"""Mean previous action of the neighbours in the agent's own group (paper Eq. 6, first
     line; DESIGN.md §1 step 1):
 
@@ -13,7 +13,8 @@ class IntraGroupMeanField(MessagePassing):
         \tilde{a}_i = \frac{1}{|\mathcal{N}_g(i)|} \sum_{j \in \mathcal{N}_g(i)} a_j,
         \qquad \mathcal{N}_g(i) = \{ j : (j \to i) \in \mathcal{E},\ g_j = g_i \}
 
-    An agent without a neighbour in its group gets the zero vector.
+    An agent without a neighbour in its group gets the zero vector: this is
+    :class:`~bmf_graph.nn.MeanField` over the edges whose two ends share a group.
 
     Shapes:
         - **input:** actions :math:`(|\mathcal{V}|, F)`, edge indices :math:`(2, |\mathcal{E}|)`,
@@ -21,23 +22,9 @@ class IntraGroupMeanField(MessagePassing):
         - **output:** :math:`(|\mathcal{V}|, F)`
     """
 
-    def __init__(self):
-        super().__init__(aggr="mean")
-        self.reset_parameters()
-
-    def reset_parameters(self):
-        """No learnable parameters; kept for the common layer interface."""
-        super().reset_parameters()
-
     def forward(self, x: Tensor, edge_index: Tensor, group: Tensor) -> Tensor:
         check_node_tensor(x, "x", "IntraGroupMeanField")
         check_edge_index(edge_index, x.size(0), "IntraGroupMeanField")
         check_index(group, "group", "IntraGroupMeanField", x.size(0))
         same_group = group[edge_index[0]] == group[edge_index[1]]
         return self.propagate(edge_index[:, same_group], x=x, size=(x.size(0), x.size(0)))
-
-    def message(self, x_j: Tensor) -> Tensor:
-        return x_j
-
-    def __repr__(self) -> str:
-        return f"{self.__class__.__name__}()"

@@ -1,0 +1,13 @@
+"""Settings for training runs of a few seconds, shared by the tests that need real runs."""
+
+TINY = {
+    "firefighter": ["env.kwargs.num_firefighters=12", "env.kwargs.max_steps=12"],
+    "battle": ["env.kwargs.map_size=20", "env.kwargs.agents_per_team=8", "env.kwargs.max_steps=10"],
+    "pursuit": ["env.kwargs.map_size=20", "env.kwargs.num_predators=6", "env.kwargs.num_prey=8",
+                "env.kwargs.max_steps=10"],
+}
+"""Task overrides: small maps and teams, short episodes."""
+
+FAST = ["train.progress=false", "algo.learning_starts=4", "algo.update_every=2", "algo.batch_steps=4",
+        "algo.buffer_steps=64", "algo.hidden=16", "algo.num_groups=3", "algo.group_interval=3", "threads=1"]
+"""Algorithm overrides: updates from the first steps, small networks and replay."""
