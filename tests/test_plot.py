@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from bmf_graph import plot
@@ -15,14 +14,6 @@ from bmf_graph.logging import COLUMNS, read_metrics
 from bmf_graph.trainer import train
 from tiny_runs import FAST, TINY
 
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
