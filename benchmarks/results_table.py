@@ -22,7 +22,7 @@ from bmf_graph.config import from_yaml
 from bmf_graph.evaluate import evaluate_returns
 from bmf_graph.plot import find_runs, run_labels
 from bmf_graph.sweep import final_return
-from bmf_graph.trainer import make_env
+from bmf_graph.envs import make_env
 
 
 def cell(values: list[float]) -> str:
@@ -50,7 +50,7 @@ def main() -> None:
         print(f"| {label} | {len(train[label])} | {cell(train[label])} | {cell(evaluated[label])} |")
     if args.random:
         cfg = from_yaml(runs[0] / "config.yaml")
-        spec = make_env(cfg).teams[cfg.env.learn_teams[0]]
+        spec = make_env(cfg.env.name, cfg.env.kwargs).teams[cfg.env.learn_teams[0]]
         result = evaluate_returns(RandomPolicy(spec), env_name=cfg.env.name, env_kwargs=cfg.env.kwargs,
                                   episodes=args.episodes, seed=args.seed, deterministic=False)
         print(f"| random policy | — | — | {result['return']['mean']:.1f} ± {result['return']['std']:.1f} (over episodes) |")

@@ -199,9 +199,9 @@ def validate(cfg: Config) -> Config:
 
 
 def _check_env_kwargs(name: str, kwargs: dict[str, Any]) -> None:
-    from bmf_graph import envs
+    from bmf_graph.envs import TASKS
 
-    factory = getattr(envs, name).batched_env
+    factory = TASKS[name].batched_env
     params = inspect.signature(factory).parameters
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         return
@@ -246,7 +246,9 @@ def to_yaml(cfg: Config) -> str:
     return OmegaConf.to_yaml(OmegaConf.structured(cfg))
 
 
-def from_yaml(path: Path | str) -> Config:
-    """Read a run folder's ``config.yaml`` back, validated against the schema."""
+def from_yaml(path: Path | str, check: bool = True) -> Config:
+    """Read a run folder's ``config.yaml`` back against the schema; ``check`` also runs
+    :func:`validate` (off to read a run whose files, e.g. an opponent checkpoint, moved)."""
     merged = OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.load(path))
-    return validate(OmegaConf.to_object(merged))
+    cfg = OmegaConf.to_object(merged)
+    return validate(cfg) if check else cfg

@@ -25,10 +25,9 @@ import torch
 from omegaconf import OmegaConf
 
 from bmf_graph.checkpoint import load_model, seed_everything
-from bmf_graph.envs import battle
+from bmf_graph.envs import battle, make_env
 from bmf_graph.envs.base import BatchedEnv
-from bmf_graph.players import (RANDOM, Source, checkpoint_config, describe, make_env, resolve_env,
-                               team_policies)
+from bmf_graph.players import RANDOM, Source, checkpoint_config, describe, setup_play, team_policies
 from bmf_graph.rollout import EpisodeResult, play_episode
 from bmf_graph.winrate import GameResult, schedule, tally, wilson_interval
 
@@ -68,14 +67,9 @@ def evaluate_returns(model_path_or_policy: Source, env_name: str | None = None,
     """
     if episodes < 1:
         raise ValueError(f"evaluate_returns: episodes={episodes!r}; expected an integer >= 1")
-    env_name, kwargs = resolve_env(model_path_or_policy, env_name, env_kwargs)
-    env = make_env(env_name, kwargs)
+    env, env_name, kwargs, policies = setup_play(model_path_or_policy, env_name, env_kwargs, team, opponent, device,
+                                                 owner="evaluate_returns: ")
     try:
-        if not 0 <= team < len(env.teams):
-            raise ValueError(f"evaluate_returns: team={team!r}; expected an index in 0..{len(env.teams) - 1} "
-                             f"({', '.join(t.name for t in env.teams)})")
-        sources = [model_path_or_policy if i == team else opponent for i in range(len(env.teams))]
-        policies = team_policies(env, sources, device, own=model_path_or_policy)
         results = [play(env, policies, seed + e, deterministic, device) for e in range(episodes)]
     finally:
         env.close()

@@ -12,12 +12,11 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
-from omegaconf import OmegaConf
 
-from bmf_graph import envs
 from bmf_graph.algos.random_policy import RandomPolicy
 from bmf_graph.checkpoint import load_model
-from bmf_graph.config import ENVIRONMENTS, Config
+from bmf_graph.config import ENVIRONMENTS, Config, from_yaml
+from bmf_graph.envs import make_env
 from bmf_graph.envs.base import BatchedEnv, TeamSpec, TeamStep
 from bmf_graph.rollout import team_view
 
@@ -39,7 +38,7 @@ def read_run_config(path: Path | str) -> Config:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"read_run_config: no config file at {path}")
-    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.load(path)))
+    return from_yaml(path, check=False)
 
 
 def checkpoint_config(checkpoint: Source) -> Config | None:
@@ -64,16 +63,6 @@ def resolve_env(checkpoint: Source, env_name: str | None, env_kwargs: Mapping[st
     kwargs = dict(cfg.env.kwargs) if cfg is not None and cfg.env.name == env_name else {}
     kwargs.update(env_kwargs or {})
     return env_name, kwargs
-
-
-def make_env(env_name: str, env_kwargs: Mapping[str, Any] | None = None) -> BatchedEnv:
-    """``bmf_graph.envs.{env_name}.batched_env(**env_kwargs)``."""
-    if env_name not in ENVIRONMENTS:
-        raise ValueError(f"env_name={env_name!r} is not valid; expected one of {', '.join(ENVIRONMENTS)}")
-    try:
-        return getattr(envs, env_name).batched_env(**dict(env_kwargs or {}))
-    except TypeError as error:
-        raise ValueError(f"env_kwargs={dict(env_kwargs or {})!r} do not fit the {env_name} task: {error}") from None
 
 
 def load_policy(source: Source, team: TeamSpec, device: torch.device | str = "cpu",
@@ -107,6 +96,29 @@ def team_policies(env: BatchedEnv, sources: Sequence[Source], device: torch.devi
         raise ValueError(f"team_policies: got {len(sources)} policy sources, expected {len(env.teams)} "
                          f"(one per team: {', '.join(t.name for t in env.teams)})")
     return [load_policy(s, t, device, own) for s, t in zip(sources, env.teams)]
+
+
+def setup_play(checkpoint: Source, env_name: str | None, env_kwargs: Mapping[str, Any] | None, team: int,
+               opponent: Source | None, device: torch.device | str,
+               owner: str = "") -> tuple[BatchedEnv, str, dict, list[Any]]:
+    """The env to play in and one policy per team: ``checkpoint`` plays ``team``, ``opponent``
+    every other team (``None``: the model itself where the other teams have its spaces, else
+    random). Returns ``(env, env_name, env_kwargs, policies)``; the caller closes ``env``."""
+    env_name, kwargs = resolve_env(checkpoint, env_name, env_kwargs)
+    env = make_env(env_name, kwargs)
+    try:
+        if not 0 <= team < len(env.teams):
+            raise ValueError(f"{owner}team={team!r}; expected an index in 0..{len(env.teams) - 1} "
+                             f"({', '.join(t.name for t in env.teams)})")
+        if opponent is None:
+            spec = env.teams[team]
+            same = all((t.obs_dim, t.num_actions) == (spec.obs_dim, spec.num_actions) for t in env.teams)
+            opponent = SELF if same else RANDOM
+        sources = [checkpoint if i == team else opponent for i in range(len(env.teams))]
+        return env, env_name, kwargs, team_policies(env, sources, device, own=checkpoint)
+    except BaseException:
+        env.close()
+        raise
 
 
 class Driver:

@@ -31,7 +31,7 @@ from bmf_graph.envs.gif import save_episode_gif  # noqa: E402
 from bmf_graph.evaluate import int_list, parse_kwargs  # noqa: E402
 from bmf_graph.group_graph import GroupSnapshot, capture_groups, draw_snapshot  # noqa: E402
 from bmf_graph.logging import read_metrics  # noqa: E402
-from bmf_graph.players import RANDOM, SELF, Driver, make_env, read_run_config, resolve_env, team_policies  # noqa: E402
+from bmf_graph.players import Driver, read_run_config, setup_play  # noqa: E402
 
 __all__ = ["Curve", "CurvePlot", "GroupFigure", "learning_curves", "run_labels", "smooth_series", "group_graph",
            "group_strip", "replay_gif", "output_path", "main"]
@@ -200,26 +200,6 @@ class GroupFigure:
         return str(self.path)
 
 
-def _setup_play(checkpoint: Any, env_name: str | None, env_kwargs: Mapping[str, Any] | None, team: int,
-                opponent: Any, device: torch.device | str) -> tuple[Any, list[Any]]:
-    """The env and one policy per team: ``checkpoint`` plays ``team``, ``opponent`` the others."""
-    env_name, kwargs = resolve_env(checkpoint, env_name, env_kwargs)
-    env = make_env(env_name, kwargs)
-    try:
-        if not 0 <= team < len(env.teams):
-            raise ValueError(f"team={team!r}; expected an index in 0..{len(env.teams) - 1} "
-                             f"({', '.join(t.name for t in env.teams)})")
-        if opponent is None:  # the model itself where the other teams have its spaces, else random
-            spec = env.teams[team]
-            same = all((t.obs_dim, t.num_actions) == (spec.obs_dim, spec.num_actions) for t in env.teams)
-            opponent = SELF if same else RANDOM
-        sources = [checkpoint if i == team else opponent for i in range(len(env.teams))]
-        return env, team_policies(env, sources, device, own=checkpoint)
-    except BaseException:
-        env.close()
-        raise
-
-
 def _draw_panels(snaps: list[GroupSnapshot], out: Path, min_weight: float, title: str) -> tuple[list[Any], Any]:
     n = len(snaps)
     fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 4.6), squeeze=False)
@@ -256,7 +236,7 @@ def group_strip(checkpoint: Any, out: Path | str, steps: Sequence[int] | None = 
     if steps is None and panels < 1:
         raise ValueError(f"group_strip: panels={panels!r}; expected >= 1")
     path = output_path(out, "group_strip.png", ".png", overwrite)
-    env, policies = _setup_play(checkpoint, env_name, env_kwargs, team, opponent, device)
+    env, _, _, policies = setup_play(checkpoint, env_name, env_kwargs, team, opponent, device)
     try:
         snaps = capture_groups(policies[team], env, policies, steps, seed, team, deterministic, device)
     finally:
@@ -286,7 +266,7 @@ def replay_gif(checkpoint: Any, out: Path | str, opponent: Any = None, env_name:
     the model itself where the spaces match, else ``"random"``). ``out``: GIF file or folder
     (``replay.gif``)."""
     path = output_path(out, "replay.gif", ".gif", overwrite)
-    env, policies = _setup_play(checkpoint, env_name, env_kwargs, team, opponent, device)
+    env, _, _, policies = setup_play(checkpoint, env_name, env_kwargs, team, opponent, device)
     try:
         seed_everything(seed)
         driver = Driver(policies, [t.num_actions for t in env.teams], device, None if deterministic else 1.0)

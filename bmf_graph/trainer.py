@@ -16,14 +16,13 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from bmf_graph import envs
 from bmf_graph.algos import NonFiniteLoss, make_algorithm
 from bmf_graph.algos.base import soft_update
 from bmf_graph.algos.random_policy import RandomPolicy
 from bmf_graph.checkpoint import (atomic_save, load_model, rng_state, save_model, seed_everything,
                                   set_rng_state)
 from bmf_graph.config import Config, from_yaml, to_yaml
-from bmf_graph.envs.base import BatchedEnv
+from bmf_graph.envs import make_env
 from bmf_graph.logging import RunLogger
 from bmf_graph.rollout import play_episode
 
@@ -35,11 +34,6 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise ValueError("device='cuda' was requested but torch sees no CUDA device; use device=auto or cpu")
     return torch.device(name)
-
-
-def make_env(cfg: Config) -> BatchedEnv:
-    kwargs = dict(cfg.env.kwargs)
-    return getattr(envs, cfg.env.name).batched_env(**kwargs)
 
 
 def episode_seed(seed: int, episode: int) -> int:
@@ -56,7 +50,7 @@ class Trainer:
             torch.set_num_threads(cfg.threads)
         self.device = resolve_device(cfg.device)
         seed_everything(cfg.seed)
-        self.env = make_env(cfg)
+        self.env = make_env(cfg.env.name, cfg.env.kwargs)
         self.max_steps = cfg.train.max_steps or self.env.max_steps
         teams = self.env.teams
         bad = [t for t in cfg.env.learn_teams if not 0 <= t < len(teams)]

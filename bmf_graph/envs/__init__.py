@@ -3,7 +3,22 @@
 Each module offers ``parallel_env(**kwargs)`` (a PettingZoo ``ParallelEnv``) and
 ``batched_env(**kwargs)`` (the array path of :mod:`bmf_graph.envs.base` that training uses).
 """
+from typing import Any, Mapping
+
 from bmf_graph.envs import battle, firefighter, pursuit
 from bmf_graph.envs.base import BatchedEnv, TeamSpec, TeamStep
 
-__all__ = ["firefighter", "battle", "pursuit", "BatchedEnv", "TeamSpec", "TeamStep"]
+TASKS = {"firefighter": firefighter, "battle": battle, "pursuit": pursuit}
+
+
+def make_env(env_name: str, env_kwargs: Mapping[str, Any] | None = None) -> BatchedEnv:
+    """``bmf_graph.envs.{env_name}.batched_env(**env_kwargs)``, with errors naming the task."""
+    if env_name not in TASKS:
+        raise ValueError(f"env_name={env_name!r} is not valid; expected one of {', '.join(TASKS)}")
+    try:
+        return TASKS[env_name].batched_env(**dict(env_kwargs or {}))
+    except TypeError as error:
+        raise ValueError(f"env_kwargs={dict(env_kwargs or {})!r} do not fit the {env_name} task: {error}") from None
+
+
+__all__ = ["firefighter", "battle", "pursuit", "BatchedEnv", "TeamSpec", "TeamStep", "TASKS", "make_env"]
