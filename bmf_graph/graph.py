@@ -6,10 +6,10 @@
 
 - ``"torch"``: a cell list in pure torch (grid of cell side ``r``; each agent checks its own
   cell and half of the ``3^D - 1`` cells around it, each pair found once and mirrored). Linear
-  time in the number of agents, CPU and CUDA alike. Calls with at most ``DENSE_MAX_NODES``
-  agents compare all pairs at once instead (an ``N x N`` mask: fewer, larger tensor operations,
-  which beat the cell list's fixed cost at small ``N``); both paths compute the same squared
-  distances in the same order, so their edges are identical.
+  time in the number of agents, CPU and CUDA alike. Small calls (``DENSE_MAX_NODES``)
+  compare all pairs of each batch entry at once instead (an ``N x N`` mask per entry: fewer,
+  larger tensor operations, which beat the cell list's fixed cost at small ``N``); both paths
+  compute the same squared distances in the same order, so their edges are identical.
 - ``"cluster"``: torch-cluster's ``radius_graph`` (extra ``[cluster]``).
 
 ``set_backend("auto")`` (the default) takes torch-cluster when it imports, else the cell list;
@@ -27,8 +27,9 @@ _backend = "auto"
 _auto_backend: Optional[str] = None  # what "auto" resolved to; None until first needed
 
 DENSE_MAX_NODES = 384
-"""Largest number of agents (per call, all batch entries together) for which the ``"torch"``
-backend compares all pairs densely. Measured on one CPU thread at battle density (0.08 agents
+"""The ``"torch"`` backend compares all pairs densely when they number at most
+``DENSE_MAX_NODES ** 2``: up to 384 agents in one graph, or ``B`` batch entries of at most
+``n_max`` agents each with ``B * n_max ** 2 <= 384 ** 2`` (e.g. 36 teams of 64). Measured on one CPU thread at battle density (0.08 agents
 per cell, r = 6), a whole ``radius_graph`` call takes about 60 us at 64 agents by the dense path
 against 400 us by the cell list, and the two cross near 500 agents (near 1,000 agents at 0.5
 agents per cell); below the crossing the dense path's few large operations win over the cell
@@ -156,17 +157,54 @@ def _squared_distance(a: Tensor, b: Tensor) -> Tensor:
     return dist
 
 
+def batch_slots(batch: Tensor, num_batch: int) -> tuple[Tensor, Tensor]:
+    """Members per batch entry ``[num_batch]`` and each node's rank within its entry ``[N]``
+    (in node order), so that node ``i`` sits at ``[batch[i], slot[i]]`` of a padded
+    ``[num_batch, count.max()]`` layout."""
+    count = torch.bincount(batch, minlength=num_batch)
+    order = torch.argsort(batch, stable=True)
+    first = torch.cumsum(count, 0) - count
+    slot = torch.empty_like(batch)
+    slot[order] = torch.arange(batch.numel(), device=batch.device) - first[batch[order]]
+    return count, slot
+
+
+def _dense_size(n: int, batch: Optional[Tensor]) -> int:
+    """Pairs the dense path compares: ``N^2``, or ``B * n_max^2`` with the ``B`` batch entries
+    padded to the largest, ``n_max`` agents."""
+    if batch is None:
+        return n * n
+    count = torch.bincount(batch)
+    return count.numel() * int(count.max()) ** 2
+
+
 def _dense_pairs(pos: Tensor, r: float, batch: Optional[Tensor],
                  loop: bool) -> tuple[Tensor, Tensor]:
     """All pairs ``(source, target)`` of the same batch entry closer than ``r``, self pairs only
-    when ``loop``, from the full ``N x N`` distance matrix; sorted by (target, source)."""
-    adj = _squared_distance(pos.unsqueeze(1), pos.unsqueeze(0)) < r * r  # [target, source]
-    if batch is not None:
-        adj &= batch.unsqueeze(1) == batch.unsqueeze(0)
-    adj.fill_diagonal_(loop)
-    flat = adj.view(-1).nonzero().view(-1)
+    when ``loop``, from the distance matrix of each entry (``[B, n_max, n_max]``, entries padded
+    to the largest); sorted by (target, source)."""
     n = pos.size(0)
-    return flat % n, flat // n
+    if batch is None:
+        adj = _squared_distance(pos.unsqueeze(1), pos.unsqueeze(0)) < r * r  # [target, source]
+        adj.fill_diagonal_(loop)
+        flat = adj.view(-1).nonzero().view(-1)
+        return flat % n, flat // n
+    batch = batch.long()
+    count, slot = batch_slots(batch, int(batch.max()) + 1)
+    node = torch.full((count.numel(), int(count.max())), -1, dtype=torch.long, device=pos.device)
+    node[batch, slot] = torch.arange(n, device=pos.device)
+    padded = pos.new_zeros(*node.shape, pos.size(1))
+    padded[batch, slot] = pos
+    adj = _squared_distance(padded.unsqueeze(2), padded.unsqueeze(1)) < r * r
+    adj.diagonal(dim1=1, dim2=2).fill_(loop)
+    real = node >= 0
+    adj &= real.unsqueeze(2) & real.unsqueeze(1)
+    entry, target, source = adj.nonzero().unbind(1)
+    source, target = node[entry, source], node[entry, target]
+    if bool((batch[1:] < batch[:-1]).any()):  # entries interleaved in node order
+        order = torch.argsort(target * n + source)
+        source, target = source[order], target[order]
+    return source, target
 
 
 def _cell_list_pairs(pos: Tensor, r: float, batch: Optional[Tensor]) -> tuple[Tensor, Tensor]:
@@ -273,7 +311,7 @@ def radius_graph(pos: Tensor, r: float, batch: Optional[Tensor] = None, loop: bo
     if n == 0:
         return torch.empty(2, 0, dtype=torch.long, device=device)
     backend = get_backend() if r > 0 else None
-    if backend == "torch" and n <= DENSE_MAX_NODES:
+    if backend == "torch" and _dense_size(n, batch) <= DENSE_MAX_NODES ** 2:
         source, target = _dense_pairs(pos, r, batch, loop)  # already in (target, source) order
     else:
         if backend is None:

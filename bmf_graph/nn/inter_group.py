@@ -11,6 +11,8 @@ from torch_geometric.nn.dense.linear import Linear
 from torch_geometric.nn.inits import glorot
 from torch_geometric.utils import scatter, softmax
 
+DENSE_MAX_GROUPS = 128  # up to this many groups, attention runs on the dense K x K scores
+
 from bmf_graph.graph import check_index, check_node_tensor
 
 
@@ -29,8 +31,8 @@ def _check_pool_inputs(h: Tensor, x: Tensor, group: Tensor, num_groups: int,
 def _pool(h: Tensor, x: Tensor, group: Tensor, num_groups: int, batch: Optional[Tensor],
           owner: str) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     count = torch.bincount(group, minlength=num_groups)
-    h_grp = scatter(h, group, 0, num_groups, reduce="mean")
-    x_grp = scatter(x, group, 0, num_groups, reduce="mean")
+    sums = h.new_zeros(num_groups, h.size(1) + x.size(1)).index_add(0, group, torch.cat([h, x], 1))
+    h_grp, x_grp = (sums / count.clamp(min=1).unsqueeze(1)).split([h.size(1), x.size(1)], 1)
     if batch is None:
         group_batch = torch.zeros(num_groups, dtype=torch.long, device=h.device)
     else:
@@ -189,10 +191,36 @@ class InterGroupAttention(MessagePassing):
         nonempty = count_or_nonempty if count_or_nonempty.dtype == torch.bool \
             else count_or_nonempty > 0
 
+        z = self.lin(h_grp).view(-1, 1, self.heads, self.hidden_channels)
+        score = (z * torch.cat([self.att_src, self.att_dst])).sum(-1)  # [K, 2, heads]
+        score_src, score_dst = score[:, 0], score[:, 1]
+        if num_groups <= DENSE_MAX_GROUPS:
+            out_grp, weight = self._attend_dense(score_src, score_dst, x_grp, nonempty,
+                                                 group_batch)
+            return out_grp, weight if return_weight else None
+        return self._attend_sparse(score_src, score_dst, x_grp, nonempty, group_batch,
+                                   return_weight)
+
+    def _attend_dense(self, score_src: Tensor, score_dst: Tensor, x_grp: Tensor,
+                      nonempty: Tensor, group_batch: Optional[Tensor]) -> tuple[Tensor, Tensor]:
+        # All K x K scores at once, [target m, source n, head]; pairs that may not attend
+        # (self, empty, other entry) are masked to the lowest float, so their weight is 0 and a
+        # row without any pair is all zeros, never NaN.
+        allowed = nonempty.unsqueeze(1) & nonempty.unsqueeze(0)
+        allowed.fill_diagonal_(False)
+        if group_batch is not None:
+            allowed &= group_batch.unsqueeze(1) == group_batch.unsqueeze(0)
+        score = F.leaky_relu(score_dst.unsqueeze(1) + score_src.unsqueeze(0), self.negative_slope)
+        score = score.masked_fill(~allowed.unsqueeze(-1), torch.finfo(score.dtype).min)
+        weight = torch.softmax(score, 1).mean(-1) * allowed
+        return weight @ x_grp, weight
+
+    def _attend_sparse(self, score_src: Tensor, score_dst: Tensor, x_grp: Tensor,
+                       nonempty: Tensor, group_batch: Optional[Tensor],
+                       return_weight: bool) -> tuple[Tensor, Optional[Tensor]]:
+        # Edge softmax over the group pairs: memory linear in the number of pairs.
+        num_groups = x_grp.size(0)
         pair_index = group_pairs(nonempty, group_batch)
-        z = self.lin(h_grp).view(-1, self.heads, self.hidden_channels)
-        score_src = (z * self.att_src).sum(-1)
-        score_dst = (z * self.att_dst).sum(-1)
         source, target = pair_index
         score = F.leaky_relu(score_src[source] + score_dst[target], self.negative_slope)
         alpha = softmax(score, target, num_nodes=num_groups).mean(-1)

@@ -5,6 +5,8 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
+from bmf_graph.graph import batch_slots
+
 
 class KMeans(torch.nn.Module):
     r"""k-means clustering of the rows of :obj:`x`, run separately for every
@@ -116,10 +118,9 @@ class KMeans(torch.nn.Module):
         centred = dense if num_batch == 1 else x - x.mean(0)
         threshold = self.tol * float(centred.pow(2).mean()) if N > 1 else 0.0
         dense_t = dense.transpose(1, 2)                                    # [B, D, n_max]
-        nearest, settled = None, False
-        for _ in range(self.max_iter):
+        nearest, settled, n_iter = None, False, 0
+        for n_iter in range(1, self.max_iter + 1):
             new = self._nearest(dense_t, centroids, masked, padding)
-            self.n_iter_ += 1
             if nearest is not None and torch.equal(new, nearest):
                 settled = True  # same assignment: the centroids are its means already
                 break
@@ -133,6 +134,7 @@ class KMeans(torch.nn.Module):
             centroids, nearest = update, new
             if shift <= threshold:
                 break
+        self.n_iter_ = n_iter
         if not settled:  # the last step is an assignment to the last centroids
             nearest = self._nearest(dense_t, centroids, masked, padding)
 
@@ -153,10 +155,7 @@ class KMeans(torch.nn.Module):
             real = torch.ones(1, x.size(0), dtype=torch.bool, device=x.device)
             slot = torch.arange(x.size(0), device=x.device)
             return (x - offset).unsqueeze(0), real, slot, offset
-        order = torch.argsort(batch, stable=True)
-        first = torch.cumsum(count, 0) - count
-        slot = torch.empty_like(batch)
-        slot[order] = torch.arange(x.size(0), device=x.device) - first[batch[order]]
+        _, slot = batch_slots(batch, num_batch)
         real = torch.zeros(num_batch, int(count.max()), dtype=torch.bool, device=x.device)
         real[batch, slot] = True
         dense = x.new_zeros(num_batch, real.size(1), x.size(1))
@@ -168,7 +167,8 @@ class KMeans(torch.nn.Module):
                  padding: Optional[Tensor]) -> Tensor:
         # Index [B, n_max] of each point's nearest valid centroid of its own team,
         # the lowest one on ties; padding slots get k. Distances are laid out
-        # [B, k, n_max] so that the minimum over k runs along contiguous points.
+        # [B, k, n_max] so that the minimum over k runs along contiguous points
+        # (argmin over a short strided axis is several times slower).
         k = centroids.size(1)
         dist = torch.baddbmm(centroids.pow(2).sum(-1).unsqueeze(2), centroids, dense_t,
                              alpha=-2)

@@ -2,7 +2,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import bmf_graph.nn.inter_group as inter_group
 from bmf_graph.nn.inter_group import InterGroupAttention, group_pairs, pool_groups
+
+
+@pytest.fixture(params=["dense", "sparse"])
+def path(request, monkeypatch):
+    """Runs a test on both attention paths: dense K x K scores and the edge softmax."""
+    if request.param == "sparse":
+        monkeypatch.setattr(inter_group, "DENSE_MAX_GROUPS", 0)
+    return request.param
 
 
 def brute_inter_group(layer, h, x, group, num_groups, batch):
@@ -36,7 +45,7 @@ def random_inputs(gen, n=60, num_groups=12, entries=3):
     return h, x, group, batch
 
 
-def test_inter_group_tiny_uniform_attention():
+def test_inter_group_tiny_uniform_attention(path):
     layer = InterGroupAttention(2, 4)
     torch.nn.init.zeros_(layer.att_src)
     h = torch.randn(7, 2)
@@ -54,7 +63,7 @@ def test_inter_group_tiny_uniform_attention():
 
 
 @pytest.mark.parametrize("heads", [1, 3])
-def test_inter_group_matches_brute_force(heads):
+def test_inter_group_matches_brute_force(heads, path):
     gen = torch.Generator().manual_seed(heads)
     layer = InterGroupAttention(5, 8, heads=heads, negative_slope=0.1)
     h, x, group, batch = random_inputs(gen)
@@ -117,7 +126,7 @@ def test_group_pairs():
     assert group_pairs(torch.tensor([True, False, True])).tolist() == [[2, 0], [0, 2]]
 
 
-def test_attend_batched_equals_forward_per_entry():
+def test_attend_batched_equals_forward_per_entry(path):
     gen = torch.Generator().manual_seed(2)
     layer = InterGroupAttention(5, 8, heads=2)
     entries, k = 6, 4
@@ -147,7 +156,7 @@ def test_attend_batched_equals_forward_per_entry():
     assert torch.equal(off_block, torch.zeros_like(weight))
 
 
-def test_inter_group_gradients_and_lonely_groups():
+def test_inter_group_gradients_and_lonely_groups(path):
     gen = torch.Generator().manual_seed(3)
     layer = InterGroupAttention(5, 8, heads=2)
     h, x, group, batch = random_inputs(gen)
@@ -163,6 +172,22 @@ def test_inter_group_gradients_and_lonely_groups():
     out.sum().backward()
     assert torch.equal(out, torch.zeros(1, 3)) and torch.equal(weight, torch.zeros(3, 3))
     assert torch.isfinite(h1.grad).all()
+
+
+def test_dense_and_sparse_paths_agree(monkeypatch):
+    gen = torch.Generator().manual_seed(5)
+    layer = InterGroupAttention(5, 8, heads=2)
+    h, x, group, batch = random_inputs(gen)
+    results = []
+    for limit in (inter_group.DENSE_MAX_GROUPS, 0):
+        monkeypatch.setattr(inter_group, "DENSE_MAX_GROUPS", limit)
+        hg, xg = h.clone().requires_grad_(), x.clone().requires_grad_()
+        layer.zero_grad()
+        out, weight = layer(hg, xg, group, 12, batch)
+        (out * torch.arange(3.0)).sum().backward()
+        results.append((out, weight, hg.grad, xg.grad, layer.att_src.grad.clone()))
+    for dense, sparse in zip(*results):
+        assert torch.allclose(dense, sparse, atol=1e-6)
 
 
 def test_inter_group_repr_and_errors():
