@@ -1,12 +1,14 @@
 """Battle 64 v 64 throughput: raw env, acting (no updates) and training, in agent-steps/s.
 
-    python benchmarks/throughput.py [--algos bmf_q mfq] [--steps 400] [--out FILE.json]
+    python benchmarks/throughput.py [--algos bmf_q mfq] [--steps 400] [--envs 1,16] [--out FILE.json]
 
 Agent-steps/s counts every agent slot of both teams per environment step (128 per step at
-64 v 64), as ``benchmarks/env_speed.py`` does. *raw* steps the batched env with uniformly
-random actions; *acting* plays the learner and a self-play opponent through
-:func:`bmf_graph.rollout.play_episode` without updates; *training* adds recording and the
-algorithm's updates (after ``learning_starts``). Prints JSON.
+64 v 64), as ``benchmarks/env_speed.py`` does. *raw* steps one batched env with uniformly
+random actions; *acting* plays the learner and a self-play opponent without updates, through
+:func:`bmf_graph.rollout.play_episode` for one env and through
+:func:`bmf_graph.vector_rollout.play_episodes` for ``E > 1`` copies stepped in turn (one forward
+pass per team and step for all copies); *training* adds recording and the algorithm's updates
+(after ``learning_starts``), one env. Prints JSON.
 """
 from __future__ import annotations
 
@@ -19,8 +21,10 @@ import numpy as np
 import torch
 
 from bmf_graph.config import load_config
+from bmf_graph.envs import make_env
 from bmf_graph.rollout import play_episode
 from bmf_graph.trainer import Trainer
+from bmf_graph.vector_rollout import play_episodes
 
 
 def steps_per_second(run, steps: int) -> float:
@@ -30,7 +34,7 @@ def steps_per_second(run, steps: int) -> float:
     return done / (time.perf_counter() - start)
 
 
-def measure(algo: str, steps: int, threads: int, tmp: Path) -> dict:
+def measure(algo: str, steps: int, threads: int, copies: list[int], tmp: Path) -> dict:
     cfg = load_config(["conf=battle", f"algo={algo}", f"runs_dir={tmp}", f"run_name={algo}", "train.progress=false",
                        f"threads={threads}", "algo.learning_starts=0", "device=cpu"])
     trainer = Trainer(cfg)
@@ -52,10 +56,22 @@ def measure(algo: str, steps: int, threads: int, tmp: Path) -> dict:
     def training() -> int:
         return play_episode(env, trainer.policies, trainer.device, seed=0, explore=0.5, learners=trainer.learners).steps
 
+    def acting_copies(envs: list) -> int:
+        results = play_episodes(envs, trainer.policies, trainer.device, seeds=list(range(len(envs))), explore=1.0)
+        return sum(r.steps for r in results)
+
     raw_sps, act_sps, train_sps = (agents * steps_per_second(f, steps) for f in (raw, acting, training))
-    return {"algo": algo, "agents": agents, "raw_agent_steps_per_s": raw_sps, "acting_agent_steps_per_s": act_sps,
-            "training_agent_steps_per_s": train_sps, "acting_over_raw": act_sps / raw_sps,
-            "training_over_raw": train_sps / raw_sps}
+    result = {"algo": algo, "agents": agents, "raw_agent_steps_per_s": raw_sps, "acting_agent_steps_per_s": act_sps,
+              "training_agent_steps_per_s": train_sps, "acting_over_raw": act_sps / raw_sps,
+              "training_over_raw": train_sps / raw_sps, "acting_copies": []}
+    for num_envs in (e for e in copies if e > 1):
+        envs = [make_env(cfg.env.name, cfg.env.kwargs) for _ in range(num_envs)]
+        sps = agents * steps_per_second(lambda: acting_copies(envs), steps * num_envs)
+        result["acting_copies"].append({"envs": num_envs, "acting_agent_steps_per_s": sps,
+                                        "acting_over_raw": sps / raw_sps})
+        for copy in envs:
+            copy.close()
+    return result
 
 
 def main() -> None:
@@ -63,12 +79,14 @@ def main() -> None:
     parser.add_argument("--algos", nargs="+", default=["bmf_q", "mfq", "q"])
     parser.add_argument("--steps", type=int, default=400, help="environment steps per measurement")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--envs", default="1,16", help="comma-separated numbers of env copies played at once")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
-        results = [measure(a, args.steps, args.threads, Path(tmp)) for a in args.algos]
+        copies = [int(e) for e in args.envs.split(",")]
+        results = [measure(a, args.steps, args.threads, copies, Path(tmp)) for a in args.algos]
     text = json.dumps({"benchmark": "throughput", "task": "battle 64v64", "threads": args.threads,
                        "results": results}, indent=2)
     print(text)

@@ -30,6 +30,11 @@ class TeamView:
         alive: ``[N]`` bool.
         a_prev: ``[N, A]`` one-hot previous actions (zeros for dead agents and at ``t = 0``).
         prev_obs: ``[N, O]`` previous observations (the current ones at ``t = 0``).
+        batch: ``[N]`` environment copy of each agent when the team's agents of
+            ``num_envs`` copies are stacked (:func:`bmf_graph.vector_rollout.play_episodes`);
+            ``None`` for one environment. Copies never interact: no edges, groups or
+            attention cross them.
+        num_envs: number of stacked environment copies.
     """
 
     obs: Tensor
@@ -37,6 +42,8 @@ class TeamView:
     alive: Tensor
     a_prev: Tensor
     prev_obs: Tensor
+    batch: Tensor | None = None
+    num_envs: int = 1
 
 
 class Interaction(nn.Module):
@@ -63,7 +70,7 @@ class Interaction(nn.Module):
 
     def graph(self, view: TeamView) -> Tensor:
         """Neighbour edges among alive agents, slot indices, ``[2, E]``."""
-        return neighbour_graph(view.pos, self.radius, alive=view.alive)
+        return neighbour_graph(view.pos, self.radius, alive=view.alive, batch=view.batch)
 
     def observe(self, view: TeamView) -> dict[str, Tensor]:
         return {"mean_action": view.obs.new_zeros(view.obs.shape[0], 0)}
@@ -173,6 +180,15 @@ def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
     with torch.no_grad():
         for t, s in zip(target.parameters(), source.parameters()):
             t.lerp_(s, tau)
+
+
+def sample_rows(probs: Tensor) -> Tensor:
+    r"""One draw per row of ``probs`` ``[N, A]`` by the inverse CDF: the first action whose
+    cumulative probability exceeds :math:`u \sim U[0, \sum_a p_a)`. Actions of probability 0
+    are never drawn. Several times faster than ``torch.multinomial`` for many short rows."""
+    cdf = probs.cumsum(-1)
+    u = torch.rand(probs.shape[0], 1, dtype=cdf.dtype, device=cdf.device) * cdf[:, -1:]
+    return (cdf <= u).sum(-1)
 
 
 def boltzmann(q: Tensor, temperature: float) -> Tensor:

@@ -53,11 +53,14 @@ class BiLevelInteraction(Interaction):
     def observe(self, view: TeamView) -> dict[str, Tensor]:
         # Representations of (o_{t-1}, a_{t-1}) drive the grouping (Alg. 1).
         mu, _ = self.vae.encode(view.prev_obs, view.a_prev)
-        group = self.grouping(mu, alive=view.alive)
+        group = self.grouping(mu, alive=view.alive, batch=view.batch)  # ids b*k..b*k+k-1 in copy b
         intra = self.intra(view.a_prev, self.graph(view), group)
         alive = view.alive
-        h_grp, a_grp, count, _ = pool_groups(mu[alive], view.a_prev[alive], group[alive], self.num_groups)
-        inter_grp, _ = self.attention.attend(h_grp, a_grp, count, return_weight=False)
+        batch = None if view.batch is None else view.batch[alive]
+        h_grp, a_grp, count, group_batch = pool_groups(mu[alive], view.a_prev[alive], group[alive],
+                                                       self.num_groups * view.num_envs, batch)
+        inter_grp, _ = self.attention.attend(h_grp, a_grp, count, None if batch is None else group_batch,
+                                             return_weight=False)
         mean_action = torch.cat([intra, inter_grp[group]], dim=-1)
         return {"mf": intra, "group": group, "a_grp": a_grp, "h_grp": h_grp, "count": count,
                 "mean_action": mean_action}

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from bmf_graph.algos.base import (Algorithm, Interaction, TeamView, boltzmann, check_finite, linear_schedule,
-                                  mlp, soft_update)
+                                  mlp, sample_rows, soft_update)
 from bmf_graph.buffer import StepBuffer
 from bmf_graph.config import AlgoConfig
 from bmf_graph.envs.base import TeamSpec
@@ -56,7 +56,7 @@ class QLearner(Algorithm):
     @torch.no_grad()
     def act(self, view: TeamView, rec: dict[str, Tensor], explore: float | None) -> Tensor:
         probs = boltzmann(self.q(view.obs, rec["mean_action"]), self.temperature(explore))
-        return torch.multinomial(probs, 1).squeeze(1)
+        return sample_rows(probs)
 
     # ------------------------------------------------------------------ learning
     def _setup(self) -> None:
