@@ -26,7 +26,11 @@ from bmf_graph.rollout import EpisodeResult
 def stacked_view(steps: Sequence[TeamStep], ended: np.ndarray, a_prev: torch.Tensor,
                  prev_obs: torch.Tensor | None, batch: torch.Tensor, device: torch.device) -> TeamView:
     """One team of every copy as a single view; the agents of ended copies are dead."""
-    obs = torch.from_numpy(np.concatenate([s.obs() for s in steps])).to(device, torch.float32)
+    rows = np.cumsum([0] + [len(s.alive) for s in steps])
+    flat = np.empty((rows[-1], steps[0].feature.shape[1] + steps[0].view[0].size), dtype=np.float32)
+    for s, start, stop in zip(steps, rows[:-1], rows[1:]):
+        s.obs(out=flat[start:stop])
+    obs = torch.from_numpy(flat).to(device)
     alive = np.concatenate([s.alive & ~done for s, done in zip(steps, ended)])
     return TeamView(obs=obs, pos=torch.from_numpy(np.concatenate([s.pos for s in steps])).to(device, torch.float32),
                     alive=torch.from_numpy(alive).to(device), a_prev=a_prev,

@@ -181,6 +181,17 @@ def test_evaluate_returns_firefighter_is_seeded_and_uses_the_run_env(ckpt):
     assert bigger["env_kwargs"] == {"num_firefighters": 20, "max_steps": 12}
 
 
+def test_evaluate_returns_in_copies_equals_one_by_one(ckpt):
+    """Greedy MFQ on Battle against itself: episodes played 3 copies at a time (last chunk of 2)
+    are the episodes played one by one."""
+    path = ckpt[("battle", "mfq")]
+    one = evaluate.evaluate_returns(path, episodes=5, seed=2, opponent="self")
+    copies = evaluate.evaluate_returns(path, episodes=5, seed=2, opponent="self", copies=3)
+    assert copies["returns"] == pytest.approx(one["returns"]) and copies["steps"] == one["steps"]
+    with pytest.raises(ValueError, match="copies=0; expected an integer >= 1"):
+        evaluate.evaluate_returns(path, episodes=2, copies=0)
+
+
 def test_evaluate_returns_pursuit_against_random_prey(ckpt):
     r = evaluate.evaluate_returns(ckpt[("pursuit", "bmf_ac")], episodes=2)
     assert r["team"] == "predator" and r["opponent"] == "random"

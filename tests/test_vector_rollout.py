@@ -77,3 +77,14 @@ def test_play_episodes_errors():
         play_episodes([env], [policy], "cpu", [0, 1])
     with pytest.raises(ValueError, match="same teams"):
         play_episodes([env, firefighter.batched_env(num_firefighters=8)], [policy], "cpu", [0, 1])
+
+
+def test_stacked_view_rows_are_each_copys_arrays():
+    envs = [battle.batched_env(map_size=20, agents_per_team=8) for _ in range(2)]
+    steps = [env.reset(seed=seed)[1] for env, seed in zip(envs, [0, 1])]
+    view = stacked_view(steps, np.array([False, True]), torch.zeros(16, 21), None, torch.arange(2).repeat_interleave(8),
+                        torch.device("cpu"))
+    assert torch.equal(view.obs, torch.from_numpy(np.concatenate([s.obs() for s in steps])))
+    assert torch.equal(view.pos, torch.from_numpy(np.concatenate([s.pos for s in steps])))
+    assert view.alive[:8].all() and not view.alive[8:].any()  # copy 1 has ended
+    assert view.num_envs == 2 and torch.equal(view.prev_obs, view.obs)

@@ -57,10 +57,16 @@ class TeamStep:
     alive: np.ndarray
     reward: np.ndarray
 
-    def obs(self) -> np.ndarray:
-        """Flat observations ``[N, obs_dim]``: the view flattened, then the features."""
+    def obs(self, out: np.ndarray | None = None) -> np.ndarray:
+        """Flat observations ``[N, obs_dim]``: the view flattened, then the features; written
+        into ``out`` (e.g. rows of a larger array) when given."""
         n = self.alive.shape[0]
-        return np.concatenate([self.view.reshape(n, -1), self.feature], axis=1)
+        if out is None:
+            return np.concatenate([self.view.reshape(n, -1), self.feature], axis=1)
+        split = out.shape[1] - self.feature.shape[1]
+        out[:, :split] = self.view.reshape(n, -1)
+        out[:, split:] = self.feature
+        return out
 
 
 class BatchedEnv(ABC):
