@@ -143,7 +143,12 @@ class AgentVAE(torch.nn.Module):
         return total, terms
 
     def _encode(self, obs: Tensor, action: Tensor) -> Tuple[Tensor, Optional[Tensor]]:
-        out = self.encoder(torch.cat([obs, action], dim=-1))
+        # The first layer on [obs, action] without building the concatenation: W [o; a] =
+        # W_o o + W_a a (saves a copy of every observation per call).
+        first, split = self.encoder[0], obs.size(-1)
+        hidden = torch.nn.functional.linear(obs, first.weight[:, :split], first.bias) \
+            + torch.nn.functional.linear(action, first.weight[:, split:])
+        out = self.encoder[1:](hidden)
         if self.mode == "ae":
             return out, None
         mu, logvar = out.chunk(2, dim=-1)
