@@ -24,12 +24,12 @@ modes with centres m_c ~ N(0, I) (centres about 5.7 apart, members about 4 from 
 so the modes touch), agent i in mode c_i with mu_i = m_{c_i} + e_i. From one step to the next,
 e_i ~ N(0, I) moves as e <- 0.9 e + sqrt(1 - 0.9^2) xi (each coordinate changes by about 0.45)
 and 2 % of the agents switch to a random mode. Each step's latents are drawn outside its timed
-window; the mean number of Lloyd iterations per timed step is reported as ``kmeans_iters``.
+window; the mean number of Lloyd iterations per timed regroup is reported as ``kmeans_iters``.
 
 Each (method, N) runs in a fresh process (``--best-of R`` runs R such processes, in R rounds over
 the methods of one N, and keeps the one with the lowest median, to discount load from other
-users of a shared machine): time = median
-over the timed steps (for ``bmf``: 10-step blocks) after one warm-up, at least ``--reps`` steps and as many more as fill
+users of a shared machine): time = median over the timed steps (for ``bmf``: mean step of each
+10-step block) after one warm-up, at least ``--reps`` of them and as many more as fill
 ``--min-seconds`` (so that a burst of load on a shared machine hits a minority of the steps of
 a fast method; ``time_quartiles_s`` and ``num_steps`` are reported with it);
 memory = on CPU the growth of the peak resident set size (``ru_maxrss``) over the warm-up and the
