@@ -114,7 +114,7 @@ def check_index(index: Tensor, name: str, owner: str, num_nodes: int,
 
 
 def _check_inputs(pos: Tensor, r: float, batch: Optional[Tensor],
-                  max_num_neighbors: Optional[int]) -> float:
+                  max_num_neighbors: Optional[int], alive: Optional[Tensor] = None) -> float:
     if not isinstance(pos, Tensor) or pos.dim() != 2 or pos.size(1) < 1:
         shape = tuple(pos.shape) if isinstance(pos, Tensor) else type(pos)
         raise ValueError(f"radius_graph: pos must have shape [N, D] (D >= 1, usually 2), "
@@ -124,8 +124,10 @@ def _check_inputs(pos: Tensor, r: float, batch: Optional[Tensor],
     r = float(r)
     if not math.isfinite(r) or r < 0:
         raise ValueError(f"radius_graph: r must be a finite number >= 0, got {r}")
-    if pos.dtype.is_floating_point and not bool(torch.isfinite(pos).all()):
-        raise ValueError("radius_graph: pos must be finite, got NaN or inf entries")
+    if pos.dtype.is_floating_point:
+        finite = torch.isfinite(pos).all(1)
+        if not bool((finite if alive is None else finite | ~alive).all()):
+            raise ValueError("radius_graph: pos must be finite, got NaN or inf entries")
     if batch is not None:
         check_index(batch, "batch", "radius_graph", pos.size(0))
         if batch.numel() > 0 and int(batch.min()) < 0:
@@ -169,39 +171,51 @@ def batch_slots(batch: Tensor, num_batch: int) -> tuple[Tensor, Tensor]:
     return count, slot
 
 
-def _dense_size(n: int, batch: Optional[Tensor]) -> int:
-    """Pairs the dense path compares: ``N^2``, or ``B * n_max^2`` with the ``B`` batch entries
-    padded to the largest, ``n_max`` agents."""
+def _dense_layout(n: int, batch: Optional[Tensor]) -> Optional[tuple[int, int, Optional[Tensor]]]:
+    """``(B, n_max, counts)`` of the dense path's ``[B, n_max, n_max]`` pairs, or ``None`` when
+    they would exceed ``DENSE_MAX_NODES ** 2``; ``counts`` is ``None`` when every entry is one
+    contiguous block of ``n_max`` nodes in batch order (stacked copies of one team), which needs
+    no padding."""
     if batch is None:
-        return n * n
+        return (1, n, None) if n <= DENSE_MAX_NODES else None
     count = torch.bincount(batch)
-    return count.numel() * int(count.max()) ** 2
+    num_batch, n_max = count.numel(), int(count.max())
+    if num_batch * n_max * n_max > DENSE_MAX_NODES ** 2:
+        return None
+    blocks = num_batch * n_max == n and not bool((batch[1:] < batch[:-1]).any())
+    return num_batch, n_max, None if blocks else count
 
 
-def _dense_pairs(pos: Tensor, r: float, batch: Optional[Tensor],
-                 loop: bool) -> tuple[Tensor, Tensor]:
+def _dense_pairs(pos: Tensor, r: float, batch: Optional[Tensor], loop: bool,
+                 layout: tuple[int, int, Optional[Tensor]],
+                 valid: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
     """All pairs ``(source, target)`` of the same batch entry closer than ``r``, self pairs only
-    when ``loop``, from the distance matrix of each entry (``[B, n_max, n_max]``, entries padded
-    to the largest); sorted by (target, source)."""
+    when ``loop``, both ends in ``valid`` (all nodes if ``None``), from the distance matrix of
+    each entry (``[B, n_max, n_max]``; entries padded to the largest unless they are equal
+    contiguous blocks); sorted by (target, source)."""
     n = pos.size(0)
-    if batch is None:
-        adj = _squared_distance(pos.unsqueeze(1), pos.unsqueeze(0)) < r * r  # [target, source]
-        adj.fill_diagonal_(loop)
-        flat = adj.view(-1).nonzero().view(-1)
-        return flat % n, flat // n
-    batch = batch.long()
-    count, slot = batch_slots(batch, int(batch.max()) + 1)
-    node = torch.full((count.numel(), int(count.max())), -1, dtype=torch.long, device=pos.device)
-    node[batch, slot] = torch.arange(n, device=pos.device)
-    padded = pos.new_zeros(*node.shape, pos.size(1))
-    padded[batch, slot] = pos
-    adj = _squared_distance(padded.unsqueeze(2), padded.unsqueeze(1)) < r * r
+    num_batch, n_max, count = layout
+    if count is None:  # one graph, or equal contiguous blocks: a view, no padding
+        node = torch.arange(n, device=pos.device).view(num_batch, n_max)
+        padded = pos.view(num_batch, n_max, -1)
+        real = None if valid is None else valid.view(num_batch, n_max)
+    else:
+        batch = batch.long()
+        _, slot = batch_slots(batch, num_batch)
+        node = torch.full((num_batch, n_max), -1, dtype=torch.long, device=pos.device)
+        node[batch, slot] = torch.arange(n, device=pos.device)
+        padded = pos.new_zeros(num_batch, n_max, pos.size(1))
+        padded[batch, slot] = pos
+        real = node >= 0
+        if valid is not None:
+            real &= valid[node.clamp(min=0)]
+    adj = _squared_distance(padded.unsqueeze(2), padded.unsqueeze(1)) < r * r  # [entry, target, source]
     adj.diagonal(dim1=1, dim2=2).fill_(loop)
-    real = node >= 0
-    adj &= real.unsqueeze(2) & real.unsqueeze(1)
+    if real is not None:
+        adj &= real.unsqueeze(2) & real.unsqueeze(1)
     entry, target, source = adj.nonzero().unbind(1)
     source, target = node[entry, source], node[entry, target]
-    if bool((batch[1:] < batch[:-1]).any()):  # entries interleaved in node order
+    if count is not None and bool((batch[1:] < batch[:-1]).any()):  # entries interleaved
         order = torch.argsort(target * n + source)
         source, target = source[order], target[order]
     return source, target
@@ -311,8 +325,9 @@ def radius_graph(pos: Tensor, r: float, batch: Optional[Tensor] = None, loop: bo
     if n == 0:
         return torch.empty(2, 0, dtype=torch.long, device=device)
     backend = get_backend() if r > 0 else None
-    if backend == "torch" and _dense_size(n, batch) <= DENSE_MAX_NODES ** 2:
-        source, target = _dense_pairs(pos, r, batch, loop)  # already in (target, source) order
+    layout = _dense_layout(n, batch) if backend == "torch" else None
+    if layout is not None:
+        source, target = _dense_pairs(pos, r, batch, loop, layout)  # in (target, source) order
     else:
         if backend is None:
             source = target = torch.empty(0, dtype=torch.long, device=device)
@@ -368,6 +383,16 @@ def neighbour_graph(pos: Tensor, r: float, alive: Optional[Tensor] = None,
                          f"got shape {shape} and dtype {dtype}")
     if batch is not None:
         check_index(batch, "batch", "neighbour_graph", pos.size(0))
+    if pos.size(0) > 0 and get_backend() == "torch":  # dense path straight on the slots
+        r = _check_inputs(pos, r, batch, max_num_neighbors, alive=alive)
+        layout = _dense_layout(pos.size(0), batch) if r > 0 else None
+        if layout is not None:
+            if not pos.dtype.is_floating_point:
+                pos = pos.to(torch.get_default_dtype())
+            source, target = _dense_pairs(pos, r, batch, loop, layout, valid=alive)
+            if max_num_neighbors is not None:
+                source, target = _keep_nearest(pos, source, target, max_num_neighbors)
+            return torch.stack([source, target])
     slots = alive.nonzero().view(-1)
     sub_batch = batch[slots] if batch is not None else None
     return slots[radius_graph(pos[slots], r, sub_batch, loop, max_num_neighbors)]

@@ -171,15 +171,24 @@ def test_radius_graph_errors():
         radius_graph(pos, 1.0, max_num_neighbors=-2)
 
 
-def test_neighbour_graph_alive_mask(torch_backend):
+@pytest.mark.parametrize("batch_kind", ["none", "unsorted", "copies"])
+def test_neighbour_graph_alive_mask(torch_backend, batch_kind):
     gen = torch.Generator().manual_seed(5)
     pos = torch.rand(50, 2, generator=gen) * 10
-    batch = torch.randint(0, 2, (50,), generator=gen)
+    batch = {"none": None, "unsorted": torch.randint(0, 2, (50,), generator=gen),
+             "copies": torch.arange(5).repeat_interleave(10)}[batch_kind]  # equal contiguous blocks
     alive = torch.rand(50, generator=gen) > 0.3
-    pos[~alive] = math.nan  # dead slots are never read
+    pos[~alive] = math.nan  # dead slots hold anything; they are never linked
     slots = alive.nonzero().view(-1)
-    expected = slots[brute_radius_graph(pos[slots], 2.0, batch[slots])]
-    assert torch.equal(neighbour_graph(pos, 2.0, alive, batch), expected)
+    sub_batch = None if batch is None else batch[slots]
+    for loop, k in [(False, None), (True, None), (False, 2)]:
+        expected = slots[brute_radius_graph(pos[slots], 2.0, sub_batch, loop, k)]
+        assert torch.equal(neighbour_graph(pos, 2.0, alive, batch, loop, k), expected)
+    pos[alive.nonzero()[0]] = math.inf
+    with pytest.raises(ValueError, match="pos must be finite"):
+        neighbour_graph(pos, 2.0, alive, batch)
+    pos = pos.nan_to_num(0.0, 0.0, 0.0)
+    slots = alive.nonzero().view(-1)
     assert torch.equal(neighbour_graph(pos[slots], 2.0), radius_graph(pos[slots], 2.0))
     with pytest.raises(ValueError, match=r"neighbour_graph: alive must be a bool tensor"):
         neighbour_graph(pos, 2.0, alive.long())
