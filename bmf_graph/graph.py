@@ -195,7 +195,14 @@ def _dense_pairs(pos: Tensor, r: float, batch: Optional[Tensor], loop: bool,
     contiguous blocks); sorted by (target, source)."""
     n = pos.size(0)
     num_batch, n_max, count = layout
-    if count is None:  # one graph, or equal contiguous blocks: a view, no padding
+    if num_batch == 1 and count is None:  # one graph: flat [target, source] indices
+        adj = _squared_distance(pos.unsqueeze(1), pos.unsqueeze(0)) < r * r
+        adj.fill_diagonal_(loop)
+        if valid is not None:
+            adj &= valid.unsqueeze(1) & valid.unsqueeze(0)
+        flat = adj.view(-1).nonzero().view(-1)
+        return flat % n, flat // n
+    if count is None:  # equal contiguous blocks: a view, no padding
         node = torch.arange(n, device=pos.device).view(num_batch, n_max)
         padded = pos.view(num_batch, n_max, -1)
         real = None if valid is None else valid.view(num_batch, n_max)
