@@ -8,8 +8,8 @@ forward + backward of
 - ``bmf``:       radius graph -> DynamicGrouping of mu -> IntraGroupMeanField +
                  InterGroupAttention, as BMF runs in training: DynamicGrouping regroups every
                  ``group_interval`` = 10 steps (the training default), warm-started from the
-                 previous centroids, and returns the stored groups in between; the time is the
-                 mean step of whole 10-step blocks (one regroup each)
+                 previous centroids, and returns the stored groups in between (each timed
+                 10-step block holds one regroup)
 - ``bmf_regroup``: ``bmf`` regrouping on every step (interval 1), an upper bound
 - ``bmf_cold``:  ``bmf_regroup`` with the grouping forgotten before every step, so each regroup
                  seeds k-means by k-means++ (the first regroup of a run)
@@ -28,8 +28,9 @@ window; the mean number of Lloyd iterations per timed regroup is reported as ``k
 
 Each (method, N) runs in a fresh process (``--best-of R`` runs R such processes, in R rounds over
 the methods of one N, and keeps the one with the lowest median, to discount load from other
-users of a shared machine): time = median over the timed steps (for ``bmf``: mean step of each
-10-step block) after one warm-up, at least ``--reps`` of them and as many more as fill
+users of a shared machine): time = median over timed blocks of 10 consecutive steps (the mean
+step of each block, for every method alike) after one warm-up step, at least ``--reps`` blocks
+and as many more as fill
 ``--min-seconds`` (so that a burst of load on a shared machine hits a minority of the steps of
 a fast method; ``time_quartiles_s`` and ``num_steps`` are reported with it);
 memory = on CPU the growth of the peak resident set size (``ru_maxrss``) over the warm-up and the
@@ -160,10 +161,9 @@ def worker(method: str, num_agents: int, device_name: str, reps: int, min_second
         base = torch.cuda.memory_allocated()
     else:
         base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    block = GROUP_INTERVAL if method == "bmf" else 1  # steps per timed unit
-    num_edges, _ = step(mu)  # warm-up (for bmf: the first, cold regroup)
-    for _ in range(block - 1):  # bmf: the rest of the first block
-        step(next(latents))
+    block = GROUP_INTERVAL  # steps per timed unit, for every method: bmf's regroup interval
+    num_edges, _ = step(mu)  # warm-up (for bmf: the first, cold regroup); any 10 steps after it
+                             # hold exactly one bmf regroup
     times, iters = [], []
     while len(times) < reps or (sum(times) * block < min_seconds
                                 and len(times) * block < MAX_STEPS):
@@ -299,9 +299,9 @@ def main() -> None:
                         help="comma-separated numbers of agents")
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--quick", action="store_true",
-                        help="sizes up to 4096, 2 timed steps each")
-    parser.add_argument("--reps", type=int, default=5,
-                        help="fewest timed steps after one warm-up")
+                        help="sizes up to 4096, 2 timed blocks each")
+    parser.add_argument("--reps", type=int, default=3,
+                        help=f"fewest timed blocks of {GROUP_INTERVAL} steps after one warm-up step")
     parser.add_argument("--min-seconds", type=float, default=1.0,
                         help=f"time further steps (up to {MAX_STEPS}) until this many seconds")
     parser.add_argument("--best-of", type=int, default=1,
@@ -356,8 +356,8 @@ def main() -> None:
                               "k-means++ seeds, Hungarian matching of ids; bmf_layers: groups "
                               "fixed",
                   "time": "median forward+backward seconds per step after 1 warm-up, over "
-                          "at least reps timed units and min_seconds (unit: one step; for "
-                          f"bmf the mean step of a {GROUP_INTERVAL}-step block)",
+                          f"at least reps timed blocks of {GROUP_INTERVAL} steps and "
+                          "min_seconds; per block its mean step",
                   "memory": "CPU: growth of ru_maxrss (peak RSS) in a fresh process; "
                             "CUDA: max_memory_allocated above the memory held before"},
         "results": results,

@@ -79,7 +79,7 @@ def check_edge_index(edge_index: Tensor, num_nodes: int, owner: str) -> None:
         raise ValueError(f"{owner}: edge_index must be a torch.long tensor, "
                          f"got {edge_index.dtype}")
     if edge_index.numel() > 0:
-        lo, hi = int(edge_index.min()), int(edge_index.max())
+        lo, hi = map(int, torch.aminmax(edge_index))
         if lo < 0 or hi >= num_nodes:
             raise ValueError(f"{owner}: edge_index entries must lie in [0, {num_nodes}), "
                              f"got values in [{lo}, {hi}]")
@@ -107,7 +107,7 @@ def check_index(index: Tensor, name: str, owner: str, num_nodes: int,
     if index.dtype.is_floating_point or index.dtype == torch.bool:
         raise ValueError(f"{owner}: {name} must be an integer tensor, got {index.dtype}")
     if upper is not None and index.numel() > 0:
-        lo, hi = int(index.min()), int(index.max())
+        lo, hi = map(int, torch.aminmax(index))
         if lo < 0 or hi >= upper:
             raise ValueError(f"{owner}: {name} entries must lie in [0, {upper}), "
                              f"got values in [{lo}, {hi}]")

@@ -29,21 +29,21 @@ def _check_pool_inputs(h: Tensor, x: Tensor, group: Tensor, num_groups: int,
 
 
 def _pool(h: Tensor, x: Tensor, group: Tensor, num_groups: int, batch: Optional[Tensor],
-          owner: str) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+          owner: str) -> tuple[Tensor, Tensor, Tensor, Optional[Tensor]]:
+    # group_batch is None without batch (pool_groups fills in the zeros it documents).
     count = torch.bincount(group, minlength=num_groups)
     sums = h.new_zeros(num_groups, h.size(1) + x.size(1)).index_add(0, group, torch.cat([h, x], 1))
     h_grp, x_grp = (sums / count.clamp(min=1).unsqueeze(1)).split([h.size(1), x.size(1)], 1)
     if batch is None:
-        group_batch = torch.zeros(num_groups, dtype=torch.long, device=h.device)
-    else:
-        group_batch = scatter(batch.long(), group, 0, num_groups, reduce="min")
-        highest = scatter(batch.long(), group, 0, num_groups, reduce="max")
-        split = (group_batch != highest).nonzero().view(-1)
-        if split.numel() > 0:
-            m = int(split[0])
-            raise ValueError(f"{owner}: group {m} has members in batch entries "
-                             f"{int(group_batch[m])} and {int(highest[m])}; expected each group "
-                             f"inside one batch entry (use ids global over the batch)")
+        return h_grp, x_grp, count, None
+    group_batch = scatter(batch.long(), group, 0, num_groups, reduce="min")
+    highest = scatter(batch.long(), group, 0, num_groups, reduce="max")
+    split = (group_batch != highest).nonzero().view(-1)
+    if split.numel() > 0:
+        m = int(split[0])
+        raise ValueError(f"{owner}: group {m} has members in batch entries "
+                         f"{int(group_batch[m])} and {int(highest[m])}; expected each group "
+                         f"inside one batch entry (use ids global over the batch)")
     group_batch = group_batch.masked_fill(count == 0, -1)
     return h_grp, x_grp, count, group_batch
 
@@ -73,7 +73,10 @@ def pool_groups(h: Tensor, x: Tensor, group: Tensor, num_groups: int,
         :math:`(N, D), (N, F), (N)` → :math:`(K, D), (K, F), (K), (K)`
     """
     _check_pool_inputs(h, x, group, num_groups, batch, "pool_groups")
-    return _pool(h, x, group, int(num_groups), batch, "pool_groups")
+    h_grp, x_grp, count, group_batch = _pool(h, x, group, int(num_groups), batch, "pool_groups")
+    if group_batch is None:
+        group_batch = torch.zeros_like(count).masked_fill(count == 0, -1)
+    return h_grp, x_grp, count, group_batch
 
 
 def group_pairs(nonempty: Tensor, group_batch: Optional[Tensor] = None) -> Tensor:
@@ -153,8 +156,8 @@ class InterGroupAttention(MessagePassing):
                            channels=self.in_channels)
         h_grp, x_grp, count, group_batch = _pool(h, x, group, int(num_groups), batch,
                                                  "InterGroupAttention")
-        out_grp, weight = self.attend(h_grp, x_grp, count, group_batch, return_weight)
-        return out_grp[group], weight
+        out_grp, weight = self._attend(h_grp, x_grp, count > 0, group_batch, return_weight)
+        return out_grp.index_select(0, group), weight
 
     def attend(self, h_grp: Tensor, x_grp: Tensor, count_or_nonempty: Tensor,
                group_batch: Optional[Tensor] = None,
@@ -190,7 +193,11 @@ class InterGroupAttention(MessagePassing):
             check_index(group_batch, "group_batch", owner, num_groups)
         nonempty = count_or_nonempty if count_or_nonempty.dtype == torch.bool \
             else count_or_nonempty > 0
+        return self._attend(h_grp, x_grp, nonempty, group_batch, return_weight)
 
+    def _attend(self, h_grp: Tensor, x_grp: Tensor, nonempty: Tensor, group_batch: Optional[Tensor],
+                return_weight: bool) -> tuple[Tensor, Optional[Tensor]]:
+        num_groups = h_grp.size(0)
         z = self.lin(h_grp).view(-1, 1, self.heads, self.hidden_channels)
         score = (z * torch.cat([self.att_src, self.att_dst])).sum(-1)  # [K, 2, heads]
         score_src, score_dst = score[:, 0], score[:, 1]
@@ -212,7 +219,8 @@ class InterGroupAttention(MessagePassing):
             allowed &= group_batch.unsqueeze(1) == group_batch.unsqueeze(0)
         score = F.leaky_relu(score_dst.unsqueeze(1) + score_src.unsqueeze(0), self.negative_slope)
         score = score.masked_fill(~allowed.unsqueeze(-1), torch.finfo(score.dtype).min)
-        weight = torch.softmax(score, 1).mean(-1) * allowed
+        weight = torch.softmax(score, 1)
+        weight = (weight.squeeze(-1) if self.heads == 1 else weight.mean(-1)) * allowed
         return weight @ x_grp, weight
 
     def _attend_sparse(self, score_src: Tensor, score_dst: Tensor, x_grp: Tensor,
