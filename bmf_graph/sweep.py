@@ -22,66 +22,29 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import itertools
 import json
 import math
 import os
-import re
 import sys
 import time
 import traceback
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import numpy as np
 from omegaconf import OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 from tqdm.auto import tqdm
 
-from bmf_graph.config import SHORTHANDS, Config, ConfigError, load_config
+from bmf_graph.config import Config, ConfigError
 from bmf_graph.logging import read_metrics
+from bmf_graph.sweep_grid import Run, SweepOptions, expand, options_help, parse_args
 
 FINAL_FRACTION = 0.1
-MANAGED_KEYS = ("resume", "run_name", "threads")
-GROUP_KEYS = ("conf", "algo.name", "seed")
-"""Keys the summary shows in their own columns (``seed`` is averaged over)."""
 
 
 class RayMissing(ImportError):
     """Ray, the optional ``[sweep]`` extra, is not installed."""
-
-
-@dataclass
-class SweepOptions:
-    """How the sweep runs; given as ``sweep.KEY=VALUE``."""
-
-    cpus_per_run: float = field(default=1.0, metadata={
-        "help": "CPUs Ray reserves per run; the run's torch threads are max(1, int(cpus_per_run))"})
-    gpus_per_run: float = field(default=0.0, metadata={"help": "GPUs per run (a fraction shares one GPU)"})
-    address: Optional[str] = field(default=None, metadata={
-        "help": "null: start Ray on this machine; auto or ray://HOST:PORT: an existing cluster"})
-    max_concurrent: Optional[int] = field(default=None, metadata={
-        "help": "at most this many runs at once (null: as many as the resources allow)"})
-    name: Optional[str] = field(default=None, metadata={
-        "help": "sweep folder {runs_dir}/sweep__{name} (null: a hash of the run names)"})
-
-
-def options_help() -> str:
-    lines = [f"    {f'sweep.{f.name}=' + ('null' if f.default is None else str(f.default)):<28}{f.metadata['help']}"
-             for f in fields(SweepOptions)]
-    return "Sweep options:\n\n" + "\n".join(lines)
-
-
-@dataclass
-class Run:
-    """One grid point: its overrides, validated configuration and deterministic folder name."""
-
-    name: str
-    overrides: list[str]
-    cfg: Config
-    group: tuple[str, ...]
-    """The grid point without its seed: runs sharing it are averaged in the summary."""
 
 
 @dataclass
@@ -106,114 +69,6 @@ class SweepResult:
     @property
     def failed(self) -> list[Outcome]:
         return [o for o in self.outcomes if o.status == "failed"]
-
-
-# ---------------------------------------------------------------------- grid
-def split_values(text: str) -> list[str]:
-    """``"a,[1,2],'x,y'"`` -> ``["a", "[1,2]", "'x,y'"]``: commas split only outside brackets and quotes."""
-    values, depth, quote, start = [], 0, None, 0
-    for i, ch in enumerate(text):
-        if quote:
-            quote = None if ch == quote else quote
-        elif ch in "'\"":
-            quote = ch
-        elif ch in "[{(":
-            depth += 1
-        elif ch in "]})":
-            depth -= 1
-            if depth < 0:
-                raise ConfigError(f"value {text!r} has an unmatched {ch!r}")
-        elif ch == "," and depth == 0:
-            values.append(text[start:i])
-            start = i + 1
-    if depth or quote:
-        raise ConfigError(f"value {text!r} has an unclosed bracket or quote")
-    values.append(text[start:])
-    if len(values) > 1 and any(not v.strip() for v in values):
-        raise ConfigError(f"value {text!r} has an empty item in its comma list")
-    return values
-
-
-def parse_args(argv: Sequence[str]) -> tuple[list[tuple[str, list[str]]], SweepOptions]:
-    """Split ``argv`` into the grid axes ``[(key, values)]`` and the ``sweep.`` options."""
-    axes: list[tuple[str, list[str]]] = []
-    options: list[str] = []
-    seen: dict[str, str] = {}
-    for item in argv:
-        if "=" not in item:
-            raise ConfigError(f"argument {item!r} is not of the form key=value")
-        key, value = item.split("=", 1)
-        if key.startswith("sweep."):
-            options.append(item)
-            continue
-        full = SHORTHANDS.get(key, key)
-        if full in seen:
-            raise ConfigError(f"{key} is given twice ({seen[full]!r} and {item!r}); give one key=a,b,c instead")
-        if full in MANAGED_KEYS:
-            raise ConfigError(f"{key}= is set by the sweep itself (threads comes from sweep.cpus_per_run)")
-        seen[full] = item
-        values = split_values(value)
-        if key == "runs_dir" and len(values) > 1:
-            raise ConfigError(f"runs_dir takes one folder, got {len(values)}: {value!r}")
-        axes.append((key, values))
-    return axes, parse_options(options)
-
-
-def parse_options(items: Sequence[str]) -> SweepOptions:
-    """``sweep.KEY=VALUE`` items -> validated :class:`SweepOptions`."""
-    valid = ", ".join(f"sweep.{f.name}" for f in fields(SweepOptions))
-    dotlist = [item[len("sweep."):] for item in items]
-    try:
-        opts: SweepOptions = OmegaConf.to_object(
-            OmegaConf.merge(OmegaConf.structured(SweepOptions), OmegaConf.from_dotlist(dotlist)))
-    except OmegaConfBaseException as error:
-        raise ConfigError(f"sweep option: {str(error).splitlines()[0]}; valid options: {valid}") from error
-    if not opts.cpus_per_run > 0:
-        raise ConfigError(f"sweep.cpus_per_run={opts.cpus_per_run!r} is not valid; expected a positive number")
-    if not opts.gpus_per_run >= 0:
-        raise ConfigError(f"sweep.gpus_per_run={opts.gpus_per_run!r} is not valid; expected a non-negative number")
-    if opts.max_concurrent is not None and opts.max_concurrent < 1:
-        raise ConfigError(f"sweep.max_concurrent={opts.max_concurrent!r} is not valid; expected an integer >= 1")
-    address = opts.address
-    if address is not None and not (address == "auto" or address.startswith("ray://")
-                                    or re.fullmatch(r"[\w.-]+:\d+", address)):
-        raise ConfigError(f"sweep.address={address!r} is not valid; expected auto, ray://HOST:PORT or HOST:PORT")
-    if opts.name is not None and not re.fullmatch(r"[\w.-]+", opts.name):
-        raise ConfigError(f"sweep.name={opts.name!r} is not valid; expected letters, digits, '_', '-' or '.'")
-    return opts
-
-
-def config_hash(cfg: Config) -> str:
-    """Short hash of what a run computes (its configuration less paths and bookkeeping)."""
-    data = OmegaConf.to_container(OmegaConf.structured(cfg))
-    for key in ("runs_dir", "run_name", "resume", "threads"):
-        data.pop(key)
-    data["train"].pop("progress")
-    return hashlib.sha1(json.dumps(data, sort_keys=True).encode()).hexdigest()[:8]
-
-
-def expand(axes: list[tuple[str, list[str]]], options: SweepOptions) -> list[Run]:
-    """The cartesian product of the axes, each point validated with :func:`load_config`."""
-    swept = [key for key, values in axes if len(values) > 1 and SHORTHANDS.get(key, key) not in GROUP_KEYS]
-    threads = max(1, int(options.cpus_per_run))
-    runs, names = [], {}
-    for point in itertools.product(*[values for _, values in axes]):
-        overrides = [f"{key}={value}" for (key, _), value in zip(axes, point)]
-        try:
-            cfg = load_config(overrides)
-        except ConfigError as error:
-            raise ConfigError(f"grid point {' '.join(overrides)}: {error}") from None
-        if cfg.device == "cuda" and options.gpus_per_run == 0:
-            raise ConfigError("device=cuda needs sweep.gpus_per_run > 0 (Ray hides GPUs from tasks without one)")
-        cfg = replace(cfg, runs_dir=str(Path(cfg.runs_dir).resolve()), threads=threads,
-                      train=replace(cfg.train, progress=False))
-        name = f"{cfg.conf}__{cfg.algo.name}__{cfg.seed}__{config_hash(cfg)}"
-        if name in names:
-            raise ConfigError(f"grid points {names[name]!r} and {' '.join(overrides)!r} are the same run")
-        names[name] = " ".join(overrides)
-        group = tuple(o for (key, _), o in zip(axes, overrides) if key in swept)
-        runs.append(Run(name, overrides, cfg, group))
-    return runs
 
 
 # ---------------------------------------------------------------------- run folders

@@ -10,7 +10,8 @@ ray = pytest.importorskip("ray")
 
 from bmf_graph.config import ConfigError  # noqa: E402
 from bmf_graph.logging import read_metrics  # noqa: E402
-from bmf_graph.sweep import expand, main, parse_args, plan, run_sweep, split_values  # noqa: E402
+from bmf_graph.sweep import main, plan, run_sweep  # noqa: E402
+from bmf_graph.sweep_grid import expand, parse_args, split_values  # noqa: E402
 from bmf_graph.trainer import Trainer, train  # noqa: E402
 
 TINY = ["conf=firefighter", "env.kwargs.num_firefighters=8", "env.kwargs.max_steps=8",

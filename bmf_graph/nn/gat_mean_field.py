@@ -10,7 +10,7 @@ from torch_geometric.nn.dense.linear import Linear
 from torch_geometric.nn.inits import glorot
 from torch_geometric.utils import softmax
 
-from bmf_graph.graph import check_edge_index, check_node_tensor
+from bmf_graph.checks import check_edge_index, check_node_tensor
 
 
 class GATMeanField(MessagePassing):

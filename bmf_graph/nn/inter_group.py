@@ -13,7 +13,7 @@ from torch_geometric.utils import scatter, softmax
 
 DENSE_MAX_GROUPS = 128  # up to this many groups, attention runs on the dense K x K scores
 
-from bmf_graph.graph import check_index, check_node_tensor
+from bmf_graph.checks import check_index, check_node_tensor
 
 
 def _check_pool_inputs(h: Tensor, x: Tensor, group: Tensor, num_groups: int,

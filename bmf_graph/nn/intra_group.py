@@ -1,7 +1,7 @@
 """Intra-group mean field: the neighbour mean restricted to an agent's own group (Eq. 6)."""
 from torch import Tensor
 
-from bmf_graph.graph import check_edge_index, check_index, check_node_tensor
+from bmf_graph.checks import check_edge_index, check_index, check_node_tensor
 from bmf_graph.nn.mean_field import MeanField
 
 

@@ -2,7 +2,7 @@
 from torch import Tensor
 from torch_geometric.nn import MessagePassing
 
-from bmf_graph.graph import check_edge_index, check_node_tensor
+from bmf_graph.checks import check_edge_index, check_node_tensor
 
 
 class MeanField(MessagePassing):
