@@ -19,9 +19,8 @@ class DynamicGrouping(torch.nn.Module):
     by :class:`KMeans` on their latent means :math:`\boldsymbol{\mu}_i`
     (:obj:`mode="kmeans"`), or drawn uniformly from the team's groups
     (:obj:`mode="random"`, the BMF-RC ablation). Group ids are global over the
-    batch, :math:`g_i \in \{bk, \dots, bk + k - 1\}`. Clusters seeded by
-    k-means++ are matched to the previous centroids of their team (if any) by
-    the Hungarian algorithm,
+    batch, :math:`g_i \in \{bk, \dots, bk + k - 1\}`. New k-means clusters are
+    matched to the previous centroids of their team by the Hungarian algorithm,
 
     .. math::
         \pi^{*} = \operatorname*{arg\,min}_{\pi} \sum_{c}
@@ -35,8 +34,8 @@ class DynamicGrouping(torch.nn.Module):
     when a group of the last regrouping was empty, or when a team has at most
     :math:`k` alive agents. Otherwise it is warm-started from the centroids of
     the last regrouping (in id order): consecutive groupings differ little, so
-    Lloyd's iterations converge in a few steps, and cluster :math:`c`, grown
-    from the old centroid :math:`c`, keeps the id :math:`c` (no matching).
+    Lloyd's iterations converge in a few steps and the matching is mostly the
+    identity (cluster :math:`c` grows from the old centroid :math:`c`).
 
     Calls in between return the stored groups. Dead agents keep their last
     group id (the first group of their team, :math:`bk`, if they have none);
@@ -136,7 +135,6 @@ class DynamicGrouping(torch.nn.Module):
         everyone = bool(alive.all())
         index = None if everyone else alive.nonzero().view(-1)
         x, x_batch = (mu, batch) if everyone else (mu[index], batch[index])
-        init = None
         if self.mode == "kmeans":
             init = self._warm_start(N, x_batch, num_batch, D)
             labels, centroids = self.kmeans(x, x_batch, generator, num_batch=num_batch,
@@ -149,11 +147,8 @@ class DynamicGrouping(torch.nn.Module):
             centroids = sums / size.clamp(min=1).to(mu.dtype)
         filled = torch.bincount(labels, minlength=num_batch * k) > 0
 
-        # A warm start keeps the ids by construction (cluster c starts at old centroid c);
-        # clusters seeded by k-means++ are matched to the old centroids.
         old = self._centroids
-        if self.mode == "kmeans" and init is None and old is not None \
-                and old.shape == centroids.shape:
+        if self.mode == "kmeans" and old is not None and old.shape == centroids.shape:
             new_id = self._match(centroids, filled, old.to(mu.device),
                                  self._filled.to(mu.device))
             labels = new_id[labels]
