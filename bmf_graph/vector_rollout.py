@@ -27,7 +27,8 @@ def stacked_view(steps: Sequence[TeamStep], ended: np.ndarray, a_prev: torch.Ten
                  prev_obs: torch.Tensor | None, batch: torch.Tensor, device: torch.device) -> TeamView:
     """One team of every copy as a single view; the agents of ended copies are dead."""
     rows = np.cumsum([0] + [len(s.alive) for s in steps])
-    flat = np.empty((rows[-1], steps[0].feature.shape[1] + steps[0].view[0].size), dtype=np.float32)
+    width = int(np.prod(steps[0].view.shape[1:])) + steps[0].feature.shape[1]  # obs_dim
+    flat = np.empty((rows[-1], width), dtype=np.float32)
     for s, start, stop in zip(steps, rows[:-1], rows[1:]):
         s.obs(out=flat[start:stop])
     obs = torch.from_numpy(flat).to(device)
