@@ -129,38 +129,37 @@ def batch_slots(batch: Tensor, num_batch: int) -> tuple[Tensor, Tensor]:
     return count, slot
 
 
-def _dense_layout(n: int, batch: Optional[Tensor]) -> Optional[tuple[int, int, Optional[Tensor]]]:
-    """``(B, n_max, counts)`` of the dense path's ``[B, n_max, n_max]`` pairs, or ``None`` when
-    they would exceed ``DENSE_MAX_NODES ** 2``; ``counts`` is ``None`` when every entry is one
-    contiguous block of ``n_max`` nodes in batch order (stacked copies of one team), which needs
-    no padding."""
+def _dense_layout(n: int, batch: Optional[Tensor]) -> Optional[tuple[int, int, bool]]:
+    """``(B, n_max, blocks)`` of the dense path's ``[B, n_max, n_max]`` pairs, or ``None`` when
+    they would exceed ``DENSE_MAX_NODES ** 2``; ``blocks`` when every entry is one contiguous
+    block of ``n_max`` nodes in batch order (one graph, or stacked copies of one team), which
+    needs no padding."""
     if batch is None:
-        return (1, n, None) if n <= DENSE_MAX_NODES else None
+        return (1, n, True) if n <= DENSE_MAX_NODES else None
     count = torch.bincount(batch)
     num_batch, n_max = count.numel(), int(count.max())
     if num_batch * n_max * n_max > DENSE_MAX_NODES ** 2:
         return None
-    blocks = num_batch * n_max == n and not bool((batch[1:] < batch[:-1]).any())
-    return num_batch, n_max, None if blocks else count
+    return num_batch, n_max, num_batch * n_max == n and not bool((batch[1:] < batch[:-1]).any())
 
 
 def _dense_pairs(pos: Tensor, r: float, batch: Optional[Tensor], loop: bool,
-                 layout: tuple[int, int, Optional[Tensor]],
+                 layout: tuple[int, int, bool],
                  valid: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
     """All pairs ``(source, target)`` of the same batch entry closer than ``r``, self pairs only
     when ``loop``, both ends in ``valid`` (all nodes if ``None``), from the distance matrix of
     each entry (``[B, n_max, n_max]``; entries padded to the largest unless they are equal
     contiguous blocks); sorted by (target, source)."""
     n = pos.size(0)
-    num_batch, n_max, count = layout
-    if num_batch == 1 and count is None:  # one graph: flat [target, source] indices
+    num_batch, n_max, blocks = layout
+    if num_batch == 1 and blocks:  # one graph: flat [target, source] indices
         adj = _squared_distance(pos.unsqueeze(1), pos.unsqueeze(0)) < r * r
         adj.fill_diagonal_(loop)
         if valid is not None:
             adj &= valid.unsqueeze(1) & valid.unsqueeze(0)
         flat = adj.view(-1).nonzero().view(-1)
         return flat % n, flat // n
-    if count is None:  # equal contiguous blocks: a view, no padding
+    if blocks:  # equal contiguous blocks: a view, no padding
         node = torch.arange(n, device=pos.device).view(num_batch, n_max)
         padded = pos.view(num_batch, n_max, -1)
         real = None if valid is None else valid.view(num_batch, n_max)
@@ -180,7 +179,7 @@ def _dense_pairs(pos: Tensor, r: float, batch: Optional[Tensor], loop: bool,
         adj &= real.unsqueeze(2) & real.unsqueeze(1)
     entry, target, source = adj.nonzero().unbind(1)
     source, target = node[entry, source], node[entry, target]
-    if count is not None and bool((batch[1:] < batch[:-1]).any()):  # entries interleaved
+    if not blocks and bool((batch[1:] < batch[:-1]).any()):  # entries interleaved
         order = torch.argsort(target * n + source)
         source, target = source[order], target[order]
     return source, target
@@ -284,6 +283,13 @@ def radius_graph(pos: Tensor, r: float, batch: Optional[Tensor] = None, loop: bo
         row 1 = target ``i``, sorted by (target, source).
     """
     r = _check_inputs(pos, r, batch, max_num_neighbors)
+    return _edges(pos, r, batch, loop, max_num_neighbors)
+
+
+def _edges(pos: Tensor, r: float, batch: Optional[Tensor], loop: bool,
+           max_num_neighbors: Optional[int], valid: Optional[Tensor] = None) -> Tensor:
+    """:func:`radius_graph` on checked inputs, over the nodes in ``valid`` only (all if
+    ``None``; the others are isolated and their positions never compared)."""
     if not pos.dtype.is_floating_point:
         pos = pos.to(torch.get_default_dtype())
     n, device = pos.size(0), pos.device
@@ -291,8 +297,12 @@ def radius_graph(pos: Tensor, r: float, batch: Optional[Tensor] = None, loop: bo
         return torch.empty(2, 0, dtype=torch.long, device=device)
     backend = get_backend() if r > 0 else None
     layout = _dense_layout(n, batch) if backend == "torch" else None
-    if layout is not None:
-        source, target = _dense_pairs(pos, r, batch, loop, layout)  # in (target, source) order
+    if layout is not None:  # the dense path masks invalid nodes itself
+        source, target = _dense_pairs(pos, r, batch, loop, layout, valid)  # (target, source) order
+    elif valid is not None:  # the other paths run on the valid nodes, renumbered
+        slots = valid.nonzero().view(-1)
+        sub_batch = batch[slots] if batch is not None else None
+        return slots[_edges(pos[slots], r, sub_batch, loop, max_num_neighbors)]
     else:
         if backend is None:
             source = target = torch.empty(0, dtype=torch.long, device=device)
@@ -348,16 +358,5 @@ def neighbour_graph(pos: Tensor, r: float, alive: Optional[Tensor] = None,
                          f"got shape {shape} and dtype {dtype}")
     if batch is not None:
         check_index(batch, "batch", "neighbour_graph", pos.size(0))
-    if pos.size(0) > 0 and get_backend() == "torch":  # dense path straight on the slots
-        r = _check_inputs(pos, r, batch, max_num_neighbors, alive=alive)
-        layout = _dense_layout(pos.size(0), batch) if r > 0 else None
-        if layout is not None:
-            if not pos.dtype.is_floating_point:
-                pos = pos.to(torch.get_default_dtype())
-            source, target = _dense_pairs(pos, r, batch, loop, layout, valid=alive)
-            if max_num_neighbors is not None:
-                source, target = _keep_nearest(pos, source, target, max_num_neighbors)
-            return torch.stack([source, target])
-    slots = alive.nonzero().view(-1)
-    sub_batch = batch[slots] if batch is not None else None
-    return slots[radius_graph(pos[slots], r, sub_batch, loop, max_num_neighbors)]
+    r = _check_inputs(pos, r, batch, max_num_neighbors, alive=alive)
+    return _edges(pos, r, batch, loop, max_num_neighbors, valid=alive)

@@ -11,9 +11,9 @@ from torch_geometric.nn.dense.linear import Linear
 from torch_geometric.nn.inits import glorot
 from torch_geometric.utils import scatter, softmax
 
-DENSE_MAX_GROUPS = 128  # up to this many groups, attention runs on the dense K x K scores
-
 from bmf_graph.checks import check_index, check_node_tensor
+
+DENSE_MAX_GROUPS = 128  # up to this many groups, attention runs on the dense K x K scores
 
 
 def _check_pool_inputs(h: Tensor, x: Tensor, group: Tensor, num_groups: int,
