@@ -56,21 +56,27 @@ class BiLevelInteraction(Interaction):
         group = self.grouping(mu, alive=view.alive, batch=view.batch)  # ids b*k..b*k+k-1 in copy b
         intra = self.intra(view.a_prev, self.graph(view), group)
         alive = view.alive
-        batch = None if view.batch is None else view.batch[alive]
-        h_grp, a_grp, count, group_batch = pool_groups(mu[alive], view.a_prev[alive], group[alive],
-                                                       self.num_groups * view.num_envs, batch)
-        inter_grp, _ = self.attention.attend(h_grp, a_grp, count, None if batch is None else group_batch,
+        h_grp, a_grp, count, _ = pool_groups(mu[alive], view.a_prev[alive], group[alive],
+                                             self.num_groups * view.num_envs)
+        inter_grp, _ = self.attention.attend(h_grp, a_grp, count, self.group_batch(view.num_envs, mu.device),
                                              return_weight=False)
         mean_action = torch.cat([intra, inter_grp[group]], dim=-1)
         return {"mf": intra, "group": group, "a_grp": a_grp, "h_grp": h_grp, "count": count,
                 "mean_action": mean_action}
 
+    def group_batch(self, entries: int, device: torch.device) -> Tensor | None:
+        """Entry of each group when ``entries`` copies or records are stacked: groups
+        ``b*k .. b*k+k-1`` belong to entry ``b`` (DynamicGrouping's ids); ``None`` for one."""
+        if entries == 1:
+            return None
+        return torch.arange(entries, device=device).repeat_interleave(self.num_groups)
+
     def mean_action(self, rec: dict[str, Tensor]) -> Tensor:
         b, n = rec["group"].shape
         k = self.num_groups
-        group_batch = torch.arange(b, device=rec["group"].device).repeat_interleave(k)
         out, _ = self.attention.attend(rec["h_grp"].reshape(b * k, -1), rec["a_grp"].reshape(b * k, -1),
-                                       rec["count"].reshape(b * k), group_batch, return_weight=False)
+                                       rec["count"].reshape(b * k), self.group_batch(b, rec["group"].device),
+                                       return_weight=False)
         inter = out.reshape(b, k, -1).gather(1, rec["group"].unsqueeze(-1).expand(b, n, out.shape[-1]))
         return torch.cat([rec["mf"], inter], dim=-1)
 

@@ -13,7 +13,8 @@ from torch_geometric.utils import scatter, softmax
 
 from bmf_graph.checks import check_index, check_node_tensor
 
-DENSE_MAX_GROUPS = 128  # up to this many groups, attention runs on the dense K x K scores
+DENSE_MAX_GROUPS = 128  # up to this many groups per entry, attention runs on dense scores
+ONE_HOT_MAX_ENTRIES = 2 ** 14  # up to this N * K, group means and spreading are matmuls
 
 
 def _check_pool_inputs(h: Tensor, x: Tensor, group: Tensor, num_groups: int,
@@ -28,14 +29,43 @@ def _check_pool_inputs(h: Tensor, x: Tensor, group: Tensor, num_groups: int,
         check_index(batch, "batch", owner, h.size(0))
 
 
+class _Membership:
+    """Which group each agent is in, as two linear maps: :meth:`mean` (group means of agent
+    rows, zeros for empty groups) and :meth:`spread` (each agent reads its group's row). Up to
+    ``ONE_HOT_MAX_ENTRIES`` = N * K both are one matmul with the one-hot membership matrix,
+    fewer and cheaper autograd nodes than index_add / index_select, used above that."""
+
+    def __init__(self, group: Tensor, num_groups: int, dtype: torch.dtype):
+        self.group = group.long()
+        self.count = torch.bincount(self.group, minlength=num_groups)
+        inv_count = 1 / self.count.clamp(min=1).to(dtype).unsqueeze(1)
+        self.one_hot = None
+        if group.numel() * num_groups <= ONE_HOT_MAX_ENTRIES:
+            self.one_hot = torch.zeros(group.numel(), num_groups, dtype=dtype,
+                                       device=group.device).scatter_(1, self.group.unsqueeze(1), 1)
+            self.mean_map = self.one_hot.t() * inv_count  # [K, N], rows sum to 1 (or 0)
+        else:
+            self.inv_count = inv_count
+
+    def mean(self, t: Tensor) -> Tensor:
+        if self.one_hot is not None:
+            return self.mean_map.to(t.dtype) @ t
+        sums = t.new_zeros(self.count.numel(), t.size(1)).index_add(0, self.group, t)
+        return sums * self.inv_count.to(t.dtype)
+
+    def spread(self, t: Tensor) -> Tensor:
+        if self.one_hot is not None:
+            return self.one_hot.to(t.dtype) @ t
+        return t.index_select(0, self.group)
+
+
 def _pool(h: Tensor, x: Tensor, group: Tensor, num_groups: int, batch: Optional[Tensor],
-          owner: str) -> tuple[Tensor, Tensor, Tensor, Optional[Tensor]]:
+          owner: str) -> tuple[Tensor, Tensor, _Membership, Optional[Tensor]]:
     # group_batch is None without batch (pool_groups fills in the zeros it documents).
-    count = torch.bincount(group, minlength=num_groups)
-    sums = h.new_zeros(num_groups, h.size(1) + x.size(1)).index_add(0, group, torch.cat([h, x], 1))
-    h_grp, x_grp = (sums / count.clamp(min=1).unsqueeze(1)).split([h.size(1), x.size(1)], 1)
+    members = _Membership(group, num_groups, h.dtype)
+    h_grp, x_grp, count = members.mean(h), members.mean(x), members.count
     if batch is None:
-        return h_grp, x_grp, count, None
+        return h_grp, x_grp, members, None
     group_batch = scatter(batch.long(), group, 0, num_groups, reduce="min")
     highest = scatter(batch.long(), group, 0, num_groups, reduce="max")
     split = (group_batch != highest).nonzero().view(-1)
@@ -45,7 +75,7 @@ def _pool(h: Tensor, x: Tensor, group: Tensor, num_groups: int, batch: Optional[
                          f"{int(group_batch[m])} and {int(highest[m])}; expected each group "
                          f"inside one batch entry (use ids global over the batch)")
     group_batch = group_batch.masked_fill(count == 0, -1)
-    return h_grp, x_grp, count, group_batch
+    return h_grp, x_grp, members, group_batch
 
 
 def pool_groups(h: Tensor, x: Tensor, group: Tensor, num_groups: int,
@@ -73,7 +103,9 @@ def pool_groups(h: Tensor, x: Tensor, group: Tensor, num_groups: int,
         :math:`(N, D), (N, F), (N)` → :math:`(K, D), (K, F), (K), (K)`
     """
     _check_pool_inputs(h, x, group, num_groups, batch, "pool_groups")
-    h_grp, x_grp, count, group_batch = _pool(h, x, group, int(num_groups), batch, "pool_groups")
+    h_grp, x_grp, members, group_batch = _pool(h, x, group, int(num_groups), batch,
+                                               "pool_groups")
+    count = members.count
     if group_batch is None:
         group_batch = torch.zeros_like(count).masked_fill(count == 0, -1)
     return h_grp, x_grp, count, group_batch
@@ -99,6 +131,26 @@ def group_pairs(nonempty: Tensor, group_batch: Optional[Tensor] = None) -> Tenso
         + torch.arange(target.numel(), device=groups.device) - first
     distinct = source != target
     return torch.stack([groups[source[distinct]], groups[target[distinct]]])
+
+
+def block_size(nonempty: Tensor, group_batch: Optional[Tensor] = None) -> Optional[int]:
+    """Groups per batch entry ``k`` when the non-empty groups of entry ``b`` are among rows
+    ``b*k .. b*k+k-1`` (how :class:`~bmf_graph.nn.DynamicGrouping` and replayed records number
+    them), so attention can run on dense ``[B, k, k]`` blocks; ``K`` without ``group_batch``
+    (one entry); ``None`` for any other layout or no groups."""
+    num_groups = nonempty.numel()
+    if num_groups == 0:
+        return None
+    if group_batch is None:
+        return num_groups
+    entries = int(group_batch.max()) + 1
+    if entries <= 1:
+        return num_groups
+    if num_groups % entries:
+        return None
+    block = num_groups // entries
+    own = torch.arange(num_groups, device=nonempty.device) // block
+    return block if bool(((group_batch == own) | ~nonempty).all()) else None
 
 
 class InterGroupAttention(MessagePassing):
@@ -154,10 +206,11 @@ class InterGroupAttention(MessagePassing):
         """:func:`pool_groups`, then :meth:`attend`, then each agent reads its group's row."""
         _check_pool_inputs(h, x, group, num_groups, batch, "InterGroupAttention",
                            channels=self.in_channels)
-        h_grp, x_grp, count, group_batch = _pool(h, x, group, int(num_groups), batch,
-                                                 "InterGroupAttention")
-        out_grp, weight = self._attend(h_grp, x_grp, count > 0, group_batch, return_weight)
-        return out_grp.index_select(0, group), weight
+        h_grp, x_grp, members, group_batch = _pool(h, x, group, int(num_groups), batch,
+                                                   "InterGroupAttention")
+        out_grp, weight = self._attend(h_grp, x_grp, members.count > 0, group_batch,
+                                       return_weight)
+        return members.spread(out_grp), weight
 
     def attend(self, h_grp: Tensor, x_grp: Tensor, count_or_nonempty: Tensor,
                group_batch: Optional[Tensor] = None,
@@ -171,7 +224,9 @@ class InterGroupAttention(MessagePassing):
             count_or_nonempty (Tensor): member counts (integer) or a bool mask, ``[K]``;
                 groups with count 0 / ``False`` are empty.
             group_batch (Tensor, optional): batch entry of each group ``[K]``; groups attend
-                only within their entry. (default: ``None``, one entry)
+                only within their entry. When entry ``b`` owns rows ``b*k .. b*k+k-1`` (see
+                :func:`block_size`), attention runs on dense ``[B, k, k]`` blocks; other
+                layouts use the edge softmax over group pairs. (default: ``None``, one entry)
             return_weight (bool): also build the dense ``[K, K]`` weight matrix; otherwise
                 memory stays linear in the number of group pairs. (default: ``True``)
 
@@ -197,31 +252,37 @@ class InterGroupAttention(MessagePassing):
 
     def _attend(self, h_grp: Tensor, x_grp: Tensor, nonempty: Tensor, group_batch: Optional[Tensor],
                 return_weight: bool) -> tuple[Tensor, Optional[Tensor]]:
-        num_groups = h_grp.size(0)
-        z = self.lin(h_grp).view(-1, 1, self.heads, self.hidden_channels)
-        score = (z * torch.cat([self.att_src, self.att_dst])).sum(-1)  # [K, 2, heads]
-        score_src, score_dst = score[:, 0], score[:, 1]
-        if num_groups <= DENSE_MAX_GROUPS:
-            out_grp, weight = self._attend_dense(score_src, score_dst, x_grp, nonempty,
-                                                 group_batch)
-            return out_grp, weight if return_weight else None
+        z = self.lin(h_grp).view(-1, self.heads, self.hidden_channels)
+        score_src, score_dst = (z * self.att_src).sum(-1), (z * self.att_dst).sum(-1)  # [K, H]
+        block = block_size(nonempty, group_batch)
+        if block is not None and block <= DENSE_MAX_GROUPS:
+            return self._attend_dense(score_src, score_dst, x_grp, nonempty, block, return_weight)
         return self._attend_sparse(score_src, score_dst, x_grp, nonempty, group_batch,
                                    return_weight)
 
     def _attend_dense(self, score_src: Tensor, score_dst: Tensor, x_grp: Tensor,
-                      nonempty: Tensor, group_batch: Optional[Tensor]) -> tuple[Tensor, Tensor]:
-        # All K x K scores at once, [target m, source n, head]; pairs that may not attend
-        # (self, empty, other entry) are masked to the lowest float, so their weight is 0 and a
-        # row without any pair is all zeros, never NaN.
-        allowed = nonempty.unsqueeze(1) & nonempty.unsqueeze(0)
-        allowed.fill_diagonal_(False)
-        if group_batch is not None:
-            allowed &= group_batch.unsqueeze(1) == group_batch.unsqueeze(0)
-        score = F.leaky_relu(score_dst.unsqueeze(1) + score_src.unsqueeze(0), self.negative_slope)
+                      nonempty: Tensor, block: int,
+                      return_weight: bool) -> tuple[Tensor, Optional[Tensor]]:
+        # All scores of each block of groups at once, [block b, target m, source n, head];
+        # pairs that may not attend (self, empty) are masked to the lowest float, so their
+        # weight is 0 and a row without any pair is all zeros, never NaN.
+        num_blocks = x_grp.size(0) // block
+        nonempty = nonempty.view(num_blocks, block)
+        allowed = nonempty.unsqueeze(2) & nonempty.unsqueeze(1)
+        allowed.diagonal(dim1=1, dim2=2).fill_(False)
+        score = score_dst.view(num_blocks, block, 1, -1) + score_src.view(num_blocks, 1, block, -1)
+        score = F.leaky_relu(score, self.negative_slope)
         score = score.masked_fill(~allowed.unsqueeze(-1), torch.finfo(score.dtype).min)
-        weight = torch.softmax(score, 1)
+        weight = torch.softmax(score, 2)
         weight = (weight.squeeze(-1) if self.heads == 1 else weight.mean(-1)) * allowed
-        return weight @ x_grp, weight
+        out_grp = (weight @ x_grp.view(num_blocks, block, -1)).view(x_grp.shape)
+        if not return_weight:
+            return out_grp, None
+        if num_blocks == 1:
+            return out_grp, weight[0]
+        full = weight.new_zeros(num_blocks, block, num_blocks, block)
+        full.diagonal(dim1=0, dim2=2).copy_(weight.permute(1, 2, 0))  # block-diagonal
+        return out_grp, full.view(x_grp.size(0), x_grp.size(0))
 
     def _attend_sparse(self, score_src: Tensor, score_dst: Tensor, x_grp: Tensor,
                        nonempty: Tensor, group_batch: Optional[Tensor],

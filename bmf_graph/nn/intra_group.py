@@ -26,5 +26,7 @@ class IntraGroupMeanField(MeanField):
         check_node_tensor(x, "x", "IntraGroupMeanField")
         check_edge_index(edge_index, x.size(0), "IntraGroupMeanField")
         check_index(group, "group", "IntraGroupMeanField", x.size(0))
-        same_group = group[edge_index[0]] == group[edge_index[1]]
-        return self.propagate(edge_index[:, same_group], x=x, size=(x.size(0), x.size(0)))
+        ends = group.index_select(0, edge_index.reshape(-1)).view(2, -1)
+        same_group = (ends[0] == ends[1]).nonzero().view(-1)
+        return self.propagate(edge_index.index_select(1, same_group), x=x,
+                              size=(x.size(0), x.size(0)))

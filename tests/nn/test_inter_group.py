@@ -3,14 +3,27 @@ import torch
 import torch.nn.functional as F
 
 import bmf_graph.nn.inter_group as inter_group
-from bmf_graph.nn.inter_group import InterGroupAttention, group_pairs, pool_groups
+from bmf_graph.nn.inter_group import InterGroupAttention, block_size, group_pairs, pool_groups
 
 
-@pytest.fixture(params=["dense", "sparse"])
+# (DENSE_MAX_GROUPS, ONE_HOT_MAX_ENTRIES) of each way through the layer: dense K x K scores
+# with one-hot pooling (small N * K), dense scores with index pooling, edge softmax with both.
+PATHS = {"dense": (inter_group.DENSE_MAX_GROUPS, inter_group.ONE_HOT_MAX_ENTRIES),
+         "dense_index_pool": (inter_group.DENSE_MAX_GROUPS, 0),
+         "sparse": (0, inter_group.ONE_HOT_MAX_ENTRIES),
+         "sparse_index_pool": (0, 0)}
+
+
+def use_path(monkeypatch, name):
+    dense_max_groups, one_hot_max_entries = PATHS[name]
+    monkeypatch.setattr(inter_group, "DENSE_MAX_GROUPS", dense_max_groups)
+    monkeypatch.setattr(inter_group, "ONE_HOT_MAX_ENTRIES", one_hot_max_entries)
+
+
+@pytest.fixture(params=list(PATHS))
 def path(request, monkeypatch):
-    """Runs a test on both attention paths: dense K x K scores and the edge softmax."""
-    if request.param == "sparse":
-        monkeypatch.setattr(inter_group, "DENSE_MAX_GROUPS", 0)
+    """Runs a test on every way through the layer (attention and pooling paths)."""
+    use_path(monkeypatch, request.param)
     return request.param
 
 
@@ -103,7 +116,7 @@ def test_inter_group_permutation_equivariant():
     assert torch.allclose(weight_r[relabel][:, relabel], weight, atol=1e-6)
 
 
-def test_pool_groups_values_and_empty_groups():
+def test_pool_groups_values_and_empty_groups(path):
     h = torch.tensor([[1.0], [3.0], [5.0]])
     x = torch.tensor([[1.0, 0.0], [0.0, 1.0], [4.0, 4.0]])
     h_grp, x_grp, count, group_batch = pool_groups(h, x, torch.tensor([2, 2, 0]), 4,
@@ -124,6 +137,21 @@ def test_group_pairs():
     assert got == [(0, 2), (0, 6), (1, 4), (2, 0), (2, 6), (4, 1), (6, 0), (6, 2)]
     assert group_pairs(torch.zeros(3, dtype=torch.bool)).shape == (2, 0)
     assert group_pairs(torch.tensor([True, False, True])).tolist() == [[2, 0], [0, 2]]
+
+
+def test_block_size_finds_blocked_layouts_only():
+    full = torch.ones(6, dtype=torch.bool)
+    assert block_size(full) == 6 and block_size(full, torch.zeros(6, dtype=torch.long)) == 6
+    assert block_size(full, torch.tensor([0, 0, 0, 1, 1, 1])) == 3
+    assert block_size(full, torch.tensor([0, 0, 1, 1, 2, 2])) == 2
+    # Empty groups (entry -1) may sit anywhere; a trailing entry without groups hides the
+    # layout (3 entries read as 2), which falls back to the general path.
+    nonempty = torch.tensor([True, False, True, True, True, False])
+    assert block_size(nonempty, torch.tensor([0, -1, 1, 1, 2, -1])) == 2
+    nonempty[4] = False
+    assert block_size(nonempty, torch.tensor([0, -1, 1, 1, -1, -1])) is None
+    assert block_size(full, torch.tensor([1, 0, 0, 1, 1, 1])) is None   # entry 1 outside block
+    assert block_size(full[:5], torch.tensor([0, 0, 0, 1, 1])) is None  # 5 groups, 2 entries
 
 
 def test_attend_batched_equals_forward_per_entry(path):
@@ -174,20 +202,21 @@ def test_inter_group_gradients_and_lonely_groups(path):
     assert torch.isfinite(h1.grad).all()
 
 
-def test_dense_and_sparse_paths_agree(monkeypatch):
+def test_all_paths_agree(monkeypatch):
     gen = torch.Generator().manual_seed(5)
     layer = InterGroupAttention(5, 8, heads=2)
     h, x, group, batch = random_inputs(gen)
     results = []
-    for limit in (inter_group.DENSE_MAX_GROUPS, 0):
-        monkeypatch.setattr(inter_group, "DENSE_MAX_GROUPS", limit)
+    for name in PATHS:
+        use_path(monkeypatch, name)
         hg, xg = h.clone().requires_grad_(), x.clone().requires_grad_()
         layer.zero_grad()
         out, weight = layer(hg, xg, group, 12, batch)
         (out * torch.arange(3.0)).sum().backward()
         results.append((out, weight, hg.grad, xg.grad, layer.att_src.grad.clone()))
-    for dense, sparse in zip(*results):
-        assert torch.allclose(dense, sparse, atol=1e-6)
+    for other in results[1:]:
+        for first, second in zip(results[0], other):
+            assert torch.allclose(first, second, atol=1e-6)
 
 
 def test_inter_group_repr_and_errors():
