@@ -30,10 +30,12 @@ def _check_pool_inputs(h: Tensor, x: Tensor, group: Tensor, num_groups: int,
 
 
 class _Membership:
-    """Which group each agent is in, as two linear maps: :meth:`mean` (group means of agent
-    rows, zeros for empty groups) and :meth:`spread` (each agent reads its group's row). Up to
-    ``ONE_HOT_MAX_ENTRIES`` = N * K both are one matmul with the one-hot membership matrix,
-    fewer and cheaper autograd nodes than index_add / index_select, used above that."""
+    r"""Which group each agent is in, as the two linear maps of the membership matrix
+    :math:`A \in \{0, 1\}^{N \times K}`: :meth:`mean` :math:`= D^{-1} A^\top t` (group means,
+    zeros for empty groups; :math:`D` = member counts) and :meth:`spread` :math:`= A t` (each
+    agent reads its group's row). Up to ``ONE_HOT_MAX_ENTRIES`` = N * K, :math:`A` is built and
+    each map is one matmul (fewer, cheaper autograd nodes than the index_add / index_select used
+    above that)."""
 
     def __init__(self, group: Tensor, num_groups: int, dtype: torch.dtype):
         self.group = group.long()
