@@ -2,6 +2,7 @@
 from typing import Dict, Optional, Tuple
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 MODES = ("vae", "ae")
@@ -12,6 +13,13 @@ def _mlp(in_channels: int, hidden_channels: int, out_channels: int) -> torch.nn.
         torch.nn.Linear(in_channels, hidden_channels), torch.nn.ReLU(),
         torch.nn.Linear(hidden_channels, hidden_channels), torch.nn.ReLU(),
         torch.nn.Linear(hidden_channels, out_channels))
+
+
+def _first_layer(mlp: torch.nn.Sequential, a: Tensor, b: Tensor) -> Tensor:
+    # An MLP's first linear layer on [a, b] without building the concatenation:
+    # W [a; b] + c = W_a a + W_b b + c (no copy of every observation per call).
+    first, split = mlp[0], a.size(-1)
+    return F.linear(a, first.weight[:, :split], first.bias) + F.linear(b, first.weight[:, split:])
 
 
 class AgentVAE(torch.nn.Module):
@@ -127,7 +135,11 @@ class AgentVAE(torch.nn.Module):
 
         out = self._forward(obs, action)
         mu, logvar = out["mu"], out["logvar"]
-        rec = (out["recon"] - torch.cat([obs, action], dim=-1)).pow(2).mean(-1)
+        # Squared error against [obs, action], one part at a time (no concatenated copy).
+        recon_obs, recon_action = out["recon"].split([obs.size(-1), action.size(-1)], dim=-1)
+        rec = (F.mse_loss(recon_obs, obs, reduction="none").sum(-1)
+               + F.mse_loss(recon_action, action, reduction="none").sum(-1)) \
+            / (obs.size(-1) + action.size(-1))
         pred = (out["pred"] - target.detach().to(obs.dtype)).pow(2)
         if logvar is None:
             kl = torch.zeros_like(pred)
@@ -143,12 +155,7 @@ class AgentVAE(torch.nn.Module):
         return total, terms
 
     def _encode(self, obs: Tensor, action: Tensor) -> Tuple[Tensor, Optional[Tensor]]:
-        # The first layer on [obs, action] without building the concatenation: W [o; a] =
-        # W_o o + W_a a (saves a copy of every observation per call).
-        first, split = self.encoder[0], obs.size(-1)
-        hidden = torch.nn.functional.linear(obs, first.weight[:, :split], first.bias) \
-            + torch.nn.functional.linear(action, first.weight[:, split:])
-        out = self.encoder[1:](hidden)
+        out = self.encoder[1:](_first_layer(self.encoder, obs, action))
         if self.mode == "ae":
             return out, None
         mu, logvar = out.chunk(2, dim=-1)
@@ -160,7 +167,7 @@ class AgentVAE(torch.nn.Module):
         if self.training and logvar is not None:
             z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
         recon = self.decoder(z)
-        pred = self.predictor(torch.cat([z, obs], dim=-1)).squeeze(-1)
+        pred = self.predictor[1:](_first_layer(self.predictor, z, obs)).squeeze(-1)
         return {"mu": mu, "logvar": logvar, "z": z, "recon": recon, "pred": pred}
 
     def _check(self, obs: Tensor, action: Tensor) -> Tuple[Tensor, Tensor]:

@@ -32,6 +32,11 @@ def test_agent_vae_forward():
     assert not torch.equal(out['z'], out['mu'])  # reparameterised while training
     vae.eval()
     assert torch.equal(vae(obs, action)['z'], mu)
+    # First layers applied to [obs, action] and [z, obs] part by part: same as concatenated.
+    with torch.no_grad():
+        assert torch.allclose(vae.encoder(torch.cat([obs, action], 1))[:, :8], mu, atol=1e-6)
+        assert torch.allclose(vae.predictor(torch.cat([mu, obs], 1)).squeeze(-1),
+                              vae(obs, action)['pred'], atol=1e-6)
 
     # Leading dimensions (time, agents) pass through.
     out = vae(obs.view(2, 3, 10), action.view(2, 3, 2))
