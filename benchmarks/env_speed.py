@@ -16,7 +16,6 @@ alternating. Prints JSON; ``--out PATH`` also writes it.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import time
 from pathlib import Path
@@ -26,6 +25,8 @@ import numpy as np
 import magent2.environments.battle_v4 as battle_v4
 
 from bmf_graph.envs import battle, firefighter
+
+from report import emit
 
 BATTLE_MAPS = {128: 40, 512: 80, 2048: 160}
 FIREFIGHTER_SIZES = (50, 5000)
@@ -129,11 +130,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     report = {"benchmark": "env_speed", "unit": "agent-steps per second (best of repeats)",
               "python": platform.python_version(), "machine": platform.machine(),
               "results": results}
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    emit(report, args.out)
     return report
 
 

@@ -10,7 +10,6 @@ over ``--reps`` timed blocks, each as long as ``--min-seconds`` allows. The torc
 Prints JSON; ``--out`` also writes it.
 """
 import argparse
-import json
 import statistics
 import time
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 import torch
 
 from bmf_graph import graph
+from report import emit
 from scaling import RADIUS, SIZES, make_inputs
 
 
@@ -68,13 +68,9 @@ def main() -> None:
             raise SystemExit(f"graph_backends: edge counts differ at N={n}: {row}")
         results.append(row)
     graph.set_backend("auto")
-    text = json.dumps({"benchmark": "graph_backends", "device": str(device),
-                       "cpu_threads": torch.get_num_threads(), "torch": torch.__version__,
-                       "torch_cluster": has_cluster, "radius": RADIUS, "results": results}, indent=2)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    emit({"benchmark": "graph_backends", "device": str(device),
+          "cpu_threads": torch.get_num_threads(), "torch": torch.__version__,
+          "torch_cluster": has_cluster, "radius": RADIUS, "results": results}, args.out)
 
 
 if __name__ == "__main__":

@@ -54,6 +54,8 @@ import sys
 import time
 from pathlib import Path
 
+from report import emit
+
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = ("mf", "bmf", "bmf_regroup", "bmf_cold", "bmf_layers", "gat_sparse", "gat_dense")
 SIZES = (256, 1024, 4096, 16384, 65536)
@@ -363,11 +365,7 @@ def main() -> None:
         "results": results,
         "targets": check_targets(results),
     }
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text + "\n")
+    emit(report, args.out)
     if not args.no_plot:
         plot(results, Path(args.plot), report["device"])
 

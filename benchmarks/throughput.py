@@ -13,7 +13,6 @@ pass per team and step for all copies); *training* adds recording and the algori
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -25,6 +24,8 @@ from bmf_graph.envs import make_env
 from bmf_graph.rollout import play_episode
 from bmf_graph.trainer import Trainer
 from bmf_graph.vector_rollout import play_episodes
+
+from report import emit
 
 
 def steps_per_second(run, steps: int) -> float:
@@ -87,12 +88,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         copies = [int(e) for e in args.envs.split(",")]
         results = [measure(a, args.steps, args.threads, copies, Path(tmp)) for a in args.algos]
-    text = json.dumps({"benchmark": "throughput", "task": "battle 64v64", "threads": args.threads,
-                       "results": results}, indent=2)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    emit({"benchmark": "throughput", "task": "battle 64v64", "threads": args.threads, "results": results},
+         args.out)
 
 
 if __name__ == "__main__":
