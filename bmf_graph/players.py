@@ -18,7 +18,7 @@ from bmf_graph.checkpoint import load_model
 from bmf_graph.config import ENVIRONMENTS, Config, from_yaml
 from bmf_graph.envs import make_env
 from bmf_graph.envs.base import BatchedEnv, TeamSpec, TeamStep
-from bmf_graph.rollout import team_view
+from bmf_graph.rollout import previous_actions, team_view
 
 RANDOM, SELF = "random", "self"
 Source = Any
@@ -148,7 +148,7 @@ class Driver:
                 self.a_prev[i] = torch.zeros(len(step.alive), self.num_actions[i], device=self.device)
             view = team_view(step, self.a_prev[i], self.prev_obs[i], self.device)
             action = policy.act(view, policy.observe(view), self.explore)
-            self.a_prev[i] = torch.nn.functional.one_hot(action, self.num_actions[i]).float() * view.alive[:, None]
+            self.a_prev[i] = previous_actions(action, self.num_actions[i], view)
             self.prev_obs[i] = view.obs
             actions.append(action.cpu().numpy())
         return actions

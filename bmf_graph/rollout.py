@@ -44,6 +44,12 @@ def team_view(step: TeamStep, a_prev: torch.Tensor, prev_obs: torch.Tensor | Non
                     prev_obs=obs if prev_obs is None else prev_obs)
 
 
+def previous_actions(action: torch.Tensor, num_actions: int, view: TeamView) -> torch.Tensor:
+    """The next step's ``a_prev``: one-hot ``action`` of the agents alive in ``view``, zeros for
+    the dead."""
+    return torch.nn.functional.one_hot(action, num_actions).float() * view.alive[:, None]
+
+
 def play_episode(env: BatchedEnv, policies: Sequence[Any], device: torch.device | str, seed: int | None,
                  max_steps: int | None = None, explore: float | None = None,
                  learners: Mapping[int, Any] | None = None, on_step: StepHook | None = None) -> EpisodeResult:
@@ -83,7 +89,7 @@ def play_episode(env: BatchedEnv, policies: Sequence[Any], device: torch.device 
         steps, terminated, truncated, info = env.step([a.cpu().numpy() for a in actions])
         for i, (s, view, action) in enumerate(zip(steps, views, actions)):
             returns[i] += float(s.reward.sum())
-            a_prev[i] = torch.nn.functional.one_hot(action, teams[i].num_actions).float() * view.alive[:, None]
+            a_prev[i] = previous_actions(action, teams[i].num_actions, view)
             prev_obs[i] = view.obs
             if i in learners:
                 learners[i].reward(torch.tensor(s.reward, dtype=torch.float32, device=device))

@@ -20,7 +20,7 @@ import torch
 
 from bmf_graph.algos.base import TeamView
 from bmf_graph.envs.base import BatchedEnv, TeamStep
-from bmf_graph.rollout import EpisodeResult
+from bmf_graph.rollout import EpisodeResult, previous_actions
 
 
 def stacked_view(steps: Sequence[TeamStep], ended: np.ndarray, a_prev: torch.Tensor,
@@ -83,7 +83,7 @@ def play_episodes(envs: Sequence[BatchedEnv], policies: Sequence[Any], device: t
         if ended.all():
             break
         for i, (view, action) in enumerate(zip(views, actions)):
-            a_prev[i] = torch.nn.functional.one_hot(action, teams[i].num_actions).float() * view.alive[:, None]
+            a_prev[i] = previous_actions(action, teams[i].num_actions, view)
             prev_obs[i] = view.obs
     return [EpisodeResult(returns[e], kills[e], np.array([int(s.alive.sum()) for s in steps[e]]), int(length[e]),
                           bool(terminated[e])) for e in range(num_envs)]
