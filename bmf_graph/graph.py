@@ -117,41 +117,41 @@ def _squared_distance(a: Tensor, b: Tensor) -> Tensor:
     return dist
 
 
-def batch_slots(batch: Tensor, num_batch: int) -> tuple[Tensor, Tensor]:
-    """Members per batch entry ``[num_batch]`` and each node's rank within its entry ``[N]``
-    (in node order), so that node ``i`` sits at ``[batch[i], slot[i]]`` of a padded
-    ``[num_batch, count.max()]`` layout."""
-    count = torch.bincount(batch, minlength=num_batch)
+def batch_slots(batch: Tensor, count: Tensor) -> Tensor:
+    """Each node's rank within its batch entry ``[N]`` (in node order), given the members per
+    entry ``count = bincount(batch)``, so that node ``i`` sits at ``[batch[i], slot[i]]`` of a
+    padded ``[len(count), count.max()]`` layout."""
     order = torch.argsort(batch, stable=True)
     first = torch.cumsum(count, 0) - count
     slot = torch.empty_like(batch)
     slot[order] = torch.arange(batch.numel(), device=batch.device) - first[batch[order]]
-    return count, slot
+    return slot
 
 
-def _dense_layout(n: int, batch: Optional[Tensor]) -> Optional[tuple[int, int, bool]]:
-    """``(B, n_max, blocks)`` of the dense path's ``[B, n_max, n_max]`` pairs, or ``None`` when
-    they would exceed ``DENSE_MAX_NODES ** 2``; ``blocks`` when every entry is one contiguous
-    block of ``n_max`` nodes in batch order (one graph, or stacked copies of one team), which
-    needs no padding."""
+def _dense_layout(n: int, batch: Optional[Tensor]) -> Optional[tuple[int, int, bool, bool]]:
+    """``(B, n_max, equal, ordered)`` of the dense path's ``[B, n_max, n_max]`` pairs, or
+    ``None`` when they would exceed ``DENSE_MAX_NODES ** 2``; ``equal`` when every entry has
+    ``n_max`` nodes, ``ordered`` when ``batch`` is sorted. Both: every entry is one contiguous
+    block (one graph, or stacked copies of one team), which needs no padding."""
     if batch is None:
-        return (1, n, True) if n <= DENSE_MAX_NODES else None
+        return (1, n, True, True) if n <= DENSE_MAX_NODES else None
     count = torch.bincount(batch)
     num_batch, n_max = count.numel(), int(count.max())
     if num_batch * n_max * n_max > DENSE_MAX_NODES ** 2:
         return None
-    return num_batch, n_max, num_batch * n_max == n and not bool((batch[1:] < batch[:-1]).any())
+    return num_batch, n_max, num_batch * n_max == n, not bool((batch[1:] < batch[:-1]).any())
 
 
 def _dense_pairs(pos: Tensor, r: float, batch: Optional[Tensor], loop: bool,
-                 layout: tuple[int, int, bool],
+                 layout: tuple[int, int, bool, bool],
                  valid: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
     """All pairs ``(source, target)`` of the same batch entry closer than ``r``, self pairs only
     when ``loop``, both ends in ``valid`` (all nodes if ``None``), from the distance matrix of
     each entry (``[B, n_max, n_max]``; entries padded to the largest unless they are equal
     contiguous blocks); sorted by (target, source)."""
     n = pos.size(0)
-    num_batch, n_max, blocks = layout
+    num_batch, n_max, equal, ordered = layout
+    blocks = equal and ordered
     if num_batch == 1 and blocks:  # one graph: flat [target, source] indices
         adj = _squared_distance(pos.unsqueeze(1), pos.unsqueeze(0)) < r * r
         adj.fill_diagonal_(loop)
@@ -165,7 +165,7 @@ def _dense_pairs(pos: Tensor, r: float, batch: Optional[Tensor], loop: bool,
         real = None if valid is None else valid.view(num_batch, n_max)
     else:
         batch = batch.long()
-        _, slot = batch_slots(batch, num_batch)
+        slot = batch_slots(batch, torch.bincount(batch, minlength=num_batch))
         node = torch.full((num_batch, n_max), -1, dtype=torch.long, device=pos.device)
         node[batch, slot] = torch.arange(n, device=pos.device)
         padded = pos.new_zeros(num_batch, n_max, pos.size(1))
@@ -179,7 +179,7 @@ def _dense_pairs(pos: Tensor, r: float, batch: Optional[Tensor], loop: bool,
         adj &= real.unsqueeze(2) & real.unsqueeze(1)
     entry, target, source = adj.nonzero().unbind(1)
     source, target = node[entry, source], node[entry, target]
-    if not blocks and bool((batch[1:] < batch[:-1]).any()):  # entries interleaved
+    if not ordered:  # entries interleaved
         order = torch.argsort(target * n + source)
         source, target = source[order], target[order]
     return source, target

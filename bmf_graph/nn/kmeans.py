@@ -155,7 +155,7 @@ class KMeans(torch.nn.Module):
             real = torch.ones(1, x.size(0), dtype=torch.bool, device=x.device)
             slot = torch.arange(x.size(0), device=x.device)
             return (x - offset).unsqueeze(0), real, slot, offset
-        _, slot = batch_slots(batch, num_batch)
+        slot = batch_slots(batch, count)
         real = torch.zeros(num_batch, int(count.max()), dtype=torch.bool, device=x.device)
         real[batch, slot] = True
         dense = x.new_zeros(num_batch, real.size(1), x.size(1))
