@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from bmf_graph import graph
+from bmf_graph.evaluate import int_list
 from report import emit
 from scaling import RADIUS, SIZES, make_inputs
 
@@ -45,7 +46,7 @@ def time_backend(backend: str, pos: torch.Tensor, reps: int, min_seconds: float)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default=",".join(map(str, SIZES)))
+    parser.add_argument("--sizes", type=int_list, default=",".join(map(str, SIZES)))
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--min-seconds", type=float, default=1.0)
@@ -59,7 +60,7 @@ def main() -> None:
     except ImportError:
         has_cluster = False
     results = []
-    for n in (int(s) for s in args.sizes.split(",")):
+    for n in args.sizes:
         pos, _, _ = make_inputs(n, device)
         row = {"num_agents": n, "torch": time_backend("torch", pos, args.reps, args.min_seconds),
                "cluster": (time_backend("cluster", pos, args.reps, args.min_seconds)

@@ -234,21 +234,22 @@ def check_targets(results: list) -> dict:
     at = {(r["method"], r["num_agents"]): r for r in results if "skipped" not in r}
     sizes = sorted({n for _, n in at})
     targets = {}
-    ratios = {n: at[("bmf", n)]["time_s"] / at[("mf", n)]["time_s"]
-              for n in sizes if ("bmf", n) in at and ("mf", n) in at}
+
+    def over_mf(method: str) -> dict:
+        return {n: at[(method, n)]["time_s"] / at[("mf", n)]["time_s"]
+                for n in sizes if (method, n) in at and ("mf", n) in at}
+
+    ratios = over_mf("bmf")
     if ratios:
         targets["bmf_time_over_mf_le_2"] = {"ratios": ratios, "met": max(ratios.values()) <= 2}
-    each = {n: at[("bmf_regroup", n)]["time_s"] / at[("mf", n)]["time_s"]
-            for n in sizes if ("bmf_regroup", n) in at and ("mf", n) in at}
+    each = over_mf("bmf_regroup")
     if each:  # the same bound with a regroup on every step
         targets["bmf_regroup_every_step_time_over_mf_le_2"] = {
             "ratios": each, "met": max(each.values()) <= 2}
-    cold = {n: at[("bmf_cold", n)]["time_s"] / at[("mf", n)]["time_s"]
-            for n in sizes if ("bmf_cold", n) in at and ("mf", n) in at}
+    cold = over_mf("bmf_cold")
     if cold:  # information: every regroup seeded by k-means++
         targets["bmf_cold_time_over_mf"] = {"ratios": cold}
-    layers = {n: at[("bmf_layers", n)]["time_s"] / at[("mf", n)]["time_s"]
-              for n in sizes if ("bmf_layers", n) in at and ("mf", n) in at}
+    layers = over_mf("bmf_layers")
     if layers:  # information: the per-step cost between regroupings
         targets["bmf_layers_time_over_mf"] = {"ratios": layers}
     if ("bmf", 16384) in at and ("gat_dense", 16384) in at:

@@ -21,6 +21,7 @@ import torch
 
 from bmf_graph.config import load_config
 from bmf_graph.envs import make_env
+from bmf_graph.evaluate import int_list
 from bmf_graph.rollout import play_episode
 from bmf_graph.trainer import Trainer
 from bmf_graph.vector_rollout import play_episodes
@@ -80,14 +81,14 @@ def main() -> None:
     parser.add_argument("--algos", nargs="+", default=["bmf_q", "mfq", "q"])
     parser.add_argument("--steps", type=int, default=400, help="environment steps per measurement")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--envs", default="1,16", help="comma-separated numbers of env copies played at once")
+    parser.add_argument("--envs", type=int_list, default="1,16",
+                        help="comma-separated numbers of env copies played at once")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
-        copies = [int(e) for e in args.envs.split(",")]
-        results = [measure(a, args.steps, args.threads, copies, Path(tmp)) for a in args.algos]
+        results = [measure(a, args.steps, args.threads, args.envs, Path(tmp)) for a in args.algos]
     emit({"benchmark": "throughput", "task": "battle 64v64", "threads": args.threads, "results": results},
          args.out)
 
