@@ -16,8 +16,10 @@ from typing import Any, Optional, Sequence
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from bmf_graph.envs import TASKS
+
 ALGORITHMS = ("q", "mfq", "ac", "mfac", "gat_mf", "bmf_q", "bmf_ac")
-ENVIRONMENTS = ("firefighter", "battle", "pursuit")
+ENVIRONMENTS = tuple(TASKS)  # firefighter, battle, pursuit
 GROUPINGS = ("vae", "ae", "random")
 OPPONENT_POLICIES = ("self_play", "random", "checkpoint")
 DEVICES = ("auto", "cpu", "cuda")
@@ -199,8 +201,6 @@ def validate(cfg: Config) -> Config:
 
 
 def _check_env_kwargs(name: str, kwargs: dict[str, Any]) -> None:
-    from bmf_graph.envs import TASKS
-
     factory = TASKS[name].batched_env
     params = inspect.signature(factory).parameters
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
