@@ -48,3 +48,14 @@ def check_index(index: Tensor, name: str, owner: str, num_nodes: int,
         if lo < 0 or hi >= upper:
             raise ValueError(f"{owner}: {name} entries must lie in [0, {upper}), "
                              f"got values in [{lo}, {hi}]")
+
+
+def check_dense(x: Tensor, adj: Tensor, owner: str) -> None:
+    """Raise ``ValueError`` unless ``x`` is ``[B, n, F]`` and ``adj`` a bool ``[B, n, n]``."""
+    if not isinstance(x, Tensor) or x.dim() != 3:
+        shape = tuple(x.shape) if isinstance(x, Tensor) else type(x)
+        raise ValueError(f"{owner}: x must have shape [B, n, F], got {shape}")
+    b, n = x.shape[:2]
+    if not isinstance(adj, Tensor) or adj.dtype != torch.bool or adj.shape != (b, n, n):
+        got = (tuple(adj.shape), adj.dtype) if isinstance(adj, Tensor) else type(adj)
+        raise ValueError(f"{owner}: adj must be a bool tensor of shape [{b}, {n}, {n}], got {got}")

@@ -72,26 +72,27 @@ def get_backend() -> str:
 
 
 def _check_inputs(pos: Tensor, r: float, batch: Optional[Tensor],
-                  max_num_neighbors: Optional[int], alive: Optional[Tensor] = None) -> float:
+                  max_num_neighbors: Optional[int], alive: Optional[Tensor] = None,
+                  owner: str = "radius_graph") -> float:
     if not isinstance(pos, Tensor) or pos.dim() != 2 or pos.size(1) < 1:
         shape = tuple(pos.shape) if isinstance(pos, Tensor) else type(pos)
-        raise ValueError(f"radius_graph: pos must have shape [N, D] (D >= 1, usually 2), "
+        raise ValueError(f"{owner}: pos must have shape [N, D] (D >= 1, usually 2), "
                          f"got {shape}")
     if isinstance(r, Tensor):
         r = r.item()
     r = float(r)
     if not math.isfinite(r) or r < 0:
-        raise ValueError(f"radius_graph: r must be a finite number >= 0, got {r}")
+        raise ValueError(f"{owner}: r must be a finite number >= 0, got {r}")
     if pos.dtype.is_floating_point:
         finite = torch.isfinite(pos).all(1)
         if not bool((finite if alive is None else finite | ~alive).all()):
-            raise ValueError("radius_graph: pos must be finite, got NaN or inf entries")
+            raise ValueError(f"{owner}: pos must be finite, got NaN or inf entries")
     if batch is not None:
-        check_index(batch, "batch", "radius_graph", pos.size(0))
+        check_index(batch, "batch", owner, pos.size(0))
         if batch.numel() > 0 and int(batch.min()) < 0:
-            raise ValueError(f"radius_graph: batch entries must be >= 0, got {int(batch.min())}")
+            raise ValueError(f"{owner}: batch entries must be >= 0, got {int(batch.min())}")
     if max_num_neighbors is not None and max_num_neighbors < 0:
-        raise ValueError(f"radius_graph: max_num_neighbors must be None or >= 0, "
+        raise ValueError(f"{owner}: max_num_neighbors must be None or >= 0, "
                          f"got {max_num_neighbors}")
     return r
 
@@ -142,6 +143,17 @@ def _dense_layout(n: int, batch: Optional[Tensor]) -> Optional[tuple[int, int, b
     return num_batch, n_max, num_batch * n_max == n, not bool((batch[1:] < batch[:-1]).any())
 
 
+def _adjacency(padded: Tensor, r: float, loop: bool, real: Optional[Tensor]) -> Tensor:
+    """``adj[b, i, j]``: node ``j`` of entry ``b`` lies closer than ``r`` to node ``i`` (the
+    diagonal is ``loop``), both ends ``real`` (``[B, n]``, all if ``None``); ``padded`` is
+    ``[B, n, D]``."""
+    adj = _squared_distance(padded.unsqueeze(2), padded.unsqueeze(1)) < r * r  # [entry, target, source]
+    adj.diagonal(dim1=1, dim2=2).fill_(loop)
+    if real is not None:
+        adj &= real.unsqueeze(2) & real.unsqueeze(1)
+    return adj
+
+
 def _dense_pairs(pos: Tensor, r: float, batch: Optional[Tensor], loop: bool,
                  layout: tuple[int, int, bool, bool],
                  valid: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
@@ -151,33 +163,21 @@ def _dense_pairs(pos: Tensor, r: float, batch: Optional[Tensor], loop: bool,
     contiguous blocks); sorted by (target, source)."""
     n = pos.size(0)
     num_batch, n_max, equal, ordered = layout
-    blocks = equal and ordered
-    if num_batch == 1 and blocks:  # one graph: flat [target, source] indices
-        adj = _squared_distance(pos.unsqueeze(1), pos.unsqueeze(0)) < r * r
-        adj.fill_diagonal_(loop)
-        if valid is not None:
-            adj &= valid.unsqueeze(1) & valid.unsqueeze(0)
-        flat = adj.view(-1).nonzero().view(-1)
-        return flat % n, flat // n
-    if blocks:  # equal contiguous blocks: a view, no padding
-        node = torch.arange(n, device=pos.device).view(num_batch, n_max)
-        padded = pos.view(num_batch, n_max, -1)
+    if equal and ordered:  # equal contiguous blocks (or one graph): a view, no padding
         real = None if valid is None else valid.view(num_batch, n_max)
-    else:
-        batch = batch.long()
-        slot = batch_slots(batch, torch.bincount(batch, minlength=num_batch))
-        node = torch.full((num_batch, n_max), -1, dtype=torch.long, device=pos.device)
-        node[batch, slot] = torch.arange(n, device=pos.device)
-        padded = pos.new_zeros(num_batch, n_max, pos.size(1))
-        padded[batch, slot] = pos
-        real = node >= 0
-        if valid is not None:
-            real &= valid[node.clamp(min=0)]
-    adj = _squared_distance(padded.unsqueeze(2), padded.unsqueeze(1)) < r * r  # [entry, target, source]
-    adj.diagonal(dim1=1, dim2=2).fill_(loop)
-    if real is not None:
-        adj &= real.unsqueeze(2) & real.unsqueeze(1)
-    entry, target, source = adj.nonzero().unbind(1)
+        adj = _adjacency(pos.view(num_batch, n_max, -1), r, loop, real)
+        flat = adj.view(-1).nonzero().view(-1)  # block b, target i, source j at b*n*n + i*n + j
+        return flat % n_max + flat // (n_max * n_max) * n_max, flat // n_max
+    batch = batch.long()
+    slot = batch_slots(batch, torch.bincount(batch, minlength=num_batch))
+    node = torch.full((num_batch, n_max), -1, dtype=torch.long, device=pos.device)
+    node[batch, slot] = torch.arange(n, device=pos.device)
+    padded = pos.new_zeros(num_batch, n_max, pos.size(1))
+    padded[batch, slot] = pos
+    real = node >= 0
+    if valid is not None:
+        real &= valid[node.clamp(min=0)]
+    entry, target, source = _adjacency(padded, r, loop, real).nonzero().unbind(1)
     source, target = node[entry, source], node[entry, target]
     if not ordered:  # entries interleaved
         order = torch.argsort(target * n + source)
@@ -350,13 +350,38 @@ def neighbour_graph(pos: Tensor, r: float, alive: Optional[Tensor] = None,
     """
     if alive is None:
         return radius_graph(pos, r, batch, loop, max_num_neighbors)
-    if not isinstance(alive, Tensor) or alive.dtype != torch.bool or alive.dim() != 1 \
-            or alive.size(0) != pos.size(0):
+    r = _check_alive_inputs(pos, r, alive, batch, max_num_neighbors, "neighbour_graph")
+    return _edges(pos, r, batch, loop, max_num_neighbors, valid=alive)
+
+
+def dense_adjacency(pos: Tensor, r: float, alive: Optional[Tensor] = None,
+                    batch: Optional[Tensor] = None) -> Optional[Tensor]:
+    r""":func:`neighbour_graph` as a dense adjacency when that is cheaper than an edge list.
+
+    When ``batch`` is ``None`` or splits the ``N`` agents into ``B`` equal contiguous blocks of
+    ``n`` (stacked copies of one team) and the ``B * n * n`` pairs fit the dense path
+    (``DENSE_MAX_NODES ** 2``), returns ``adj`` ``[B, n, n]`` bool with ``adj[b, i, j]`` true
+    iff ``(b*n + j) -> (b*n + i)`` is an edge of ``neighbour_graph(pos, r, alive, batch)``;
+    otherwise ``None``. Dense layers (:meth:`~bmf_graph.nn.MeanField.dense`) consume it with
+    no edge list and no scatter.
+    """
+    r = _check_alive_inputs(pos, r, alive, batch, None, "dense_adjacency")
+    layout = _dense_layout(pos.size(0), batch) if pos.size(0) > 0 else None
+    if layout is None or not (layout[2] and layout[3]):
+        return None
+    num_batch, n = layout[:2]
+    if not pos.dtype.is_floating_point:
+        pos = pos.to(torch.get_default_dtype())
+    real = None if alive is None else alive.view(num_batch, n)
+    return _adjacency(pos.view(num_batch, n, -1), r, False, real)
+
+
+def _check_alive_inputs(pos: Tensor, r: float, alive: Optional[Tensor], batch: Optional[Tensor],
+                        max_num_neighbors: Optional[int], owner: str) -> float:
+    if alive is not None and (not isinstance(alive, Tensor) or alive.dtype != torch.bool
+                              or alive.dim() != 1 or alive.size(0) != pos.size(0)):
         shape = tuple(alive.shape) if isinstance(alive, Tensor) else type(alive)
         dtype = alive.dtype if isinstance(alive, Tensor) else None
-        raise ValueError(f"neighbour_graph: alive must be a bool tensor of shape [{pos.size(0)}], "
+        raise ValueError(f"{owner}: alive must be a bool tensor of shape [{pos.size(0)}], "
                          f"got shape {shape} and dtype {dtype}")
-    if batch is not None:
-        check_index(batch, "batch", "neighbour_graph", pos.size(0))
-    r = _check_inputs(pos, r, batch, max_num_neighbors, alive=alive)
-    return _edges(pos, r, batch, loop, max_num_neighbors, valid=alive)
+    return _check_inputs(pos, r, batch, max_num_neighbors, alive, owner)

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from bmf_graph import graph
-from bmf_graph.graph import get_backend, neighbour_graph, radius_graph, set_backend
+from bmf_graph.graph import dense_adjacency, get_backend, neighbour_graph, radius_graph, set_backend
 
 
 def brute_radius_graph(pos, r, batch=None, loop=False, max_num_neighbors=None):
@@ -192,6 +192,42 @@ def test_neighbour_graph_alive_mask(torch_backend, batch_kind):
     assert torch.equal(neighbour_graph(pos[slots], 2.0), radius_graph(pos[slots], 2.0))
     with pytest.raises(ValueError, match=r"neighbour_graph: alive must be a bool tensor"):
         neighbour_graph(pos, 2.0, alive.long())
+
+
+def adjacency_edges(adj):
+    """Edges ``j -> i`` of a dense ``[B, n, n]`` adjacency in node numbering ``b*n + i``."""
+    b, i, j = adj.nonzero().unbind(1)
+    n = adj.size(1)
+    return torch.stack([b * n + j, b * n + i])
+
+
+@pytest.mark.parametrize("num_copies", [1, 4])
+def test_dense_adjacency_is_neighbour_graph(num_copies):
+    gen = torch.Generator().manual_seed(6)
+    for n in (1, 7, 30):
+        pos = torch.randint(0, 12, (num_copies * n, 2), generator=gen).float()  # grid cells, ties
+        alive = torch.rand(num_copies * n, generator=gen) > 0.25
+        pos[~alive] = math.nan  # never read
+        batch = None if num_copies == 1 else torch.arange(num_copies).repeat_interleave(n)
+        adj = dense_adjacency(pos, 3.0, alive, batch)
+        assert adj.shape == (num_copies, n, n) and adj.dtype == torch.bool
+        assert torch.equal(adjacency_edges(adj), neighbour_graph(pos, 3.0, alive, batch))
+        assert torch.equal(adjacency_edges(dense_adjacency(pos.nan_to_num(0.0), 3.0, batch=batch)),
+                           radius_graph(pos.nan_to_num(0.0), 3.0, batch))
+
+
+def test_dense_adjacency_only_for_small_equal_blocks(monkeypatch):
+    pos = torch.rand(12, 2)
+    assert dense_adjacency(pos, 1.0, batch=torch.tensor([0] * 6 + [1] * 6)) is not None
+    assert dense_adjacency(pos, 1.0, batch=torch.tensor([0] * 5 + [1] * 7)) is None  # unequal
+    assert dense_adjacency(pos, 1.0, batch=torch.tensor([0, 1] * 6)) is None  # interleaved
+    assert dense_adjacency(pos[:0], 1.0) is None
+    monkeypatch.setattr(graph, "DENSE_MAX_NODES", 11)
+    assert dense_adjacency(pos, 1.0) is None  # 12 * 12 pairs > 11 ** 2
+    with pytest.raises(ValueError, match=r"dense_adjacency: alive must be a bool tensor of shape \[12\]"):
+        dense_adjacency(pos, 1.0, alive=torch.ones(11, dtype=torch.bool))
+    with pytest.raises(ValueError, match="dense_adjacency: r must be a finite number >= 0, got -1.0"):
+        dense_adjacency(pos, -1.0)
 
 
 def test_backend_switch():

@@ -17,7 +17,8 @@ from torch import Tensor, nn
 
 from bmf_graph.config import AlgoConfig
 from bmf_graph.envs.base import TeamSpec
-from bmf_graph.graph import neighbour_graph
+from bmf_graph.graph import dense_adjacency, neighbour_graph
+from bmf_graph.nn import MeanField
 
 
 @dataclass
@@ -71,6 +72,17 @@ class Interaction(nn.Module):
     def graph(self, view: TeamView) -> Tensor:
         """Neighbour edges among alive agents, slot indices, ``[2, E]``."""
         return neighbour_graph(view.pos, self.radius, alive=view.alive, batch=view.batch)
+
+    def neighbour_mean(self, layer: MeanField, view: TeamView, group: Tensor | None = None) -> Tensor:
+        """``layer`` (:class:`MeanField` or, with ``group``, :class:`IntraGroupMeanField`) on
+        the previous actions, ``[N, A]``: through the dense adjacency of the stacked copies when
+        :func:`dense_adjacency` gives one (the same values, no edge list), else on the edges."""
+        adj = dense_adjacency(view.pos, self.radius, alive=view.alive, batch=view.batch)
+        if adj is None:
+            return layer(view.a_prev, self.graph(view), *(() if group is None else (group,)))
+        b, n = adj.shape[:2]
+        blocks = (view.a_prev.view(b, n, -1), adj) + (() if group is None else (group.view(b, n),))
+        return layer.dense(*blocks).view(b * n, -1)
 
     def observe(self, view: TeamView) -> dict[str, Tensor]:
         return {"mean_action": view.obs.new_zeros(view.obs.shape[0], 0)}

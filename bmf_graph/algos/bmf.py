@@ -54,7 +54,7 @@ class BiLevelInteraction(Interaction):
         # Representations of (o_{t-1}, a_{t-1}) drive the grouping (Alg. 1).
         mu, _ = self.vae.encode(view.prev_obs, view.a_prev)
         group = self.grouping(mu, alive=view.alive, batch=view.batch)  # ids b*k..b*k+k-1 in copy b
-        intra = self.intra(view.a_prev, self.graph(view), group)
+        intra = self.neighbour_mean(self.intra, view, group)
         alive = view.alive
         h_grp, a_grp, count, _ = pool_groups(mu[alive], view.a_prev[alive], group[alive],
                                              self.num_groups * view.num_envs)

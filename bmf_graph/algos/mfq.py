@@ -30,7 +30,7 @@ class MeanFieldInteraction(Interaction):
         return {"mf": ((num_agents, self.dim), torch.float32)}
 
     def observe(self, view: TeamView) -> dict[str, Tensor]:
-        mf = self.mean_field(view.a_prev, self.graph(view))
+        mf = self.neighbour_mean(self.mean_field, view)
         return {"mf": mf, "mean_action": mf}
 
     def mean_action(self, rec: dict[str, Tensor]) -> Tensor:

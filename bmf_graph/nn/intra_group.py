@@ -1,7 +1,7 @@
 """Intra-group mean field: the neighbour mean restricted to an agent's own group (Eq. 6)."""
 from torch import Tensor
 
-from bmf_graph.checks import check_edge_index, check_index, check_node_tensor
+from bmf_graph.checks import check_dense, check_edge_index, check_index, check_node_tensor
 from bmf_graph.nn.mean_field import MeanField
 
 
@@ -30,3 +30,12 @@ class IntraGroupMeanField(MeanField):
         same_group = (ends[0] == ends[1]).nonzero().view(-1)
         return self.propagate(edge_index.index_select(1, same_group), x=x,
                               size=(x.size(0), x.size(0)))
+
+    def dense(self, x: Tensor, adj: Tensor, group: Tensor) -> Tensor:
+        r"""The same mean over a dense adjacency ``adj`` :math:`(B, n, n)` (see
+        :meth:`MeanField.dense`) with group ids :math:`(B, n)`: :math:`(B, n, F)`."""
+        check_dense(x, adj, "IntraGroupMeanField")
+        if not isinstance(group, Tensor) or group.shape != x.shape[:2]:
+            shape = tuple(group.shape) if isinstance(group, Tensor) else type(group)
+            raise ValueError(f"IntraGroupMeanField: group must have shape {list(x.shape[:2])}, got {shape}")
+        return super().dense(x, adj & (group.unsqueeze(2) == group.unsqueeze(1)))

@@ -1,8 +1,9 @@
 """Plain mean field: the mean previous action of an agent's neighbours (paper Eq. 5)."""
+import torch
 from torch import Tensor
 from torch_geometric.nn import MessagePassing
 
-from bmf_graph.checks import check_edge_index, check_node_tensor
+from bmf_graph.checks import check_dense, check_edge_index, check_node_tensor
 
 
 class MeanField(MessagePassing):
@@ -33,6 +34,16 @@ class MeanField(MessagePassing):
         check_node_tensor(x, "x", "MeanField")
         check_edge_index(edge_index, x.size(0), "MeanField")
         return self.propagate(edge_index, x=x, size=(x.size(0), x.size(0)))
+
+    def dense(self, x: Tensor, adj: Tensor) -> Tensor:
+        r"""The same mean over a dense adjacency: ``x`` :math:`(B, n, F)` and ``adj``
+        :math:`(B, n, n)` bool with ``adj[b, i, j]`` for the edge ``j -> i`` of graph ``b``
+        (:func:`~bmf_graph.graph.dense_adjacency`) give :math:`(B, n, F)`, one batched matrix
+        product instead of a scatter over edges. Sums of one-hot actions are exact in either
+        form, so both give the same bits."""
+        check_dense(x, adj, "MeanField")
+        weight = adj.to(x.dtype)
+        return torch.bmm(weight, x) / weight.sum(-1, keepdim=True).clamp(min=1)
 
     def message(self, x_j: Tensor) -> Tensor:
         return x_j

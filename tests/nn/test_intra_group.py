@@ -50,6 +50,21 @@ def test_intra_group_single_group_is_mean_field_and_isolated_zero():
     assert torch.equal(alone, torch.zeros(5, 3))
 
 
+def test_intra_group_dense_equals_edges():
+    gen = torch.Generator().manual_seed(4)
+    adj = torch.rand(2, 12, 12, generator=gen) > 0.4
+    adj.diagonal(dim1=1, dim2=2).fill_(False)
+    b, i, j = adj.nonzero().unbind(1)
+    edge_index = torch.stack([b * 12 + j, b * 12 + i])
+    group = torch.randint(0, 3, (24,), generator=gen) + 3 * torch.arange(2).repeat_interleave(12)
+    one_hot = torch.nn.functional.one_hot(torch.randint(0, 4, (24,), generator=gen), 4).float()
+    dense = IntraGroupMeanField().dense(one_hot.view(2, 12, 4), adj, group.view(2, 12)).view(24, 4)
+    assert torch.equal(dense, IntraGroupMeanField()(one_hot, edge_index, group))
+    assert torch.equal(dense, brute_intra_group(one_hot, edge_index, group))
+    with pytest.raises(ValueError, match=r"IntraGroupMeanField: group must have shape \[2, 12\]"):
+        IntraGroupMeanField().dense(one_hot.view(2, 12, 4), adj, group)
+
+
 def test_intra_group_errors():
     x = torch.randn(4, 2)
     edge_index = torch.tensor([[0, 1], [1, 2]])

@@ -60,6 +60,25 @@ def test_mean_field_gradient():
     assert x.grad.tolist() == [[0.0, 0.0], [0.5, 0.5], [0.5, 0.5], [0.0, 0.0]]
 
 
+def test_mean_field_dense_equals_edges():
+    """One-hot actions: the dense mean gives the edge mean's exact bits; any x: close."""
+    gen = torch.Generator().manual_seed(3)
+    adj = torch.rand(3, 9, 9, generator=gen) > 0.6
+    adj.diagonal(dim1=1, dim2=2).fill_(False)
+    b, i, j = adj.nonzero().unbind(1)
+    edge_index = torch.stack([b * 9 + j, b * 9 + i])
+    one_hot = torch.nn.functional.one_hot(torch.randint(0, 5, (27,), generator=gen), 5).float()
+    dense = MeanField().dense(one_hot.view(3, 9, 5), adj).view(27, 5)
+    assert torch.equal(dense, MeanField()(one_hot, edge_index))
+    x = torch.randn(27, 4, generator=gen)
+    assert torch.allclose(MeanField().dense(x.view(3, 9, 4), adj).view(27, 4), brute_mean_field(x, edge_index),
+                          atol=1e-6)
+    with pytest.raises(ValueError, match=r"MeanField: adj must be a bool tensor of shape \[3, 9, 9\]"):
+        MeanField().dense(x.view(3, 9, 4), adj.float())
+    with pytest.raises(ValueError, match=r"MeanField: x must have shape \[B, n, F\], got \(27, 4\)"):
+        MeanField().dense(x, adj)
+
+
 def test_mean_field_errors():
     x = torch.randn(4, 2)
     with pytest.raises(ValueError, match=r"MeanField: x must have shape \[N, F\], got \(4,\)"):
