@@ -38,6 +38,12 @@ agents per cell); below the crossing the dense path's few large operations win o
 list's many small ones."""
 
 
+DENSE_ADJACENCY_MAX_PAIRS = 2 ** 22
+""":func:`dense_adjacency` takes blocks of up to ``DENSE_MAX_NODES`` agents and up to this many
+pairs in all (e.g. 1,024 copies of a 64-agent team: 4 MB as bool). Unlike the edge list, its
+cost per agent grows with the block size only, not with the number of blocks."""
+
+
 def _cluster_available() -> bool:
     try:
         import torch_cluster  # noqa: F401
@@ -129,16 +135,18 @@ def batch_slots(batch: Tensor, count: Tensor) -> Tensor:
     return slot
 
 
-def _dense_layout(n: int, batch: Optional[Tensor]) -> Optional[tuple[int, int, bool, bool]]:
+def _dense_layout(n: int, batch: Optional[Tensor],
+                  max_pairs: Optional[int] = None) -> Optional[tuple[int, int, bool, bool]]:
     """``(B, n_max, equal, ordered)`` of the dense path's ``[B, n_max, n_max]`` pairs, or
-    ``None`` when they would exceed ``DENSE_MAX_NODES ** 2``; ``equal`` when every entry has
-    ``n_max`` nodes, ``ordered`` when ``batch`` is sorted. Both: every entry is one contiguous
-    block (one graph, or stacked copies of one team), which needs no padding."""
+    ``None`` when an entry has more than ``DENSE_MAX_NODES`` nodes or the pairs would exceed
+    ``max_pairs`` (default ``DENSE_MAX_NODES ** 2``); ``equal`` when every entry has ``n_max`` nodes, ``ordered`` when ``batch`` is
+    sorted. Both: every entry is one contiguous block (one graph, or stacked copies of one
+    team), which needs no padding."""
     if batch is None:
         return (1, n, True, True) if n <= DENSE_MAX_NODES else None
     count = torch.bincount(batch)
     num_batch, n_max = count.numel(), int(count.max())
-    if num_batch * n_max * n_max > DENSE_MAX_NODES ** 2:
+    if n_max > DENSE_MAX_NODES or num_batch * n_max * n_max > (max_pairs or DENSE_MAX_NODES ** 2):
         return None
     return num_batch, n_max, num_batch * n_max == n, not bool((batch[1:] < batch[:-1]).any())
 
@@ -359,14 +367,14 @@ def dense_adjacency(pos: Tensor, r: float, alive: Optional[Tensor] = None,
     r""":func:`neighbour_graph` as a dense adjacency when that is cheaper than an edge list.
 
     When ``batch`` is ``None`` or splits the ``N`` agents into ``B`` equal contiguous blocks of
-    ``n`` (stacked copies of one team) and the ``B * n * n`` pairs fit the dense path
-    (``DENSE_MAX_NODES ** 2``), returns ``adj`` ``[B, n, n]`` bool with ``adj[b, i, j]`` true
-    iff ``(b*n + j) -> (b*n + i)`` is an edge of ``neighbour_graph(pos, r, alive, batch)``;
-    otherwise ``None``. Dense layers (:meth:`~bmf_graph.nn.MeanField.dense`) consume it with
+    ``n`` (stacked copies of one team), with ``n <= DENSE_MAX_NODES`` and
+    ``B * n * n <= DENSE_ADJACENCY_MAX_PAIRS``, returns ``adj`` ``[B, n, n]`` bool with
+    ``adj[b, i, j]`` true iff ``(b*n + j) -> (b*n + i)`` is an edge of
+    ``neighbour_graph(pos, r, alive, batch)``; otherwise ``None``. Dense layers (:meth:`~bmf_graph.nn.MeanField.dense`) consume it with
     no edge list and no scatter.
     """
     r = _check_alive_inputs(pos, r, alive, batch, None, "dense_adjacency")
-    layout = _dense_layout(pos.size(0), batch) if pos.size(0) > 0 else None
+    layout = _dense_layout(pos.size(0), batch, DENSE_ADJACENCY_MAX_PAIRS) if pos.size(0) > 0 else None
     if layout is None or not (layout[2] and layout[3]):
         return None
     num_batch, n = layout[:2]

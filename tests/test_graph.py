@@ -217,13 +217,18 @@ def test_dense_adjacency_is_neighbour_graph(num_copies):
 
 
 def test_dense_adjacency_only_for_small_equal_blocks(monkeypatch):
+    monkeypatch.setattr(graph, "DENSE_MAX_NODES", 12)
     pos = torch.rand(12, 2)
     assert dense_adjacency(pos, 1.0, batch=torch.tensor([0] * 6 + [1] * 6)) is not None
     assert dense_adjacency(pos, 1.0, batch=torch.tensor([0] * 5 + [1] * 7)) is None  # unequal
     assert dense_adjacency(pos, 1.0, batch=torch.tensor([0, 1] * 6)) is None  # interleaved
     assert dense_adjacency(pos[:0], 1.0) is None
+    many = torch.arange(100).repeat_interleave(6)  # 3,600 pairs: more than the edge path's 12 ** 2
+    assert dense_adjacency(torch.rand(600, 2), 1.0, batch=many).shape == (100, 6, 6)
+    monkeypatch.setattr(graph, "DENSE_ADJACENCY_MAX_PAIRS", 71)
+    assert dense_adjacency(pos, 1.0, batch=torch.tensor([0] * 6 + [1] * 6)) is None  # 72 pairs
     monkeypatch.setattr(graph, "DENSE_MAX_NODES", 11)
-    assert dense_adjacency(pos, 1.0) is None  # 12 * 12 pairs > 11 ** 2
+    assert dense_adjacency(pos, 1.0) is None  # a block of 12 > 11
     with pytest.raises(ValueError, match=r"dense_adjacency: alive must be a bool tensor of shape \[12\]"):
         dense_adjacency(pos, 1.0, alive=torch.ones(11, dtype=torch.bool))
     with pytest.raises(ValueError, match="dense_adjacency: r must be a finite number >= 0, got -1.0"):
