@@ -1,14 +1,17 @@
 """Battle 64 v 64 throughput: raw env, acting (no updates) and training, in agent-steps/s.
 
-    python benchmarks/throughput.py [--algos bmf_q mfq] [--steps 400] [--envs 1,16] [--out FILE.json]
+    python benchmarks/throughput.py [--algos bmf_q mfq] [--steps 400] [--envs 1,32,64] [--out FILE.json]
 
 Agent-steps/s counts every agent slot of both teams per environment step (128 per step at
 64 v 64), as ``benchmarks/env_speed.py`` does. *raw* steps one batched env with uniformly
 random actions; *acting* plays the learner and a self-play opponent without updates, through
 :func:`bmf_graph.rollout.play_episode` for one env and through
-:func:`bmf_graph.vector_rollout.play_episodes` for ``E > 1`` copies stepped in turn (one forward
-pass per team and step for all copies); *training* adds recording and the algorithm's updates
-(after ``learning_starts``), one env. Prints JSON.
+:func:`bmf_graph.vector_rollout.play_episodes` for ``E > 1`` copies (one forward pass per team
+and step for all copies): ``acting_copies`` steps them in this process with ``--threads`` torch
+threads; ``acting_worker`` steps them in a worker process (``WorkerCopies``) and plays them in
+two halves, so that the worker steps one half while the policies run on the other, with one
+torch thread here (the worker takes the other core). *training* adds recording and the
+algorithm's updates (after ``learning_starts``), one env. Prints JSON.
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ import torch
 
 from bmf_graph.config import load_config
 from bmf_graph.envs import make_env
+from bmf_graph.envs.copies import LocalCopies, WorkerCopies
 from bmf_graph.evaluate import int_list
 from bmf_graph.rollout import play_episode
 from bmf_graph.trainer import Trainer
@@ -58,21 +62,27 @@ def measure(algo: str, steps: int, threads: int, copies: list[int], tmp: Path) -
     def training() -> int:
         return play_episode(env, trainer.policies, trainer.device, seed=0, explore=0.5, learners=trainer.learners).steps
 
-    def acting_copies(envs: list) -> int:
-        results = play_episodes(envs, trainer.policies, trainer.device, seeds=list(range(len(envs))), explore=1.0)
+    def acting_copies(envs, parts: int) -> int:
+        results = play_episodes(envs, trainer.policies, trainer.device, seeds=list(range(envs.num_envs)),
+                                explore=1.0, parts=parts)
         return sum(r.steps for r in results)
 
     raw_sps, act_sps, train_sps = (agents * steps_per_second(f, steps) for f in (raw, acting, training))
     result = {"algo": algo, "agents": agents, "raw_agent_steps_per_s": raw_sps, "acting_agent_steps_per_s": act_sps,
               "training_agent_steps_per_s": train_sps, "acting_over_raw": act_sps / raw_sps,
-              "training_over_raw": train_sps / raw_sps, "acting_copies": []}
+              "training_over_raw": train_sps / raw_sps, "acting_copies": [], "acting_worker": []}
     for num_envs in (e for e in copies if e > 1):
-        envs = [make_env(cfg.env.name, cfg.env.kwargs) for _ in range(num_envs)]
-        sps = agents * steps_per_second(lambda: acting_copies(envs), steps * num_envs)
+        with LocalCopies([make_env(cfg.env.name, cfg.env.kwargs) for _ in range(num_envs)]) as envs:
+            sps = agents * steps_per_second(lambda: acting_copies(envs, 1), steps * num_envs)
         result["acting_copies"].append({"envs": num_envs, "acting_agent_steps_per_s": sps,
                                         "acting_over_raw": sps / raw_sps})
-        for copy in envs:
-            copy.close()
+        torch.set_num_threads(1)
+        with WorkerCopies(cfg.env.name, cfg.env.kwargs, num_envs) as envs:
+            acting_copies(envs, 2)  # the worker's start and first episode are not timed
+            sps = agents * steps_per_second(lambda: acting_copies(envs, 2), steps * num_envs)
+        torch.set_num_threads(threads)
+        result["acting_worker"].append({"envs": num_envs, "parts": 2, "torch_threads": 1,
+                                        "acting_agent_steps_per_s": sps, "acting_over_raw": sps / raw_sps})
     return result
 
 
@@ -81,7 +91,7 @@ def main() -> None:
     parser.add_argument("--algos", nargs="+", default=["bmf_q", "mfq", "q"])
     parser.add_argument("--steps", type=int, default=400, help="environment steps per measurement")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--envs", type=int_list, default="1,16",
+    parser.add_argument("--envs", type=int_list, default="1,32,64",
                         help="comma-separated numbers of env copies played at once")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()

@@ -27,6 +27,7 @@ from omegaconf import OmegaConf
 from bmf_graph.checkpoint import load_model, seed_everything
 from bmf_graph.envs import battle, make_env
 from bmf_graph.envs.base import BatchedEnv
+from bmf_graph.envs.copies import WorkerCopies
 from bmf_graph.players import RANDOM, Source, checkpoint_config, describe, setup_play, team_policies
 from bmf_graph.rollout import EpisodeResult, play_episode
 from bmf_graph.vector_rollout import play_episodes
@@ -52,32 +53,43 @@ def _mean_std(values: Sequence[float]) -> dict[str, float]:
 
 def play_copies(env: BatchedEnv, env_name: str, env_kwargs: Mapping[str, Any], policies: Sequence[Any],
                 seeds: Sequence[int], copies: int, deterministic: bool = True,
-                device: torch.device | str = "cpu") -> list[EpisodeResult]:
+                device: torch.device | str = "cpu", worker: bool = False) -> list[EpisodeResult]:
     """Seeded evaluation episodes, ``copies`` at a time
     (:func:`~bmf_graph.vector_rollout.play_episodes`); ``copies=1`` plays them one by one
-    (:func:`play`). Greedy Q, MF and GAT-MF policies give the same episodes either way."""
-    if copies < 1:
-        raise ValueError(f"evaluate: copies={copies!r}; expected an integer >= 1")
+    (:func:`play`). Greedy Q, MF and GAT-MF policies give the same episodes either way. With
+    ``worker``, the copies are stepped in a worker process and played in two halves
+    (:class:`~bmf_graph.envs.copies.WorkerCopies`); a last, smaller round is padded with
+    repeats of its last seed, whose episodes are dropped."""
+    if copies < 1 or (worker and copies < 2):
+        raise ValueError(f"evaluate: copies={copies!r}; expected an integer >= {2 if worker else 1}"
+                         f"{' with a worker' if worker else ''}")
     if copies == 1:
         return [play(env, policies, s, deterministic, device) for s in seeds]
-    envs = [env] + [make_env(env_name, env_kwargs) for _ in range(min(copies, len(seeds)) - 1)]
+    local = [] if worker else [env] + [make_env(env_name, env_kwargs) for _ in range(min(copies, len(seeds)) - 1)]
+    stepped = WorkerCopies(env_name, env_kwargs, copies) if worker else None
+    explore = None if deterministic else 1.0
     results: list[EpisodeResult] = []
     try:
         for start in range(0, len(seeds), copies):
             chunk = list(seeds[start:start + copies])
             seed_everything(chunk[0])
-            results += play_episodes(envs[:len(chunk)], policies, device, chunk,
-                                     explore=None if deterministic else 1.0)
+            if stepped is None:
+                results += play_episodes(local[:len(chunk)], policies, device, chunk, explore=explore)
+            else:  # a fixed number of copies: the last round repeats its last seed, those episodes are dropped
+                padded = chunk + chunk[-1:] * (copies - len(chunk))
+                results += play_episodes(stepped, policies, device, padded, explore=explore, parts=2)[:len(chunk)]
     finally:
-        for extra in envs[1:]:
+        for extra in local[1:]:
             extra.close()
+        if stepped is not None:
+            stepped.close()
     return results
 
 
 def evaluate_returns(model_path_or_policy: Source, env_name: str | None = None,
                      env_kwargs: Mapping[str, Any] | None = None, episodes: int = 10, seed: int = 0,
                      deterministic: bool = True, device: torch.device | str = "cpu", team: int = 0,
-                     opponent: Source = RANDOM, copies: int = 1) -> dict[str, Any]:
+                     opponent: Source = RANDOM, copies: int = 1, worker: bool = False) -> dict[str, Any]:
     """Mean ± std of the team return over ``episodes`` episodes (Firefighter, Pursuit, Battle).
 
     Args:
@@ -87,6 +99,7 @@ def evaluate_returns(model_path_or_policy: Source, env_name: str | None = None,
             (``"random"``, ``"self"`` or a model file).
         seed: episode ``e`` uses seed ``seed + e``.
         copies: episodes played at once, in copies of the env (faster for many episodes).
+        worker: step the copies in a worker process while the policies run (:func:`play_copies`).
 
     Returns:
         ``{"return": {"mean", "std"}, "returns": [...], "kills", "steps", ...}`` with the settings.
@@ -97,7 +110,7 @@ def evaluate_returns(model_path_or_policy: Source, env_name: str | None = None,
                                                  owner="evaluate_returns: ")
     try:
         results = play_copies(env, env_name, kwargs, policies, [seed + e for e in range(episodes)], copies,
-                              deterministic, device)
+                              deterministic, device, worker)
     finally:
         env.close()
     returns = [float(r.returns[team]) for r in results]
@@ -290,6 +303,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--team", type=int, default=0, help="index of the evaluated team")
     p.add_argument("--opponent", default=RANDOM, help="other teams: random, self or a model file")
     p.add_argument("--copies", type=int, default=1, help="episodes played at once in env copies")
+    p.add_argument("--worker", action="store_true",
+                   help="step the copies in a worker process, in two halves (with --threads 1 on two cores)")
 
     p = sub.add_parser("head-to-head", parents=[common], help="Battle win-rate matrix")
     p.add_argument("checkpoints", nargs="+", help="model files ('random' allowed)")
@@ -315,7 +330,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         common = dict(seed=args.seed, deterministic=not args.sampled, device=args.device)
         if args.command == "returns":
             result = evaluate_returns(args.checkpoint, args.env, kwargs, args.episodes, team=args.team,
-                                      opponent=args.opponent, copies=args.copies, **common)
+                                      opponent=args.opponent, copies=args.copies, worker=args.worker, **common)
         elif args.command == "head-to-head":
             result = head_to_head(args.checkpoints, args.games, kwargs, include_random=args.random, **common)
             print(result["text"], file=sys.stderr)

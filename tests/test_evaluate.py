@@ -188,6 +188,10 @@ def test_evaluate_returns_in_copies_equals_one_by_one(ckpt):
     one = evaluate.evaluate_returns(path, episodes=5, seed=2, opponent="self")
     copies = evaluate.evaluate_returns(path, episodes=5, seed=2, opponent="self", copies=3)
     assert copies["returns"] == pytest.approx(one["returns"]) and copies["steps"] == one["steps"]
+    worker = evaluate.evaluate_returns(path, episodes=5, seed=2, opponent="self", copies=3, worker=True)
+    assert worker["returns"] == pytest.approx(one["returns"]) and worker["steps"] == one["steps"]
+    with pytest.raises(ValueError, match="copies=1; expected an integer >= 2 with a worker"):
+        evaluate.evaluate_returns(path, episodes=2, copies=1, worker=True)
     with pytest.raises(ValueError, match="copies=0; expected an integer >= 1"):
         evaluate.evaluate_returns(path, episodes=2, copies=0)
 
