@@ -68,6 +68,7 @@ class PartPlayer:
         self.last = arrays
 
     def views(self, arrays: PartStep) -> list[TeamView]:
+        """One :class:`TeamView` per team over this part's copies (``batch`` = copy in the part)."""
         views = []
         for i in range(len(self.copies.teams)):
             obs = torch.from_numpy(self.copies.obs(i, self.part, arrays.parity)).to(self.device)
