@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from bmf_graph.nn.intra_group import IntraGroupMeanField
+from block_graphs import random_block_graph
 
 
 def brute_intra_group(x, edge_index, group):
@@ -52,10 +53,7 @@ def test_intra_group_single_group_is_mean_field_and_isolated_zero():
 
 def test_intra_group_dense_equals_edges():
     gen = torch.Generator().manual_seed(4)
-    adj = torch.rand(2, 12, 12, generator=gen) > 0.4
-    adj.diagonal(dim1=1, dim2=2).fill_(False)
-    b, i, j = adj.nonzero().unbind(1)
-    edge_index = torch.stack([b * 12 + j, b * 12 + i])
+    adj, edge_index = random_block_graph(gen, 2, 12, keep=0.6)
     group = torch.randint(0, 3, (24,), generator=gen) + 3 * torch.arange(2).repeat_interleave(12)
     one_hot = torch.nn.functional.one_hot(torch.randint(0, 4, (24,), generator=gen), 4).float()
     dense = IntraGroupMeanField().dense(one_hot.view(2, 12, 4), adj, group.view(2, 12)).view(24, 4)

@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from bmf_graph.nn.mean_field import MeanField
+from block_graphs import random_block_graph
 
 
 def brute_mean_field(x, edge_index):
@@ -63,10 +64,7 @@ def test_mean_field_gradient():
 def test_mean_field_dense_equals_edges():
     """One-hot actions: the dense mean gives the edge mean's exact bits; any x: close."""
     gen = torch.Generator().manual_seed(3)
-    adj = torch.rand(3, 9, 9, generator=gen) > 0.6
-    adj.diagonal(dim1=1, dim2=2).fill_(False)
-    b, i, j = adj.nonzero().unbind(1)
-    edge_index = torch.stack([b * 9 + j, b * 9 + i])
+    adj, edge_index = random_block_graph(gen, 3, 9, keep=0.4)
     one_hot = torch.nn.functional.one_hot(torch.randint(0, 5, (27,), generator=gen), 5).float()
     dense = MeanField().dense(one_hot.view(3, 9, 5), adj).view(27, 5)
     assert torch.equal(dense, MeanField()(one_hot, edge_index))
