@@ -78,6 +78,12 @@ def test_worker_copies_report_errors():
         copies.step((0, 2), [np.full(8, 7)], 0)  # Firefighter has 2 actions
         with pytest.raises(RuntimeError, match="worker process failed(.|\n)*actions"):
             copies.result((0, 2))
+    with WorkerCopies("firefighter", {"num_firefighters": 4}, 2) as copies:
+        copies._process.kill()  # as when the spawned worker cannot import the main module
+        copies._process.join()
+        with pytest.raises(RuntimeError, match=r"worker process exited \(exit code -9\)(.|\n)*__main__"):
+            copies.reset([0, 1], [(0, 2)])
+            copies.result((0, 2))
     with pytest.raises(ValueError, match="parts=3; expected an integer in 1..2"):
         play_episodes([firefighter.batched_env() for _ in range(2)], [RandomPolicy(firefighter.batched_env().teams[0])],
                       "cpu", [0, 1], parts=3)

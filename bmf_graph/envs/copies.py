@@ -196,18 +196,33 @@ class WorkerCopies(EnvCopies):
         self._results: dict[Part, PartStep] = {}
 
     def reset(self, seeds: Sequence[int | None], parts: Sequence[Part]) -> None:
-        self._conn.send(("reset", list(seeds), list(parts)))
+        self._send(("reset", list(seeds), list(parts)))
 
     def step(self, part: Part, actions: Sequence[np.ndarray], t: int) -> None:
-        self._conn.send(("step", part, [np.asarray(a) for a in actions], t))
+        self._send(("step", part, [np.asarray(a) for a in actions], t))
 
     def result(self, part: Part) -> PartStep:
         while part not in self._results:
-            kind, payload = self._conn.recv()
+            try:
+                kind, payload = self._conn.recv()
+            except (EOFError, OSError):
+                raise self._exited() from None
             if kind == "error":
                 raise RuntimeError(f"WorkerCopies: the worker process failed:\n{payload}")
             self._results.update(payload)
         return self._results.pop(part)
+
+    def _send(self, request: tuple) -> None:
+        try:
+            self._conn.send(request)
+        except OSError:  # BrokenPipeError, ConnectionResetError: the worker is gone
+            raise self._exited() from None
+
+    def _exited(self) -> RuntimeError:
+        self._process.join(timeout=5)
+        return RuntimeError(f"WorkerCopies: the worker process exited (exit code {self._process.exitcode}) "
+                            "without answering. It is spawned and imports the main module first, so a "
+                            "script that creates WorkerCopies must do so under `if __name__ == \"__main__\":`")
 
     def close(self) -> None:
         if self._process.is_alive():
