@@ -139,9 +139,9 @@ def _dense_layout(n: int, batch: Optional[Tensor],
                   max_pairs: Optional[int] = None) -> Optional[tuple[int, int, bool, bool]]:
     """``(B, n_max, equal, ordered)`` of the dense path's ``[B, n_max, n_max]`` pairs, or
     ``None`` when an entry has more than ``DENSE_MAX_NODES`` nodes or the pairs would exceed
-    ``max_pairs`` (default ``DENSE_MAX_NODES ** 2``); ``equal`` when every entry has ``n_max`` nodes, ``ordered`` when ``batch`` is
-    sorted. Both: every entry is one contiguous block (one graph, or stacked copies of one
-    team), which needs no padding."""
+    ``max_pairs`` (default ``DENSE_MAX_NODES ** 2``); ``equal`` when every entry has ``n_max``
+    nodes, ``ordered`` when ``batch`` is sorted. Both: every entry is one contiguous block (one
+    graph, or stacked copies of one team), which needs no padding."""
     if batch is None:
         return (1, n, True, True) if n <= DENSE_MAX_NODES else None
     count = torch.bincount(batch)
@@ -370,14 +370,16 @@ def dense_adjacency(pos: Tensor, r: float, alive: Optional[Tensor] = None,
     ``n`` (stacked copies of one team), with ``n <= DENSE_MAX_NODES`` and
     ``B * n * n <= DENSE_ADJACENCY_MAX_PAIRS``, returns ``adj`` ``[B, n, n]`` bool with
     ``adj[b, i, j]`` true iff ``(b*n + j) -> (b*n + i)`` is an edge of
-    ``neighbour_graph(pos, r, alive, batch)``; otherwise ``None``. Dense layers (:meth:`~bmf_graph.nn.MeanField.dense`) consume it with
-    no edge list and no scatter.
+    ``neighbour_graph(pos, r, alive, batch)``; otherwise ``None``. Dense layers
+    (:meth:`~bmf_graph.nn.MeanField.dense`) consume it with no edge list and no scatter.
     """
     r = _check_alive_inputs(pos, r, alive, batch, None, "dense_adjacency")
     layout = _dense_layout(pos.size(0), batch, DENSE_ADJACENCY_MAX_PAIRS) if pos.size(0) > 0 else None
-    if layout is None or not (layout[2] and layout[3]):
+    if layout is None:
         return None
-    num_batch, n = layout[:2]
+    num_batch, n, equal, ordered = layout
+    if not (equal and ordered):
+        return None
     if not pos.dtype.is_floating_point:
         pos = pos.to(torch.get_default_dtype())
     real = None if alive is None else alive.view(num_batch, n)
