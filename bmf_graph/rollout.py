@@ -38,10 +38,18 @@ class EpisodeResult:
 def team_view(step: TeamStep, a_prev: torch.Tensor, prev_obs: torch.Tensor | None,
               device: torch.device) -> TeamView:
     """Tensors of one team's arrays; ``prev_obs=None`` at the first step."""
-    obs = torch.from_numpy(step.obs()).to(device, torch.float32)
-    return TeamView(obs=obs, pos=torch.tensor(step.pos, dtype=torch.float32, device=device),
-                    alive=torch.tensor(step.alive, device=device), a_prev=a_prev,
-                    prev_obs=obs if prev_obs is None else prev_obs)
+    return arrays_view(step.obs(), step.pos, step.alive, a_prev, prev_obs, device)
+
+
+def arrays_view(obs: np.ndarray, pos: np.ndarray, alive: np.ndarray, a_prev: torch.Tensor,
+                prev_obs: torch.Tensor | None, device: torch.device, batch: torch.Tensor | None = None,
+                num_envs: int = 1) -> TeamView:
+    """A :class:`TeamView` of a team's arrays (``obs`` is used in place, ``pos`` and ``alive``
+    are copied); ``prev_obs=None`` at the first step: the current observations."""
+    obs = torch.from_numpy(obs).to(device, torch.float32)
+    return TeamView(obs=obs, pos=torch.tensor(pos, dtype=torch.float32, device=device),
+                    alive=torch.tensor(alive, device=device), a_prev=a_prev,
+                    prev_obs=obs if prev_obs is None else prev_obs, batch=batch, num_envs=num_envs)
 
 
 def previous_actions(action: torch.Tensor, num_actions: int, view: TeamView) -> torch.Tensor:

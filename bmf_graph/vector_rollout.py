@@ -28,7 +28,7 @@ from bmf_graph.algos.base import TeamView
 from bmf_graph.buffer import StepBuffer
 from bmf_graph.envs.base import BatchedEnv
 from bmf_graph.envs.copies import EnvCopies, LocalCopies, Part, PartStep
-from bmf_graph.rollout import EpisodeResult, previous_actions
+from bmf_graph.rollout import EpisodeResult, arrays_view, previous_actions
 
 
 def acting_copy(policy: Any) -> Any:
@@ -69,14 +69,10 @@ class PartPlayer:
 
     def views(self, arrays: PartStep) -> list[TeamView]:
         """One :class:`TeamView` per team over this part's copies (``batch`` = copy in the part)."""
-        views = []
-        for i in range(len(self.copies.teams)):
-            obs = torch.from_numpy(self.copies.obs(i, self.part, arrays.parity)).to(self.device)
-            views.append(TeamView(obs=obs, pos=torch.from_numpy(arrays.pos[i]).to(self.device, torch.float32),
-                                  alive=torch.from_numpy(arrays.alive[i]).to(self.device), a_prev=self.a_prev[i],
-                                  prev_obs=obs if self.prev_obs[i] is None else self.prev_obs[i],
-                                  batch=self.batches[i], num_envs=self.part[1] - self.part[0]))
-        return views
+        return [arrays_view(self.copies.obs(i, self.part, arrays.parity), arrays.pos[i], arrays.alive[i],
+                            self.a_prev[i], self.prev_obs[i], self.device, self.batches[i],
+                            self.part[1] - self.part[0])
+                for i in range(len(self.copies.teams))]
 
     def act(self, explore: float | None) -> list[np.ndarray]:
         """Actions of every team for the copies' current step (flat ``[P * N]`` each)."""
