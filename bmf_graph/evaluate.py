@@ -60,13 +60,15 @@ def play_copies(env: BatchedEnv, env_name: str, env_kwargs: Mapping[str, Any], p
     ``worker``, the copies are stepped in a worker process and played in two halves
     (:class:`~bmf_graph.envs.copies.WorkerCopies`); a last, smaller round is padded with
     repeats of its last seed, whose episodes are dropped."""
-    if copies < 1 or (worker and copies < 2):
-        raise ValueError(f"evaluate: copies={copies!r}; expected an integer >= {2 if worker else 1}"
-                         f"{' with a worker' if worker else ''}")
+    least = 2 if worker else 1
+    if copies < least:
+        raise ValueError(f"evaluate: copies={copies!r}; expected an integer >= {least}"
+                         + (" with a worker" if worker else ""))
     if copies == 1:
         return [play(env, policies, s, deterministic, device) for s in seeds]
-    local = [] if worker else [env] + [make_env(env_name, env_kwargs) for _ in range(min(copies, len(seeds)) - 1)]
-    stepped = WorkerCopies(env_name, env_kwargs, copies) if worker else None
+    needed = max(least, min(copies, len(seeds)))
+    local = [] if worker else [env] + [make_env(env_name, env_kwargs) for _ in range(needed - 1)]
+    stepped = WorkerCopies(env_name, env_kwargs, needed) if worker else None
     explore = None if deterministic else 1.0
     results: list[EpisodeResult] = []
     try:
@@ -76,7 +78,7 @@ def play_copies(env: BatchedEnv, env_name: str, env_kwargs: Mapping[str, Any], p
             if stepped is None:
                 results += play_episodes(local[:len(chunk)], policies, device, chunk, explore=explore)
             else:  # a fixed number of copies: the last round repeats its last seed, those episodes are dropped
-                padded = chunk + chunk[-1:] * (copies - len(chunk))
+                padded = chunk + chunk[-1:] * (needed - len(chunk))
                 results += play_episodes(stepped, policies, device, padded, explore=explore, parts=2)[:len(chunk)]
     finally:
         for extra in local[1:]:

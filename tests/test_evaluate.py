@@ -14,6 +14,7 @@ from bmf_graph import evaluate, players
 from bmf_graph.algos.random_policy import RandomPolicy
 from bmf_graph.config import load_config
 from bmf_graph.envs.base import TeamSpec
+from bmf_graph.envs.copies import WorkerCopies
 from bmf_graph.rollout import EpisodeResult
 from bmf_graph.trainer import train
 from bmf_graph.winrate import GameResult, schedule, tally, wilson_interval
@@ -181,15 +182,22 @@ def test_evaluate_returns_firefighter_is_seeded_and_uses_the_run_env(ckpt):
     assert bigger["env_kwargs"] == {"num_firefighters": 20, "max_steps": 12}
 
 
-def test_evaluate_returns_in_copies_equals_one_by_one(ckpt):
+def test_evaluate_returns_in_copies_equals_one_by_one(ckpt, monkeypatch):
     """Greedy MFQ on Battle against itself: episodes played 3 copies at a time (last chunk of 2)
-    are the episodes played one by one."""
+    are the episodes played one by one; a worker holds no more copies than there are episodes
+    (at least the 2 halves)."""
     path = ckpt[("battle", "mfq")]
     one = evaluate.evaluate_returns(path, episodes=5, seed=2, opponent="self")
     copies = evaluate.evaluate_returns(path, episodes=5, seed=2, opponent="self", copies=3)
     assert copies["returns"] == pytest.approx(one["returns"]) and copies["steps"] == one["steps"]
     worker = evaluate.evaluate_returns(path, episodes=5, seed=2, opponent="self", copies=3, worker=True)
     assert worker["returns"] == pytest.approx(one["returns"]) and worker["steps"] == one["steps"]
+    sizes = []
+    monkeypatch.setattr(evaluate, "WorkerCopies",
+                        lambda *args: sizes.append(args[2]) or WorkerCopies(*args))
+    few = evaluate.evaluate_returns(path, episodes=1, seed=2, opponent="self", copies=8, worker=True)
+    assert sizes == [2]
+    assert few["returns"] == pytest.approx(one["returns"][:1]) and few["steps"] == one["steps"][:1]
     with pytest.raises(ValueError, match="copies=1; expected an integer >= 2 with a worker"):
         evaluate.evaluate_returns(path, episodes=2, copies=1, worker=True)
     with pytest.raises(ValueError, match="copies=0; expected an integer >= 1"):
