@@ -59,16 +59,19 @@ class AlgoConfig:
     max_grad_norm: float = 10.0
     """Gradient clipping (global norm)."""
     # Q family
-    buffer_steps: int = 2000
-    """Replay capacity in environment steps (each step stores the whole team)."""
+    buffer_size: int = 128_000
+    """Replay capacity in agent transitions (MFRL's ``memory_size``): the last ``buffer_size // N``
+    team records are kept, one per env copy and step (2,000 at 64 agents, 125 at 1,024)."""
     batch_steps: int = 16
-    """Environment steps per sampled minibatch (all alive agents of each step)."""
+    """Team records (env copy-steps) per sampled minibatch (all alive agents of each)."""
     learning_starts: int = 200
-    """Environment steps before the first update."""
-    update_every: int = 4
-    """Environment steps between updates (``I_u``)."""
+    """Team records stored (env copy-steps) before the first update."""
+    replay_ratio: float = 2.0
+    """Times each stored agent transition is sampled in expectation (MFRL's Battle code: about
+    twice). Recording earns ``replay_ratio`` times the alive agents stored in credit; a gradient
+    step on ``batch_steps`` records costs ``batch_steps`` times the mean alive agents per record."""
     updates: int = 1
-    """Gradient steps per update."""
+    """AC family: gradient steps per episode batch."""
     tau: float = 0.01
     """Soft target update rate."""
     temperature_start: float = 1.0
@@ -106,6 +109,9 @@ class AlgoConfig:
     """BMF: reconstruction weight of the VAE loss."""
     lambda_pred: float = 1.0
     """BMF: value-prediction weight of the VAE loss."""
+    vae_every: int = 1
+    """BMF: the agent VAE takes a gradient step on every ``vae_every``-th update of the critic
+    (on that update's batch); 1 trains it on every update."""
 
 
 @dataclass
@@ -129,7 +135,14 @@ class TrainConfig:
     max_steps: Optional[int] = None
     """Episode length; ``None`` keeps the task's own limit."""
     save_every: int = 25
-    """Episodes between checkpoints (one is always written at the end)."""
+    """Episodes between checkpoints (one is always written at the end; with ``envs`` copies a
+    checkpoint follows the round of episodes that reaches a multiple of ``save_every``)."""
+    envs: int = 1
+    """Env copies each round plays at once, one episode each (one metrics row per episode):
+    every policy runs one forward pass per team and step for all copies."""
+    worker: bool = False
+    """Step the copies in a worker process and play them in two halves, so that the worker
+    steps one half while the networks run on the other (needs ``envs >= 2``)."""
     progress: bool = True
     """Show a progress bar."""
 
@@ -178,8 +191,9 @@ def validate(cfg: Config) -> Config:
     _choice("algo.grouping", cfg.algo.grouping, GROUPINGS)
     _choice("opponent.policy", cfg.opponent.policy, OPPONENT_POLICIES)
     _choice("device", cfg.device, DEVICES)
-    for key in ("hidden", "lr", "buffer_steps", "batch_steps", "update_every", "updates", "num_groups",
-                "group_interval", "latent_dim", "heads", "vae_lr", "temperature_start", "temperature_end"):
+    for key in ("hidden", "lr", "buffer_size", "batch_steps", "replay_ratio", "updates", "num_groups",
+                "group_interval", "latent_dim", "heads", "vae_lr", "vae_every", "temperature_start",
+                "temperature_end"):
         _positive(f"algo.{key}", getattr(cfg.algo, key))
     for key in ("tau", "gamma", "gae_lambda", "explore_fraction"):
         value = getattr(cfg.algo, key)
@@ -188,6 +202,9 @@ def validate(cfg: Config) -> Config:
     _positive("env.radius", cfg.env.radius)
     _positive("train.episodes", cfg.train.episodes)
     _positive("train.save_every", cfg.train.save_every)
+    _positive("train.envs", cfg.train.envs)
+    if cfg.train.worker and cfg.train.envs < 2:
+        raise ConfigError(f"train.worker=true needs train.envs >= 2 (two halves); got train.envs={cfg.train.envs}")
     if cfg.train.max_steps is not None:
         _positive("train.max_steps", cfg.train.max_steps)
     if cfg.opponent.policy == "checkpoint" and not cfg.opponent.checkpoint:

@@ -29,8 +29,7 @@ from bmf_graph.envs import battle, make_env
 from bmf_graph.envs.base import BatchedEnv
 from bmf_graph.envs.copies import WorkerCopies
 from bmf_graph.players import RANDOM, Source, checkpoint_config, describe, setup_play, team_policies
-from bmf_graph.rollout import EpisodeResult, play_episode
-from bmf_graph.vector_rollout import play_episodes
+from bmf_graph.rollout import EpisodeResult, play_episode, play_episodes
 from bmf_graph.winrate import GameResult, schedule, tally, wilson_interval
 
 __all__ = ["evaluate_returns", "head_to_head", "zero_shot", "battle_map_size", "play", "play_copies", "main"]
@@ -55,7 +54,7 @@ def play_copies(env: BatchedEnv, env_name: str, env_kwargs: Mapping[str, Any], p
                 seeds: Sequence[int], copies: int, deterministic: bool = True,
                 device: torch.device | str = "cpu", worker: bool = False) -> list[EpisodeResult]:
     """Seeded evaluation episodes, ``copies`` at a time
-    (:func:`~bmf_graph.vector_rollout.play_episodes`); ``copies=1`` plays them one by one
+    (:func:`~bmf_graph.rollout.play_episodes`); ``copies=1`` plays them one by one
     (:func:`play`). Greedy Q, MF and GAT-MF policies give the same episodes either way. With
     ``worker``, the copies are stepped in a worker process and played in two halves
     (:class:`~bmf_graph.envs.copies.WorkerCopies`); a last, smaller round is padded with

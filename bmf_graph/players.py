@@ -124,8 +124,9 @@ def setup_play(checkpoint: Source, env_name: str | None, env_kwargs: Mapping[str
 class Driver:
     """Policies as a ``save_episode_gif`` policy: ``driver(team_steps) -> actions per team``.
 
-    Keeps the previous actions and observations as :func:`~bmf_graph.rollout.play_episode`
-    does; call :meth:`reset` (or create a new driver) before each episode.
+    Keeps the previous actions, observations and the step index as
+    :func:`~bmf_graph.rollout.play_episodes` does; call :meth:`reset` (or create a new driver)
+    before each episode.
     """
 
     def __init__(self, policies: Sequence[Any], num_actions: Sequence[int], device: torch.device | str,
@@ -137,6 +138,7 @@ class Driver:
     def reset(self) -> None:
         self.a_prev: list[torch.Tensor | None] = [None] * len(self.policies)
         self.prev_obs: list[torch.Tensor | None] = [None] * len(self.policies)
+        self.t = 0
         for policy in self.policies:
             policy.begin_episode()
 
@@ -146,9 +148,10 @@ class Driver:
         for i, (policy, step) in enumerate(zip(self.policies, steps)):
             if self.a_prev[i] is None:
                 self.a_prev[i] = torch.zeros(len(step.alive), self.num_actions[i], device=self.device)
-            view = team_view(step, self.a_prev[i], self.prev_obs[i], self.device)
+            view = team_view(step, self.a_prev[i], self.prev_obs[i], self.device, self.t)
             action = policy.act(view, policy.observe(view), self.explore)
             self.a_prev[i] = previous_actions(action, self.num_actions[i], view)
             self.prev_obs[i] = view.obs
             actions.append(action.cpu().numpy())
+        self.t += 1
         return actions

@@ -41,6 +41,8 @@ class BiLevelInteraction(Interaction):
         self.intra = IntraGroupMeanField()
         self.attention = InterGroupAttention(cfg.latent_dim, cfg.hidden, heads=cfg.heads)
         self.vae_optimizer = torch.optim.Adam(self.vae.parameters(), lr=cfg.vae_lr)
+        self.vae_every = cfg.vae_every
+        self.aux_calls = 0  # critic updates seen by aux_loss (the VAE steps on every vae_every-th)
 
     def schema(self, num_agents: int) -> dict:
         k, a, d = self.num_groups, self.num_actions, self.vae.latent_dim
@@ -61,7 +63,8 @@ class BiLevelInteraction(Interaction):
         inter_grp, _ = self.attention.attend(h_grp, a_grp, count, self.group_batch(view.num_envs, mu.device),
                                              return_weight=False)
         mean_action = torch.cat([intra, inter_grp[group]], dim=-1)
-        return {"mf": intra, "group": group, "a_grp": a_grp, "h_grp": h_grp, "count": count,
+        # Records keep each copy's own ids 0..k-1 (a copy's record does not depend on the stacking).
+        return {"mf": intra, "group": group % self.num_groups, "a_grp": a_grp, "h_grp": h_grp, "count": count,
                 "mean_action": mean_action}
 
     def group_batch(self, entries: int, device: torch.device) -> Tensor | None:
@@ -80,7 +83,10 @@ class BiLevelInteraction(Interaction):
         inter = out.reshape(b, k, -1).gather(1, rec["group"].unsqueeze(-1).expand(b, n, out.shape[-1]))
         return torch.cat([rec["mf"], inter], dim=-1)
 
-    def aux_loss(self, rec: dict[str, Tensor], target: Tensor) -> tuple[Tensor, dict[str, float]]:
+    def aux_loss(self, rec: dict[str, Tensor], target: Tensor) -> tuple[Tensor, dict[str, float]] | None:
+        self.aux_calls += 1
+        if (self.aux_calls - 1) % self.vae_every:
+            return None
         action = torch.nn.functional.one_hot(rec["action"], self.num_actions).float()
         obs = rec["obs"].reshape(-1, rec["obs"].shape[-1])
         loss, parts = self.vae.loss(obs, action.reshape(-1, self.num_actions), target.reshape(-1).detach(),
@@ -93,11 +99,14 @@ class BiLevelInteraction(Interaction):
         torch.nn.utils.clip_grad_norm_(self.vae.parameters(), 10.0)
         self.vae_optimizer.step()
 
-    def stats(self, rec: dict[str, Tensor]) -> dict[str, float]:
-        return {"charts/groups": float((rec["count"] > 0).sum())}
+    def stats(self, rec: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Non-empty groups per env copy (a tensor: read once the episode is over)."""
+        count = rec["count"]
+        return {"charts/groups": (count > 0).sum() * self.num_groups / count.numel()}
 
     def training_state(self) -> dict:
-        return {"vae_optimizer": self.vae_optimizer.state_dict()}
+        return {"vae_optimizer": self.vae_optimizer.state_dict(), "aux_calls": self.aux_calls}
 
     def load_training_state(self, state: dict) -> None:
         self.vae_optimizer.load_state_dict(state["vae_optimizer"])
+        self.aux_calls = state.get("aux_calls", 0)

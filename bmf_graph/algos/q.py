@@ -8,6 +8,11 @@ with :math:`\bar a_i` the interaction's critic input (empty for ``q``; Eq. 8 for
 :math:`V(o') = Q_{\bar\theta}(o', \arg\max_a Q_\theta(o', a))` (double Q); with mean actions,
 :math:`V(o') = \sum_a \pi(a \mid o', \bar a')\, Q_{\bar\theta}(o', a, \bar a')` with the Boltzmann
 policy :math:`\pi` of the online network (MFQ). Soft target updates, replay of whole-team steps.
+
+Update schedule (replay ratio :math:`\rho`, ``algo.replay_ratio``): every recorded step earns
+:math:`\rho` times the alive agent transitions it stores in credit; one gradient step on
+``batch_steps`` records costs ``batch_steps`` times the mean alive agents per record. So each
+stored agent transition is sampled about :math:`\rho` times, however many env copies record at once.
 """
 from __future__ import annotations
 
@@ -18,7 +23,7 @@ from torch import Tensor, nn
 
 from bmf_graph.algos.base import (Algorithm, Interaction, TeamView, boltzmann, check_finite, linear_schedule,
                                   mlp, sample_rows, soft_update)
-from bmf_graph.buffer import StepBuffer
+from bmf_graph.buffer import StepBuffer, replay_records
 from bmf_graph.config import AlgoConfig
 from bmf_graph.envs.base import TeamSpec
 
@@ -44,8 +49,9 @@ class QLearner(Algorithm):
         self.q_target = copy.deepcopy(self.q).requires_grad_(False)
         self.buffer: StepBuffer | None = None
         self.optimizer: torch.optim.Optimizer | None = None
-        self.steps = 0
-        self._last = -1
+        self.records = 0  # team records stored (one per env copy and step)
+        self.transitions = 0  # alive agent transitions stored
+        self.credit = 0.0  # agent transitions still to be sampled (replay ratio)
 
     def temperature(self, explore: float | None) -> float:
         if explore is None:
@@ -64,36 +70,42 @@ class QLearner(Algorithm):
         schema = {"obs": ((n, self.spec.obs_dim), torch.float32), "action": ((n,), torch.long),
                   "reward": ((n,), torch.float32), "alive": ((n,), torch.bool),
                   **self.interaction.schema(n)}
-        self.buffer = StepBuffer(self.cfg.buffer_steps, schema, self.device)
+        self.buffer = StepBuffer(replay_records(self.cfg.buffer_size, n), schema, self.device)
         critic = [p for name, p in self.named_parameters() if not name.startswith(("q_target", "interaction.vae"))]
         self.optimizer = torch.optim.Adam(critic, lr=self.cfg.lr)
 
-    def record(self, view: TeamView, rec: dict[str, Tensor], action: Tensor, first: bool) -> None:
+    def _store(self, view: TeamView, rec: dict[str, Tensor], action: Tensor, first: bool) -> None:
+        """One record per copy in ``view``; the copy's previous record gets its reward."""
         if self.buffer is None:
             self._setup()
+        if not first:
+            self.buffer.set_last(view.copies, "reward", view.reward)
         fields = {k: v for k, v in rec.items() if k != "mean_action"}
-        self._last = self.buffer.add({**fields, "obs": view.obs, "alive": view.alive, "action": action,
-                                      "reward": torch.zeros_like(view.alive, dtype=torch.float32)}, first)
+        self.buffer.add({**fields, "obs": view.obs, "alive": view.alive, "action": action,
+                         "reward": torch.zeros_like(view.alive, dtype=torch.float32)}, view.copies, first)
 
-    def reward(self, reward: Tensor) -> None:
-        self.buffer.set(self._last, "reward", reward)
+    def record(self, view: TeamView, rec: dict[str, Tensor], action: Tensor, first: bool) -> None:
+        self._store(view, rec, action, first)
+        alive = int(view.alive.sum())
+        self.records += view.num_envs
+        self.transitions += alive
+        if self.records >= self.cfg.learning_starts:
+            self.credit += self.cfg.replay_ratio * alive
 
     def after_step(self, explore: float) -> dict[str, float]:
-        self.steps += 1
         c = self.cfg
-        if self.steps < c.learning_starts or self.steps % c.update_every or self.buffer.num_transitions == 0:
-            return {}
-        logs: dict[str, float] = {}
-        for _ in range(c.updates):
-            logs = self.update(self.temperature(explore))
-        return logs
+        cost = c.batch_steps * max(self.transitions / max(self.records, 1), 1.0)
+        logs: list[dict[str, float]] = []
+        while self.credit >= cost and self.buffer.num_transitions > 0:
+            logs.append(self.update(self.temperature(explore)))
+            self.credit -= cost
+        return {k: sum(log[k] for log in logs) / len(logs) for k in logs[0]} if logs else {}
 
     def end_episode(self, view: TeamView, rec: dict[str, Tensor], terminated: bool, explore: float) -> dict[str, float]:
         # The final state closes the last transition; it has no action of its own.
-        action = torch.zeros_like(view.alive, dtype=torch.long)
-        self.record(view, rec, action, first=False)
+        self._store(view, rec, torch.zeros_like(view.alive, dtype=torch.long), first=False)
         if terminated:
-            self.buffer.set(self._last, "alive", torch.zeros_like(view.alive))
+            self.buffer.set_last(view.copies, "alive", torch.zeros_like(view.alive))
         return {}
 
     def target_value(self, nxt: dict[str, Tensor], temperature: float) -> Tensor:
@@ -132,13 +144,14 @@ class QLearner(Algorithm):
         return logs
 
     def training_state(self) -> dict:
+        counters = {"records": self.records, "transitions": self.transitions, "credit": self.credit}
         if self.buffer is None:
-            return {"steps": self.steps}
-        return {"steps": self.steps, "buffer": self.buffer.state_dict(), "optimizer": self.optimizer.state_dict(),
+            return counters
+        return {**counters, "buffer": self.buffer.state_dict(), "optimizer": self.optimizer.state_dict(),
                 **self.interaction.training_state()}
 
     def load_training_state(self, state: dict) -> None:
-        self.steps = state["steps"]
+        self.records, self.transitions, self.credit = state["records"], state["transitions"], state["credit"]
         if "buffer" in state:
             self._setup()
             self.buffer.load_state_dict(state["buffer"])

@@ -13,7 +13,7 @@ from bmf_graph.rollout import play_episode
 def test_replayed_critic_input_matches_acting_time(name):
     torch.manual_seed(0)
     env = firefighter.batched_env(num_firefighters=16, max_steps=12)
-    cfg = AlgoConfig(name=name, hidden=16, num_groups=3, group_interval=2, buffer_steps=64)
+    cfg = AlgoConfig(name=name, hidden=16, num_groups=3, group_interval=2, buffer_size=1024)
     algo = make_algorithm(env.teams[0], cfg, radius=1.5)
     seen = []
     play_episode(env, [algo], "cpu", seed=0, explore=0.5, learners={0: algo},
