@@ -137,9 +137,10 @@ class StepBuffer:
 
     def state_dict(self) -> dict:
         """The filled rows only, as laid out (not re-ordered), so sampling after a reload draws
-        the same records; each tensor is a copy of its own size, not a view of the allocation."""
+        the same records. Each tensor's storage is its filled rows (``torch.save`` writes whole
+        storages): the allocation itself once full, else a copy."""
         n = self.size
-        return {"data": {k: v[:n].to("cpu", copy=True) for k, v in self.data.items()},
+        return {"data": {k: (v if n == len(v) else v[:n].clone()).cpu() for k, v in self.data.items()},
                 "next": self.next[:n].copy(), "owner": self.owner[:n].copy(), "last": dict(self.last),
                 "ptr": self.ptr, "capacity": self.capacity}
 

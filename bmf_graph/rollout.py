@@ -189,6 +189,9 @@ class PartPlayer:
             recs = [policy.observe(view) for policy, view in zip(self.policies, views)]
             actions = [policy.act(view, rec, explore) for policy, view, rec in zip(self.policies, views, recs)] \
                 if playing.any() else []
+        # The one wait for the device per step: the env needs the actions. Learning goes after
+        # it, so that the device updates while this process steps the envs.
+        env_actions = [a.cpu().numpy() for a in actions]
         for i, learner in self.learners.items():
             self.learn(learner, views[i], recs[i], actions[i] if actions else None, playing, ending, explore)
         if not actions:
@@ -198,7 +201,7 @@ class PartPlayer:
         for i, (view, action) in enumerate(zip(views, actions)):
             self.a_prev[i] = previous_actions(action, self.copies.teams[i].num_actions, view)
             self.prev_obs[i] = view.obs
-        self.copies.step(self.part, [a.cpu().numpy() for a in actions], t)
+        self.copies.step(self.part, env_actions, t)
 
     def learn(self, learner: Any, view: TeamView, rec: dict[str, Tensor], action: Tensor | None,
               playing: np.ndarray, ending: np.ndarray, explore: float | None) -> None:

@@ -249,20 +249,26 @@ def test_acting_copy_shares_weights_and_learning_state_but_not_episode_state():
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_copies_on_cuda_play_and_record_as_on_cpu():
-    """The loop on a GPU (observations copied once per step from page-locked buffers) plays the
-    same greedy episodes and stores the same records as on the CPU."""
+@pytest.mark.parametrize("where", ["local", "worker"])
+def test_copies_on_cuda_play_and_record_as_on_cpu(where):
+    """The loop on a GPU (observations copied once per step from page-locked buffers, in this
+    process or shared with a worker) plays the same greedy episodes and stores the same records
+    as on the CPU."""
     torch.manual_seed(0)
+    kwargs = {"map_size": 20, "agents_per_team": 8, "max_steps": 12}
+    spec = battle.batched_env(**kwargs).teams
     cfg = AlgoConfig(name="mfq", hidden=16, learning_starts=10**9)
-    cpu = make_algorithm(CountdownEnv().teams[0], cfg, radius=1.5)
-    gpu = copy.deepcopy(cpu).cuda()
-    copies = LocalCopies([CountdownEnv() for _ in SEEDS])
+    cpu = [make_algorithm(s, cfg, radius=6.0) for s in spec]
+    gpu = [copy.deepcopy(p).cuda() for p in cpu]
+    copies = WorkerCopies("battle", kwargs, 4) if where == "worker" else \
+        LocalCopies([battle.batched_env(**kwargs) for _ in range(4)])
     copies.pin_memory()
     with copies:
-        on_gpu = play_episodes(copies, [gpu], "cuda", SEEDS, learners={0: gpu})
-    on_cpu = play_episodes([CountdownEnv() for _ in SEEDS], [cpu], "cpu", SEEDS, learners={0: cpu})
+        on_gpu = play_episodes(copies, gpu, "cuda", [0, 1, 2, 3], learners={0: gpu[0]}, parts=2)
+    on_cpu = play_episodes([battle.batched_env(**kwargs) for _ in range(4)], cpu, "cpu", [0, 1, 2, 3],
+                           learners={0: cpu[0]}, parts=2)
     for a, b in zip(on_gpu, on_cpu):
         _same_results(a, b)
-    for key, value in cpu.buffer.data.items():
-        assert torch.allclose(gpu.buffer.data[key].cpu().float(), value.float(), atol=1e-5), key
-    assert np.array_equal(gpu.buffer.next, cpu.buffer.next)
+    for key, value in cpu[0].buffer.data.items():
+        assert torch.allclose(gpu[0].buffer.data[key].cpu().float(), value.float(), atol=1e-5), key
+    assert np.array_equal(gpu[0].buffer.next, cpu[0].buffer.next)

@@ -87,10 +87,10 @@ class BiLevelInteraction(Interaction):
         self.aux_calls += 1
         if (self.aux_calls - 1) % self.vae_every:
             return None
-        action = torch.nn.functional.one_hot(rec["action"], self.num_actions).float()
-        obs = rec["obs"].reshape(-1, rec["obs"].shape[-1])
-        loss, parts = self.vae.loss(obs, action.reshape(-1, self.num_actions), target.reshape(-1).detach(),
-                                    mask=rec["alive"].reshape(-1))
+        alive = rec["alive"].reshape(-1)  # the loss averages over alive agents: only their rows are computed
+        action = torch.nn.functional.one_hot(rec["action"].reshape(-1)[alive], self.num_actions).float()
+        obs = rec["obs"].reshape(-1, rec["obs"].shape[-1])[alive]
+        loss, parts = self.vae.loss(obs, action, target.reshape(-1)[alive].detach())
         return loss, {k: float(v.detach()) for k, v in parts.items()}
 
     def step_aux(self, loss: Tensor) -> None:

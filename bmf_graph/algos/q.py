@@ -99,7 +99,8 @@ class QLearner(Algorithm):
         while self.credit >= cost and self.buffer.num_transitions > 0:
             logs.append(self.update(self.temperature(explore)))
             self.credit -= cost
-        return {k: sum(log[k] for log in logs) / len(logs) for k in logs[0]} if logs else {}
+        keys = {k for log in logs for k in log}
+        return {k: sum(log[k] for log in logs if k in log) / sum(k in log for log in logs) for k in keys}
 
     def end_episode(self, view: TeamView, rec: dict[str, Tensor], terminated: bool, explore: float) -> dict[str, float]:
         # The final state closes the last transition; it has no action of its own.

@@ -93,7 +93,7 @@ class EnvCopies:
             return
         cudart = torch.cuda.cudart()
         for buffer in self.buffers:
-            error = cudart.cudaHostRegister(buffer.ctypes.data, buffer.nbytes, 0)
+            error = cudart.cudaHostRegister(buffer.ctypes.data, buffer.nbytes, 1)  # 1: cudaHostRegisterPortable
             if int(error) != 0:
                 raise RuntimeError(f"EnvCopies.pin_memory: cudaHostRegister failed with CUDA error {int(error)}")
         self._pinned = True
