@@ -3,7 +3,7 @@
 Metric names are grouped as ``charts/`` (returns, kills, groups, the exploration level
 ``charts/epsilon`` or ``charts/temperature`` and ``charts/entropy``, the mean entropy of the
 learning team's acting policy over alive agents), ``losses/`` and ``perf/``.
-The CSV has a fixed header (:data:`COLUMNS` plus one return and kill column per team) so
+The CSV has a fixed header (:data:`COLUMNS` plus a return, kills and entropy column per team) so
 files from different algorithms line up; cells of metrics an algorithm lacks stay empty.
 """
 from __future__ import annotations
