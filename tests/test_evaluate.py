@@ -330,10 +330,10 @@ def test_models_from_before_the_minimap_play_with_the_old_env_arguments(tmp_path
     assert r["env_kwargs"]["minimap_mode"] is False and len(r["left"]["kills_per_game"]) == 1
 
 
-def test_cli_sides_as_a_module(ckpt):
-    proc = subprocess.run([sys.executable, "-m", "bmf_graph.evaluate", "sides", str(ckpt[("battle", "bmf_q")]),
-                           "--games", "2", "--env-kwargs", "max_steps=3", "--threads", "1"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    out = json.loads(proc.stdout)
-    assert out["games_per_side"] == 2 and set(out) >= {"left", "right", "kills_left", "kills_right", "relative_gap"}
+def test_cli_sides_writes_json(ckpt, tmp_path, capsys):
+    out = tmp_path / "sides.json"
+    evaluate.main(["sides", str(ckpt[("battle", "bmf_q")]), "--games", "2", "--env-kwargs", "max_steps=3",
+                   "--copies", "2", "--out", str(out)])
+    printed = json.loads(capsys.readouterr().out)
+    assert json.loads(out.read_text()) == printed and printed["games_per_side"] == 2
+    assert set(printed) >= {"left", "right", "kills_left", "kills_right", "relative_gap"}
