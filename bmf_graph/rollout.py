@@ -3,7 +3,8 @@
 :func:`play_episodes` plays one episode in each of ``E`` copies of a task at once; training
 runs it with learners (which record and update), evaluation and plotting without, and
 :func:`play_episode` is the same loop over one copy. A *policy* is anything with
-``begin_episode()``, ``observe(view)`` and ``act(view, rec, explore)``: an
+``begin_episode()``, ``observe(view)``, ``policy(view, rec, explore)`` (the ``[N, A]`` action
+distribution) and ``act(view, rec, explore)`` (a draw from it): an
 :class:`~bmf_graph.algos.Algorithm` or a :class:`~bmf_graph.algos.random_policy.RandomPolicy`.
 
 Per step, each team's agents of the copies are stacked into one :class:`TeamView` of
@@ -27,6 +28,7 @@ copies, so they differ from single-copy play.
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
@@ -34,7 +36,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from bmf_graph.algos.base import TeamView
+from bmf_graph.algos.base import TeamView, mean_entropy, sample_rows
 from bmf_graph.buffer import StepBuffer
 from bmf_graph.envs.base import BatchedEnv, TeamStep
 from bmf_graph.envs.copies import EnvCopies, LocalCopies, Part, PartStep
@@ -133,7 +135,9 @@ class Logs(dict):
             self.setdefault(k, []).append(v)
 
     def floats(self) -> dict[str, list[float]]:
-        return {k: [float(v) for v in values] for k, values in self.items()}
+        """Each name's values as floats, without NaN (e.g. an entropy when no agent was alive)."""
+        out = {k: [x for x in map(float, values) if not math.isnan(x)] for k, values in self.items()}
+        return {k: values for k, values in out.items() if values}
 
 
 class PartPlayer:
@@ -187,7 +191,7 @@ class PartPlayer:
         views = self.views(arrays, t, before)
         with torch.no_grad():
             recs = [policy.observe(view) for policy, view in zip(self.policies, views)]
-            actions = [policy.act(view, rec, explore) for policy, view, rec in zip(self.policies, views, recs)] \
+            actions = [self.act(i, view, rec, explore) for i, (view, rec) in enumerate(zip(views, recs))] \
                 if playing.any() else []
         # The one wait for the device per step: the env needs the actions. Learning goes after
         # it, so that the device updates while this process steps the envs.
@@ -202,6 +206,16 @@ class PartPlayer:
             self.a_prev[i] = previous_actions(action, self.copies.teams[i].num_actions, view)
             self.prev_obs[i] = view.obs
         self.copies.step(self.part, env_actions, t)
+
+    def act(self, team: int, view: TeamView, rec: dict[str, Tensor], explore: float | None) -> Tensor:
+        """Team ``team``'s actions; a learner's acting distribution's mean entropy over its alive
+        agents goes to the logs as ``charts/entropy_{team name}``."""
+        policy = self.policies[team]
+        if team not in self.learners:
+            return policy.act(view, rec, explore)
+        probs = policy.policy(view, rec, explore)
+        self.logs.add({f"charts/entropy_{self.copies.teams[team].name}": mean_entropy(probs, view.alive)})
+        return sample_rows(probs)
 
     def learn(self, learner: Any, view: TeamView, rec: dict[str, Tensor], action: Tensor | None,
               playing: np.ndarray, ending: np.ndarray, explore: float | None) -> None:

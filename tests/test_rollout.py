@@ -74,7 +74,7 @@ def test_copies_record_the_transitions_of_single_env_play(name, parts):
     assert torch.isclose(rewards.sum(), torch.tensor(sum(r.returns[0] for r in results), dtype=torch.float32))
     dead_ends = [stacked.buffer.last[c] for c, r in enumerate(results) if r.terminated]
     assert not stacked.buffer.data["alive"][dead_ends].any()
-    assert stacked.records == alone.records and stacked.transitions == alone.transitions
+    assert stacked.steps == alone.steps and stacked.credit == alone.credit
 
 
 @pytest.mark.parametrize("name", ["mfq", "gat_mf", "bmf_q"])
@@ -128,7 +128,7 @@ def test_every_policy_acts_with_the_learners_exploration():
             return super().act(view, rec, explore)
 
     learner = make_algorithm(envs[0].teams[0], AlgoConfig(name="q", hidden=8), radius=1.5)
-    learner.act = lambda view, rec, explore: seen.append(("learner", explore)) or torch.zeros(12, dtype=torch.long)
+    learner.policy = lambda view, rec, explore: seen.append(("learner", explore)) or torch.full((12, 3), 1 / 3)
     play_episodes(envs, [learner, Spy(envs[0].teams[1])], "cpu", [0, 1], explore=0.3, learners={0: learner})
     assert {e for _, e in seen} == {0.3} and {n for n, _ in seen} == {"learner", "t1"}
 

@@ -8,6 +8,6 @@ TINY = {
 }
 """Task overrides: small maps and teams, short episodes."""
 
-FAST = ["train.progress=false", "algo.learning_starts=4", "algo.replay_ratio=2", "algo.batch_steps=4",
+FAST = ["train.progress=false", "algo.learning_starts=4", "algo.update_every=2", "algo.batch_steps=4",
         "algo.buffer_size=768", "algo.hidden=16", "algo.num_groups=3", "algo.group_interval=3", "threads=1"]
 """Algorithm overrides: updates from the first steps, small networks and replay."""

@@ -28,30 +28,33 @@ def count_updates(algo):
 def test_replay_ratio_is_the_same_with_copies(ratio):
     """Credit per stored agent transition: six episodes played one by one or six copies at once
     (deterministic policies, the same transitions) pay for the same gradient steps, about
-    ``ratio * agent transitions / (batch_steps * agents per record)`` of them."""
+    ``ratio * agent transitions / (batch_steps * mean alive agents per record)`` of them."""
     torch.manual_seed(0)
-    cfg = AlgoConfig(name="mfq", hidden=8, batch_steps=2, learning_starts=0, replay_ratio=ratio)
+    cfg = AlgoConfig(name="mfq", hidden=8, batch_steps=2, learning_starts=0, update_every=1, replay_ratio=ratio)
     stacked = make_algorithm(CountdownEnv().teams[0], cfg, radius=1.5)
     alone = copy.deepcopy(stacked)
     calls_stacked, calls_alone = count_updates(stacked), count_updates(alone)
     play_episodes([CountdownEnv() for _ in SEEDS], [stacked], "cpu", SEEDS, explore=None, learners={0: stacked})
     for seed in SEEDS:
         play_episode(CountdownEnv(), [alone], "cpu", seed, explore=None, learners={0: alone})
-    assert stacked.transitions == alone.transitions and stacked.records == alone.records == 30
-    expected = ratio * stacked.transitions / (2 * stacked.transitions / stacked.records)  # = ratio * 30 / 2
+    assert stacked.steps == alone.steps == 30
     assert abs(len(calls_stacked) - len(calls_alone)) <= 1
-    assert 0.75 * expected <= len(calls_stacked) <= expected  # the cost follows the mean alive agents per record
+    earned = len(calls_stacked) * stacked.batch_cost() + stacked.credit
+    expected = earned / stacked.batch_cost()
+    assert 0.8 * expected <= len(calls_stacked) <= expected
 
 
-def test_learning_starts_counts_records_of_every_copy():
+def test_learning_starts_and_update_every_count_records_of_every_copy():
     torch.manual_seed(0)
-    algo = make_algorithm(CountdownEnv().teams[0], AlgoConfig(name="q", hidden=8, batch_steps=2, learning_starts=26),
-                          radius=1.5)
-    calls = count_updates(algo)
+    cfg = AlgoConfig(name="q", hidden=8, batch_steps=2, learning_starts=26, update_every=3)
+    algo = make_algorithm(CountdownEnv().teams[0], cfg, radius=1.5)
+    calls, steps_at = count_updates(algo), []
+    after_step = algo.after_step
+    algo.after_step = lambda explore: (steps_at.append(algo.steps), after_step(explore))[1]
     play_episodes([CountdownEnv() for _ in SEEDS[:5]], [algo], "cpu", SEEDS[:5], learners={0: algo})  # 25 records
-    assert algo.records == 25 and not calls and algo.credit == 0
+    assert algo.steps == 25 and steps_at == [5, 10, 15, 20, 25] and not calls and algo.credit > 0
     play_episode(CountdownEnv(), [algo], "cpu", SEEDS[5], learners={0: algo})
-    assert calls
+    assert calls  # at 27 = 9 * 3 records, the first block crossed after learning_starts
 
 
 @pytest.mark.parametrize("every", [1, 3])
