@@ -166,9 +166,10 @@ class TrainConfig:
     save_every: int = 25
     """Episodes between checkpoints (one is always written at the end; with ``envs`` copies a
     checkpoint follows the round of episodes that reaches a multiple of ``save_every``)."""
-    envs: int = 1
+    envs: int = 16
     """Env copies each round plays at once, one episode each (one metrics row per episode):
-    every policy runs one forward pass per team and step for all copies."""
+    every policy runs one forward pass per team and step for all copies (16: measured on Battle
+    64 v 64, see ``docs/performance.md``)."""
     worker: bool = False
     """Step the copies in a worker process and play them in two halves, so that the worker
     steps one half while the networks run on the other (needs ``envs >= 2``)."""

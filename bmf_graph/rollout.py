@@ -100,29 +100,24 @@ def acting_copy(policy: Any) -> Any:
     return copy.deepcopy(policy, memo=shared)
 
 
-def copy_rows(view: TeamView, keep: np.ndarray) -> Tensor:
-    """Agent rows of the stacked copies where ``keep`` (``[num_envs]`` bool)."""
-    n = view.obs.shape[0] // view.num_envs
-    index = (np.flatnonzero(keep)[:, None] * n + np.arange(n)).ravel()
-    return torch.from_numpy(index).to(view.obs.device, non_blocking=True)
-
-
 def select_copies(view: TeamView, rec: dict[str, Tensor], action: Tensor | None,
                   keep: np.ndarray) -> tuple[TeamView, dict[str, Tensor], Tensor | None]:
-    """The copies where ``keep`` of a stacked view, its observation record (every field stacks
-    the copies along dim 0) and actions; the same objects when ``keep`` is all true."""
+    """The copies where ``keep`` (``[num_envs]`` bool) of a stacked view, of its observation
+    record (every field stacks the copies along dim 0) and of its actions; the same objects when
+    ``keep`` is all true."""
     if keep.all():
         return view, rec, action
-    copies = np.flatnonzero(keep)
-    rows, which = copy_rows(view, keep), torch.from_numpy(copies).to(view.obs.device, non_blocking=True)
-    n = view.obs.shape[0] // view.num_envs
+    num, copies = view.num_envs, np.flatnonzero(keep)
+    n = view.obs.shape[0] // num
+    device = view.obs.device
+    rows = torch.from_numpy((copies[:, None] * n + np.arange(n)).ravel()).to(device, non_blocking=True)
+    which = torch.from_numpy(copies).to(device, non_blocking=True)
     pick = lambda t: t.index_select(0, rows)  # noqa: E731
     sub = TeamView(obs=pick(view.obs), pos=pick(view.pos), alive=pick(view.alive), a_prev=pick(view.a_prev),
                    prev_obs=pick(view.prev_obs), num_envs=len(copies), step=view.step,
-                   batch=None if len(copies) == 1 else torch.arange(len(copies), device=rows.device).repeat_interleave(n),
+                   batch=None if len(copies) == 1 else torch.arange(len(copies), device=device).repeat_interleave(n),
                    reward=None if view.reward is None else pick(view.reward),
                    copy_ids=tuple(view.copies[c] for c in copies))
-    num = view.num_envs
     rec = {k: v.reshape(num, v.shape[0] // num, *v.shape[1:]).index_select(0, which).flatten(0, 1) for k, v in rec.items()}
     return sub, rec, None if action is None else pick(action)
 

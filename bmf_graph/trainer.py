@@ -96,12 +96,13 @@ class Trainer:
         return opponent.to(self.device).requires_grad_(False).eval()
 
     def _copies(self) -> EnvCopies:
-        """``train.envs`` copies of the task, in this process or a worker's."""
+        """``train.envs`` copies of the task (no more than episodes), here or in a worker process."""
         c = self.cfg
+        num = min(c.train.envs, c.train.episodes)
         if c.train.worker:
-            copies: EnvCopies = WorkerCopies(c.env.name, c.env.kwargs, c.train.envs)
+            copies: EnvCopies = WorkerCopies(c.env.name, c.env.kwargs, num)
         else:
-            copies = LocalCopies([self.env] + [make_env(c.env.name, c.env.kwargs) for _ in range(c.train.envs - 1)])
+            copies = LocalCopies([self.env] + [make_env(c.env.name, c.env.kwargs) for _ in range(num - 1)])
         if self.device.type == "cuda":
             copies.pin_memory()
         return copies

@@ -15,7 +15,7 @@ from bmf_graph.sweep_grid import expand, parse_args, split_values  # noqa: E402
 from bmf_graph.trainer import Trainer, train  # noqa: E402
 
 TINY = ["conf=firefighter", "env.kwargs.num_firefighters=8", "env.kwargs.max_steps=8",
-        "algo.learning_starts=4", "algo.batch_steps=4", "algo.buffer_size=768", "algo.hidden=16"]
+        "algo.learning_starts=4", "algo.batch_steps=4", "algo.buffer_size=768", "algo.hidden=16", "train.envs=2"]
 
 
 @pytest.fixture(scope="module")

@@ -54,6 +54,17 @@ def test_every_algorithm_trains_on_every_task(tmp_path, conf, algo):
     assert any(p.name.startswith("events.out.tfevents") for p in run_dir.iterdir())
 
 
+@pytest.mark.parametrize("algo", ALGORITHMS)
+def test_every_algorithm_trains_with_copies(tmp_path, algo):
+    """Three Battle episodes as a round of two copies and a round of one: every learner records
+    the copies, updates, and each episode is a row."""
+    rows = read_metrics(train(tiny(tmp_path, "battle", algo, "train.episodes=3", "train.envs=2")))
+    assert [r["episode"] for r in rows] == [1, 2, 3] and rows[0]["perf/sps"] == rows[1]["perf/sps"]
+    assert rows[0]["charts/return_red"] != rows[1]["charts/return_red"]  # two seeds, two episodes
+    assert any(k.startswith("losses/") for r in rows for k in r)
+    assert all(math.isfinite(r["charts/entropy"]) for r in rows)
+
+
 @pytest.mark.parametrize("conf,algo,copies", [("firefighter", "bmf_q", ["train.envs=1"]),
                                                ("battle", "mfq", ["train.envs=3"]),
                                                ("firefighter", "bmf_q", ["train.envs=3", "train.worker=true"])])
@@ -105,7 +116,7 @@ def test_train_copies_config_errors():
     with pytest.raises(ConfigError, match="train.envs=0 is not valid"):
         load_config(["train.envs=0"])
     with pytest.raises(ConfigError, match="train.worker=true needs train.envs >= 2"):
-        load_config(["train.worker=true"])
+        load_config(["train.worker=true", "train.envs=1"])
 
 
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
