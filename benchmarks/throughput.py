@@ -10,9 +10,10 @@ An *agent-step* is one agent slot of either team in one env step (128 per step a
   this process; the same copies stepped by a ``WorkerCopies`` process and played in two halves.
 - ``training``: every algorithm with the shipped defaults (``conf/battle.yaml`` plus
   ``algo=NAME``, so ``train.envs`` and ``train.worker`` as shipped): a :class:`Trainer` plays
-  one untimed round of ``train.envs`` episodes (which also passes ``algo.learning_starts``),
-  then ``--rounds`` timed rounds, updates included. ``update_ms`` is the mean time of one
-  learner update afterwards (Q family; the BMF-Q row also without the VAE's step).
+  one untimed round of ``train.envs`` 25-step episodes (which passes ``algo.learning_starts``),
+  then ``--rounds`` timed rounds of full episodes, updates included. ``update_ms`` is the mean
+  time of one learner update afterwards (Q family; the BMF-Q row also without the VAE).
+  ``training_bmf_q_worker``: BMF-Q again with ``train.worker=true``.
 - ``targets``: BMF-Q's training speed over MFQ's, over GAT-MF's and over the raw env; the
   minutes a 2,000-episode Battle BMF-Q run would take at that speed if every episode ran its
   400 steps (an extrapolation from the timed rounds, not a measured run).
@@ -100,15 +101,21 @@ def update_ms(learner, repeats: int = 20) -> float:
     return 1000 * (time.perf_counter() - start) / repeats
 
 
-def training(algo: str, rounds: int, tmp: Path) -> dict:
-    cfg = load_config(["conf=battle", f"algo={algo}", f"runs_dir={tmp}", f"run_name={algo}", "train.progress=false"])
+def training(algo: str, rounds: int, tmp: Path, *overrides: str) -> dict:
+    name = "_".join([algo, *(o.replace("=", "-").replace(".", "-") for o in overrides)])
+    cfg = load_config(["conf=battle", f"algo={algo}", f"runs_dir={tmp}", f"run_name={name}", "train.progress=false",
+                       *overrides])
     trainer = Trainer(cfg)
     agents = sum(t.num_agents for t in trainer.env.teams)
     try:
-        trainer.run_round(0.5)  # untimed: fills the replay past learning_starts, starts a worker
-        sps = per_second(lambda: sum(r.steps for r in trainer.run_round(0.5)), rounds * cfg.train.envs)
-        out = {"algo": algo, "envs": cfg.train.envs, "worker": cfg.train.worker, "threads": cfg.threads,
-               "env_steps_per_s": sps, "agent_steps_per_s": agents * sps}
+        trainer.max_steps = 25  # untimed short round: fills the replay past learning_starts
+        trainer.run_round(0.5)
+        trainer.max_steps = cfg.train.max_steps or trainer.env.max_steps
+        start = time.perf_counter()
+        steps = sum(sum(r.steps for r in trainer.run_round(0.5)) for _ in range(rounds))
+        sps = steps / (time.perf_counter() - start)
+        out = {"algo": algo, "overrides": list(overrides), "envs": cfg.train.envs, "worker": cfg.train.worker,
+               "threads": cfg.threads, "env_steps_timed": steps, "env_steps_per_s": sps, "agent_steps_per_s": agents * sps}
         learner = trainer.learners[0]
         if hasattr(learner, "buffer"):
             out["update_ms"] = update_ms(learner)
@@ -158,6 +165,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         report["acting"] = raw_and_acting(args.steps, args.acting_envs, Path(tmp))
         report["training"] = [training(a, args.rounds, Path(tmp)) for a in args.algos]
+        if "bmf_q" in args.algos:
+            report["training_bmf_q_worker"] = training("bmf_q", args.rounds, Path(tmp), "train.worker=true")
         if args.big_steps:
             report["large"] = large(args.big_steps, Path(tmp))
     report["load_after"] = os.getloadavg()

@@ -134,6 +134,8 @@ class AlgoConfig:
     """BMF: reconstruction weight of the VAE loss."""
     lambda_pred: float = 1.0
     """BMF: value-prediction weight of the VAE loss."""
+    vae_share: float = 1.0
+    """BMF: share of each update's sampled records the agent VAE trains on."""
     vae_every: int = 1
     """BMF: the agent VAE takes a gradient step on every ``vae_every``-th update of the critic
     (on that update's batch); 1 trains it on every update."""
