@@ -48,7 +48,7 @@ class EnvConfig:
 
 @dataclass
 class AlgoConfig:
-    """The learning algorithm (DESIGN.md section 3)."""
+    """The learning algorithm (docs/method.md)."""
 
     name: str = "bmf_q"
     """One of ``q, mfq, ac, mfac, gat_mf, bmf_q, bmf_ac``."""
@@ -116,11 +116,14 @@ class AlgoConfig:
     vae_lr: float = 1e-3
     """BMF: Adam learning rate of the agent VAE."""
     beta: float = 1e-3
-    """BMF: KL weight of the VAE loss."""
+    """BMF: KL weight of the VAE loss (the KL is summed over latent dimensions)."""
     lambda_rec: float = 1.0
-    """BMF: reconstruction weight of the VAE loss."""
-    lambda_pred: float = 1.0
-    """BMF: value-prediction weight of the VAE loss."""
+    """BMF: reconstruction weight of the VAE loss (squared error summed over the features of
+    ``(o, a)``)."""
+    lambda_pred: float = 0.1
+    """BMF: value-prediction weight of the VAE loss. 0.1 keeps reconstruction the larger source
+    of the encoder's gradient on Firefighter, whose team rewards make the prediction error large
+    (docs/method.md lists the measured terms)."""
 
 
 @dataclass

@@ -83,7 +83,7 @@ def _pool(h: Tensor, x: Tensor, group: Tensor, num_groups: int, batch: Optional[
 
 def pool_groups(h: Tensor, x: Tensor, group: Tensor, num_groups: int,
                 batch: Optional[Tensor] = None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    r"""Group means of embeddings and actions (DESIGN.md §1 step 2):
+    r"""Group means of embeddings and actions (docs/method.md):
 
     .. math::
         h_m = \frac{1}{|G_m|} \sum_{j \in G_m} h_j, \qquad
