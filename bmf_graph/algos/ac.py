@@ -36,8 +36,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from bmf_graph.algos.base import (Algorithm, Interaction, TeamView, check_finite, entropy_of_logits, mlp,
-                                  sample_rows)
+from bmf_graph.algos.base import (Algorithm, Interaction, TeamView, check_finite, entropy_of_logits, greedy,
+                                  mlp)
 from bmf_graph.algos.q import QLearner
 from bmf_graph.config import AlgoConfig
 from bmf_graph.envs.base import TeamSpec
@@ -61,7 +61,8 @@ def make_actor(spec: TeamSpec, cfg: AlgoConfig, interaction: Interaction) -> Act
 
 
 class SoftmaxActing:
-    """Acting of the AC family: its ``actor`` reads the observation (and the critic input)."""
+    """Acting of the AC family: its ``actor`` reads the observation (and the critic input); it
+    explores by sampling its own policy, so it logs no exploration schedule."""
 
     actor: Actor
 
@@ -69,13 +70,10 @@ class SoftmaxActing:
     def policy(self, view: TeamView, rec: dict[str, Tensor], explore: float | None) -> Tensor:
         """The softmax policy ``[N, A]``; its greedy one-hot when ``explore`` is ``None``."""
         logits = self.actor(view.obs, rec["mean_action"])
-        if explore is None:
-            return nn.functional.one_hot(logits.argmax(-1), logits.shape[-1]).to(logits.dtype)
-        return torch.softmax(logits, dim=-1)
+        return greedy(logits) if explore is None else torch.softmax(logits, dim=-1)
 
-    @torch.no_grad()
-    def act(self, view: TeamView, rec: dict[str, Tensor], explore: float | None) -> Tensor:
-        return sample_rows(self.policy(view, rec, explore))
+    def exploration_stats(self, explore: float) -> dict[str, float]:
+        return {}
 
 
 class QActorCritic(SoftmaxActing, QLearner):
@@ -90,7 +88,7 @@ class QActorCritic(SoftmaxActing, QLearner):
         actor = {id(p) for p in self.actor.parameters()}
         return [p for p in super().critic_parameters() if id(p) not in actor]
 
-    def target_value(self, nxt: dict[str, Tensor], temperature: float) -> Tensor:
+    def target_value(self, nxt: dict[str, Tensor], explore: float) -> Tensor:
         """``sum_a pi(a | o') Q_target(o', a, context')`` per agent, ``[B, N]``; the actor as it
         acts (online context), the target network with the target copies of learned parts."""
         with torch.no_grad():
@@ -111,7 +109,9 @@ class QActorCritic(SoftmaxActing, QLearner):
         entropy = entropy_of_logits(logits)[mask].mean()
         return policy_loss - self.cfg.entropy_coef * entropy, policy_loss, entropy
 
-    def after_critic_update(self, rec: dict[str, Tensor], context: Tensor) -> dict[str, float]:
+    def after_critic_update(self, rec: dict[str, Tensor]) -> dict[str, float]:
+        with torch.no_grad():
+            context = self.interaction.mean_action(rec)
         loss, policy_loss, entropy = self.actor_loss(rec, context)
         check_finite({"actor": loss})
         self.actor_optimizer.zero_grad()

@@ -57,7 +57,7 @@ def test_q_critic_target_evaluates_the_actor():
     nxt = {"obs": torch.randn(3, 4, 5), "mf": torch.rand(3, 4, 3)}
     probs = torch.softmax(algo.actor(nxt["obs"], nxt["mf"]), -1)
     expected = (probs * algo.q_target(nxt["obs"], nxt["mf"])).sum(-1)
-    assert torch.allclose(algo.target_value(nxt, temperature=0.5), expected)
+    assert torch.allclose(algo.target_value(nxt, explore=0.5), expected)
     # The actor and the critic are trained by separate optimizers.
     actor = {id(p) for p in algo.actor.parameters()}
     assert not actor & {id(p) for p in algo.critic_parameters()}

@@ -4,8 +4,9 @@ import torch
 
 from bmf_graph.algos import make_algorithm
 from bmf_graph.algos.ac import gae
+from bmf_graph.algos.random_policy import RandomPolicy
 from bmf_graph.config import AlgoConfig
-from bmf_graph.envs import firefighter
+from bmf_graph.envs import battle, firefighter
 from bmf_graph.rollout import play_episode
 
 
@@ -73,7 +74,7 @@ def test_target_attention_follows_the_soft_update(name):
     target = dict(interaction.target_attention.named_parameters())
     assert all(not torch.equal(online[k], target[k]) for k in online)  # the target lags behind
     before = {k: v.clone() for k, v in target.items()}
-    algo.update(temperature=0.5)
+    algo.update(explore=0.5)
     for k, v in target.items():  # target <- tau * online + (1 - tau) * target, with the critic's tau
         assert torch.allclose(v, 0.9 * before[k] + 0.1 * online[k], atol=1e-6)
     # Target values use the target copy: records replayed with target=True differ.
@@ -104,14 +105,18 @@ def test_bmf_replay_stores_groups_and_critic_loss_reaches_every_attention_parame
         assert param.grad is not None and param.grad.norm() > 0, name
 
 
-def test_groups_follow_the_env_step_schedule():
-    env = firefighter.batched_env(num_firefighters=16, max_steps=12)
+def test_groups_follow_the_env_step_schedule(monkeypatch):
+    torch.manual_seed(0)
+    env = battle.batched_env(map_size=20, agents_per_team=8, max_steps=12)
     cfg = AlgoConfig(name="bmf_q", hidden=8, num_groups=3, group_interval=4)
-    algo = make_algorithm(env.teams[0], cfg, radius=1.5)
-    groups = []
-    play_episode(env, [algo], "cpu", seed=2, explore=1.0,
+    algo = make_algorithm(env.teams[0], cfg, radius=6.0)
+    grouping, regrouped_at, groups = algo.interaction.grouping, [], []
+    regroup = grouping._regroup
+    monkeypatch.setattr(grouping, "_regroup", lambda *args: regrouped_at.append(len(groups)) or regroup(*args))
+    play_episode(env, [algo, RandomPolicy(env.teams[1])], "cpu", seed=2, explore=1.0,
                  on_step=lambda t, views, recs, actions: groups.append((views[0].step, recs[0]["group"].clone())))
-    assert [t for t, _ in groups] == list(range(len(groups))) and len(groups) >= 9
-    changed = [t for t in range(1, len(groups)) if not torch.equal(groups[t][1], groups[t - 1][1])]
-    assert set(changed) <= {1, 5, 9}  # regroupings only at t = 1, 1 + 4, 1 + 8
-    assert 1 in changed  # t = 0 grouped the first observations with no previous action
+    assert [t for t, _ in groups] == list(range(12))
+    # t = 0 groups the first observations (no grouping held); then t = 1, 1 + 4, 1 + 8.
+    assert regrouped_at == [0, 1, 5, 9]
+    changed = [t for t in range(1, 12) if not torch.equal(groups[t][1], groups[t - 1][1])]
+    assert set(changed) <= {1, 5, 9}
