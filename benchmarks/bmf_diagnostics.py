@@ -29,6 +29,7 @@ def grad_norms(loss: torch.Tensor, named: dict) -> dict:
     return {k: 0.0 if g is None else float(g.norm()) for k, g in zip(named, grads)}
 
 
+@torch.no_grad()
 def dense_weight(attention, rec: dict) -> torch.Tensor:
     _, weight = attention.attend(rec["h_grp"], rec["a_grp"], rec["count"], return_weight=True)
     return weight.to_dense() if weight.is_sparse else weight
@@ -53,7 +54,8 @@ def main(argv=None) -> dict:
     parser.add_argument("run", help="run folder of a bmf_q training run")
     parser.add_argument("--episodes", type=int, default=2)
     parser.add_argument("--batches", type=int, default=20, help="replay batches for the gradient norms")
-    parser.add_argument("--step", type=int, default=3, help="env step whose attention rows are printed")
+    parser.add_argument("--step", type=int, default=3, help="env step whose attention rows are printed "
+                        "(row pairs are compared at every step)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
@@ -63,9 +65,13 @@ def main(argv=None) -> dict:
     env, env_name, _, policies = setup_play(checkpoint, None, None, 0, None, "cpu")
     model = policies[0]
     model.cfg.learning_starts = 10 ** 9  # record, never update
-    groups, rows = [], {}
+    groups, rows, ranking = [], {}, [0, 0]
 
     def look(t, views, recs, actions):
+        weight = dense_weight(model.interaction.attention, recs[0])
+        same, pairs = rank_agreement(weight, recs[0]["count"] > 0)
+        ranking[0] += same
+        ranking[1] += pairs
         if t == args.step and not rows:
             weight = dense_weight(model.interaction.attention, recs[0])
             nonempty = recs[0]["count"] > 0
@@ -109,7 +115,8 @@ def main(argv=None) -> dict:
     report = {"run": str(args.run), "env": env_name, "episodes": args.episodes, "episode_steps": lengths,
               "groups_per_step": groups, "num_groups": model.cfg.num_groups,
               "scoring": getattr(model.cfg, "scoring", "gat (v1)"), "latent_dim": model.cfg.latent_dim,
-              "mean_over_batches": {k: float(np.mean(v)) for k, v in totals.items()}, "attention": rows}
+              "mean_over_batches": {k: float(np.mean(v)) for k, v in totals.items()}, "attention": rows,
+              "row_pairs_same_order_all_steps": ranking[0], "row_pairs_all_steps": ranking[1]}
     emit(report, args.out)
     return report
 

@@ -51,7 +51,7 @@ class Actor(nn.Module):
         self.context_dim = context_dim
         self.net = mlp(obs_dim + context_dim, hidden, num_actions)
 
-    def forward(self, obs: Tensor, context: Tensor) -> Tensor:
+    def forward(self, obs: Tensor, context: Tensor | None) -> Tensor:
         """``context`` (the critic input) is read only when the actor was built with it."""
         return self.net(torch.cat([obs, context], dim=-1) if self.context_dim else obs)
 
