@@ -139,7 +139,7 @@ class Driver:
     def reset(self) -> None:
         self.a_prev: list[torch.Tensor | None] = [None] * len(self.policies)
         self.prev_obs: list[torch.Tensor | None] = [None] * len(self.policies)
-        self.t = 0
+        self.t = 0  # env step of the next call
         for policy in self.policies:
             policy.begin_episode()
 

@@ -101,11 +101,11 @@ def test_replayed_critic_input_of_copies_matches_acting_time(name):
 
 
 def test_actor_critic_updates_on_each_copys_own_episode():
-    """A2C keeps the copies apart: the batch of the copies ending together is their single-env
+    """A2C (``critic=value``) keeps the copies apart: the batch of the copies ending together is their single-env
     episodes side by side, ``[T + 1, C, N]``."""
     torch.manual_seed(0)
     envs = [CountdownEnv(max_steps=4) for _ in range(2)]
-    algo = make_algorithm(envs[0].teams[0], AlgoConfig(name="mfac", hidden=16), radius=1.5)
+    algo = make_algorithm(envs[0].teams[0], AlgoConfig(name="mfac", critic="value", hidden=16), radius=1.5)
     batches = []
     algo.update = lambda batch: batches.append(batch) or {}
     play_episodes(envs, [algo], "cpu", [3, 9], learners={0: algo})  # both truncated at 4 steps
