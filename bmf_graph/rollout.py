@@ -184,8 +184,9 @@ class PartPlayer:
         self.terminated = arrays.terminated
         playing, ending = ~self.ended, self.ended & before
         views = self.views(arrays, t, before)
-        with torch.no_grad():
-            recs = [policy.observe(view) for policy, view in zip(self.policies, views)]
+        with torch.no_grad():  # once every copy ended, only the learners look (at their final views)
+            recs = [policy.observe(view) if playing.any() or i in self.learners else {}
+                    for i, (policy, view) in enumerate(zip(self.policies, views))]
             actions = [self.act(i, view, rec, explore) for i, (view, rec) in enumerate(zip(views, recs))] \
                 if playing.any() else []
         # The one wait for the device per step: the env needs the actions. Learning goes after
