@@ -17,28 +17,17 @@ Flame flag         per agent and house, drawn independently: 1 with probability
 Truncation         after ``max_steps`` steps (default 100)
 =================  ==========================================================================
 
-``rules="paper"`` (default), the rules of the paper's cited source: with ``n``
-firefighters at a house and ``b`` = a neighbour burns (level > 0), all from the levels
-*before* the step and for every house at once:
+``rules="paper"`` (default), the paper's task: the rules of its cited source
+(:mod:`bmf_graph.envs.firefighter_rules`), every house at once from the levels before the
+step, levels clipped at 0 and no cap. Observation ``Box(0, 1, (2,))``: the two flame flags
+only. Reward: one team reward ``-sum(levels)`` after the step, the same for every agent
+(``TeamStep.shared_reward``: the team's return counts it once per step). No termination:
+the horizon ``max_steps`` is fixed.
 
-* ``n >= 2`` -> level 0;
-* ``b``: +1 with probability 0.8 and, when ``n = 1``, independently -1 with probability 0.6
-  (whether the house burns or not);
-* burning, not ``b``: +1 with probability 0.4, then -1 surely when ``n = 1``;
-* not burning, not ``b``: stays 0.
-
-Levels are clipped at 0 and have no cap. Observation ``Box(0, 1, (2,))``: the two flame
-flags only. Reward: one team reward ``-sum(levels)`` after the step, the same for every
-agent (``TeamStep.shared_reward``: the team's return counts it once per step). No
-termination: the horizon ``max_steps`` is fixed.
-
-``rules="ffg"``, the easier FireFightingGraph-style variant (Oliehoek et al.) this project
-used first: ``n >= 2`` -> 0; ``n = 1`` -> a burning house drops one level with probability
-1 (not ``b``) or 0.6 (``b``); ``n = 0`` -> a burning house rises with probability 0.8 (``b``)
-or 0.4, capped at ``max_fire`` (default 5), and a house at 0 catches fire with probability
-0.8 if ``b``. Observation ``Box(0, 1, (4,))``: the two levels divided by ``max_fire``, then
-the two flags. Reward of agent ``i``: minus the mean level of its two houses. Terminates when
-every fire is out.
+``rules="ffg"``, the easier variant this project used first: a cap ``max_fire`` (default
+5); observation ``Box(0, 1, (4,))``: the two levels divided by ``max_fire``, then the two
+flags; reward of agent ``i``: minus the mean level of its two houses; terminates when every
+fire is out.
 
 :class:`FirefighterBatchedEnv` holds the state as arrays and is what the trainer uses;
 :class:`FirefighterParallelEnv` is the PettingZoo face over the same core, so both give
@@ -55,19 +44,14 @@ from gymnasium import logger, spaces
 from pettingzoo import ParallelEnv
 
 from bmf_graph.envs.base import BatchedEnv, TeamSpec, TeamStep
+from bmf_graph.envs.firefighter_rules import (RULES, START_LEVEL, ffg_transition, flame_flags, neighbour_burns,
+                                              paper_transition)
 
 __all__ = ["FirefighterBatchedEnv", "FirefighterParallelEnv", "batched_env", "parallel_env"]
 
-RULES = ("paper", "ffg")
 LAYOUTS = ("ring", "line")
 RENDER_MODES = ("rgb_array",)
-START_LEVEL = 3
 PAPER_FIRE_SCALE = 10  # rules="paper" has no cap: renders draw levels >= 10 darkest
-
-# rules="ffg": probability that a house changes level this step, indexed [min(n, 1), burning, b];
-# with no firefighter a change is +1 (or catching fire), with one it is -1.
-_FFG_P_CHANGE = np.array([[[0.0, 0.8], [0.4, 0.8]],
-                          [[0.0, 0.0], [1.0, 0.6]]])
 
 _METADATA = {"name": "firefighter_v1", "render_modes": list(RENDER_MODES), "render_fps": 10}
 
@@ -88,33 +72,6 @@ def _choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
     if value not in choices:
         raise ValueError(f"Firefighter: {name}={value!r} is unknown; valid: {', '.join(choices)}")
     return value
-
-
-def paper_transition(levels: np.ndarray, n: np.ndarray, b: np.ndarray, u_rise: np.ndarray,
-                     u_drop: np.ndarray) -> np.ndarray:
-    """Next levels under ``rules="paper"``, all houses at once from the pre-step state.
-
-    ``n``: firefighters per house; ``b``: a neighbour burns; ``u_rise``, ``u_drop``: uniform
-    draws in [0, 1) per house. A house rises by one with probability 0.8 if ``b``, else 0.4
-    if it burns, else 0; it drops by one when ``n = 1`` with probability 0.6 if ``b``, else
-    surely if it burns; then the level is clipped at 0, and ``n >= 2`` sets it to 0.
-    """
-    burning = levels > 0
-    rise = u_rise < np.where(b, 0.8, np.where(burning, 0.4, 0.0))
-    drop = (n == 1) & np.where(b, u_drop < 0.6, burning)
-    new = np.maximum(levels + rise - drop, 0)
-    new[n >= 2] = 0
-    return new
-
-
-def ffg_transition(levels: np.ndarray, n: np.ndarray, b: np.ndarray, u: np.ndarray,
-                   max_fire: int) -> np.ndarray:
-    """Next levels under ``rules="ffg"`` (``u``: one uniform draw per house)."""
-    attended = np.minimum(n, 1)
-    change = u < _FFG_P_CHANGE[attended, (levels > 0).view(np.int8), b.view(np.int8)]
-    new = np.minimum(levels + change * (1 - 2 * attended), max_fire)
-    new[n >= 2] = 0
-    return new
 
 
 class FirefighterBatchedEnv(BatchedEnv):
@@ -222,7 +179,7 @@ class FirefighterBatchedEnv(BatchedEnv):
     # --- dynamics ----------------------------------------------------------------------
     def _team_step(self, reward: np.ndarray) -> TeamStep:
         lv = self._levels[self._pair]
-        flags = self._rng.random(lv.shape) < -np.expm1(-lv)
+        flags = flame_flags(lv, self._rng)
         if self.rules == "paper":
             return TeamStep(self._view, flags.astype(np.float32), self._pos, self._alive, reward,
                             shared_reward=True)
@@ -256,13 +213,7 @@ class FirefighterBatchedEnv(BatchedEnv):
         a = self._check_actions(actions)
         lv, h = self._levels, self.num_houses
         n = np.bincount(self._flat_pair[self._two_i + a], minlength=h)
-        burning = lv > 0
-        b = np.zeros(h, bool)  # a neighbour burns, before the step
-        b[1:] |= burning[:-1]
-        b[:-1] |= burning[1:]
-        if self.layout == "ring":
-            b[0] |= burning[-1]
-            b[-1] |= burning[0]
+        b = neighbour_burns(lv, self.layout == "ring")  # before the step
         if self.rules == "paper":
             new = paper_transition(lv, n, b, self._rng.random(h), self._rng.random(h))
         else:
