@@ -25,7 +25,7 @@ class EpisodeResult:
     """What one episode produced, per team in ``env.teams`` order."""
 
     returns: np.ndarray
-    """Sum over steps and agents of the rewards."""
+    """Sum over steps of each team's reward (:meth:`~bmf_graph.envs.base.TeamStep.team_reward`)."""
     kills: np.ndarray
     """Opponents killed (zeros where the task has no kills)."""
     alive: np.ndarray
@@ -104,7 +104,7 @@ def play_episode(env: BatchedEnv, policies: Sequence[Any], device: torch.device 
             on_step(t, views, recs, actions)
         steps, terminated, truncated, info = env.step([a.cpu().numpy() for a in actions])
         for i, (s, view, action) in enumerate(zip(steps, views, actions)):
-            returns[i] += float(s.reward.sum())
+            returns[i] += s.team_reward()
             a_prev[i] = previous_actions(action, teams[i].num_actions, view)
             prev_obs[i] = view.obs
             if i in learners:

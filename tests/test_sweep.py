@@ -100,12 +100,12 @@ def test_tiny_sweep_runs_every_point_then_skips_them(local_ray, tmp_path):
 
 
 def test_failing_run_is_recorded_and_the_others_finish(local_ray, tmp_path, capsys):
-    code = main([*TINY, "train.episodes=2", "algo=q", "seed=0", "env.kwargs.max_fire=5,1", f"runs_dir={tmp_path}", "sweep.name=bad"])
+    code = main([*TINY, "train.episodes=2", "algo=q", "seed=0", "env.kwargs.rules=paper,x", f"runs_dir={tmp_path}", "sweep.name=bad"])
     assert code == 1
     failures = json.loads((tmp_path / "sweep__bad" / "sweep_failures.json").read_text())
     assert len(failures) == 1
     [failure] = failures.values()
-    assert "env.kwargs.max_fire=1" in failure["overrides"] and "max_fire=1" in failure["error"]
+    assert "env.kwargs.rules=x" in failure["overrides"] and "rules='x'" in failure["error"]
     assert "Traceback" in failure["traceback"]
     [run_dir] = [p for p in tmp_path.iterdir() if p.name.startswith("firefighter__")]
     assert (run_dir / "checkpoints" / "model_final.pt").is_file()

@@ -20,9 +20,9 @@ def _single(env, policies, seeds, max_steps=None):
 @pytest.mark.parametrize("name", ["q", "mfq", "gat_mf"])
 def test_copies_play_the_single_env_episodes(name):
     """Greedy policies: copy e plays exactly the episode of seed e, also when copies end at
-    different steps (Firefighter ends when every fire is out)."""
+    different steps (Firefighter with rules="ffg" ends when every fire is out)."""
     torch.manual_seed(0)
-    make = lambda: firefighter.batched_env(num_firefighters=8, max_steps=40)  # noqa: E731
+    make = lambda: firefighter.batched_env(num_firefighters=8, rules="ffg", max_steps=40)  # noqa: E731
     algo = make_algorithm(make().teams[0], AlgoConfig(name=name, hidden=16), radius=1.5)
     seeds = [3, 4, 5, 6]
     copies = play_episodes([make() for _ in seeds], [algo], "cpu", seeds)
@@ -53,7 +53,7 @@ def test_copies_in_two_parts_play_the_single_env_episodes(where):
     """Two halves played in turn (the second with copies of the policies), stepped here or in
     a worker process: each copy still plays its single-env episode, also when copies end apart."""
     torch.manual_seed(3)
-    kwargs = {"num_firefighters": 8, "max_steps": 40}
+    kwargs = {"num_firefighters": 8, "rules": "ffg", "max_steps": 40}
     algo = make_algorithm(firefighter.batched_env(**kwargs).teams[0], AlgoConfig(name="mfq", hidden=16), radius=1.5)
     seeds = [3, 4, 5, 6, 7]
     copies = WorkerCopies("firefighter", kwargs, 5) if where == "worker" else \
