@@ -5,8 +5,9 @@
 Runs are grouped by :func:`bmf_graph.plot.run_labels` (algorithm plus any differing setting);
 each cell is mean ± std over seeds of, per run, the final training return (mean
 ``charts/return`` over the last 10 % of episodes, as the sweep summary) and the mean return of
-``--episodes`` evaluation episodes of ``model_final.pt`` with sampled actions (Boltzmann at the
-final temperature / the softmax policy). ``--random`` adds a uniformly random policy row.
+``--episodes`` evaluation episodes of ``model_final.pt`` with sampled actions (each policy at
+the end of its exploration schedule: the final epsilon or temperature of a Q method, the softmax
+policy of an actor-critic). ``--random`` adds a uniformly random policy row.
 """
 from __future__ import annotations
 

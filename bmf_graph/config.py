@@ -21,6 +21,8 @@ from bmf_graph.envs import TASKS
 ALGORITHMS = ("q", "mfq", "ac", "mfac", "gat_mf", "bmf_q", "bmf_ac")
 ENVIRONMENTS = tuple(TASKS)  # firefighter, battle, pursuit
 GROUPINGS = ("vae", "ae", "random")
+TARGETS = ("double_q", "expectation")
+EXPLORATIONS = ("epsilon", "boltzmann")
 OPPONENT_POLICIES = ("self_play", "random", "checkpoint")
 DEVICES = ("auto", "cpu", "cuda")
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
@@ -46,7 +48,8 @@ class EnvConfig:
 
 @dataclass
 class AlgoConfig:
-    """The learning algorithm (DESIGN.md section 3)."""
+    """The learning algorithm (``docs/protocol.md``: the Q family's target, exploration and
+    replay ratio)."""
 
     name: str = "bmf_q"
     """One of ``q, mfq, ac, mfac, gat_mf, bmf_q, bmf_ac``."""
@@ -58,7 +61,34 @@ class AlgoConfig:
     """Discount factor."""
     max_grad_norm: float = 10.0
     """Gradient clipping (global norm)."""
-    # Q family
+    # Q family: q, mfq, gat_mf, bmf_q (one learning rule; only the critic input differs)
+    target: str = "double_q"
+    """Bootstrap of the Q target, the same for every Q method: ``double_q`` (MFRL's code),
+    ``y = r + gamma (1 - d) Qbar(o', argmax_a Q(o', a, abar'), abar')``; ``expectation``
+    (Yang et al. 2018), ``y = r + gamma (1 - d) sum_a pi(a | o', abar') Qbar(o', a, abar')``
+    with ``pi`` the acting policy of ``exploration`` at the current training progress."""
+    exploration: str = "epsilon"
+    """Acting policy while training: ``epsilon`` (epsilon-greedy over Q, MFRL; ``epsilon_*``
+    schedule) or ``boltzmann`` (``softmax(Q / T)``; ``temperature_*`` schedule)."""
+    epsilon_start: float = 1.0
+    """epsilon at the first episode."""
+    epsilon_mid: float = 0.2
+    """epsilon at ``epsilon_mid_fraction`` of the episodes (linear from ``epsilon_start``)."""
+    epsilon_mid_fraction: float = 0.8
+    """Training progress (episode / (episodes - 1)) at which epsilon reaches ``epsilon_mid``."""
+    epsilon_end: float = 0.1
+    """epsilon at the last episode (linear from ``epsilon_mid``). MFRL: 1 -> 0.2 -> 0.1."""
+    temperature_start: float = 1.0
+    """Boltzmann temperature at the start of training."""
+    temperature_end: float = 0.1
+    """Boltzmann temperature after ``explore_fraction`` of the episodes."""
+    explore_fraction: float = 0.6
+    """Fraction of the episodes over which the temperature decays linearly."""
+    replay_ratio: float = 2.0
+    """Expected number of times each stored agent transition is sampled (MFRL's Battle code:
+    2). Every recorded step earns ``replay_ratio * alive agents`` of credit; a gradient step on
+    ``batch_steps`` records costs ``batch_steps * mean alive agents per stored record``; every
+    ``update_every`` steps the learner takes the gradient steps its credit pays for."""
     buffer_steps: int = 2000
     """Replay capacity in environment steps (each step stores the whole team)."""
     batch_steps: int = 16
@@ -66,17 +96,13 @@ class AlgoConfig:
     learning_starts: int = 200
     """Environment steps before the first update."""
     update_every: int = 4
-    """Environment steps between updates (``I_u``)."""
+    """Q family: environment steps between updates (``I_u``); each takes the gradient steps
+    that ``replay_ratio`` pays for."""
     updates: int = 1
-    """Gradient steps per update."""
+    """Actor-critic family: gradient steps per episode batch (the Q family's number follows
+    from ``replay_ratio``)."""
     tau: float = 0.01
     """Soft target update rate."""
-    temperature_start: float = 1.0
-    """Boltzmann temperature at the start of training."""
-    temperature_end: float = 0.1
-    """Boltzmann temperature after ``explore_fraction`` of the episodes."""
-    explore_fraction: float = 0.6
-    """Fraction of the episodes over which the temperature decays linearly."""
     # Actor-critic family
     gae_lambda: float = 0.95
     """GAE lambda of the advantage estimate (1.0 = Monte-Carlo returns)."""
@@ -113,11 +139,15 @@ class OpponentConfig:
     """What the teams that do not learn do."""
 
     policy: str = "random"
-    """``self_play`` (frozen copy of the learner, Battle), ``random`` or ``checkpoint``."""
+    """``self_play`` (MFRL: an algorithm of the learner's kind with its own initialisation,
+    moved toward the learner after each episode the learner wins; Battle), ``random`` or
+    ``checkpoint``."""
     checkpoint: Optional[str] = None
     """Model file to load for ``policy=checkpoint``."""
-    tau: float = 0.5
-    """Self-play: opponent <- tau * learner + (1 - tau) * opponent after an episode the learner wins."""
+    tau: float = 0.01
+    """Self-play: the weight the opponent keeps on its OWN parameters when it is updated,
+    ``opponent <- (1 - tau) * learner + tau * opponent`` (MFRL's ``tau = 0.01``: the
+    opponent becomes 99 % learner). 0 copies the learner, 1 never changes the opponent."""
 
 
 @dataclass
@@ -171,20 +201,28 @@ def _positive(key: str, value: float, allow_zero: bool = False) -> None:
         raise ConfigError(f"{key}={value!r} is not valid; expected a {'non-negative' if allow_zero else 'positive'} number")
 
 
+def _unit(key: str, value: float) -> None:
+    if not 0 <= value <= 1:
+        raise ConfigError(f"{key}={value!r} is not valid; expected a number in [0, 1]")
+
+
 def validate(cfg: Config) -> Config:
     """Check the values OmegaConf cannot: choices, ranges and the task's own arguments."""
     _choice("env.name", cfg.env.name, ENVIRONMENTS)
     _choice("algo.name", cfg.algo.name, ALGORITHMS)
     _choice("algo.grouping", cfg.algo.grouping, GROUPINGS)
+    _choice("algo.target", cfg.algo.target, TARGETS)
+    _choice("algo.exploration", cfg.algo.exploration, EXPLORATIONS)
     _choice("opponent.policy", cfg.opponent.policy, OPPONENT_POLICIES)
     _choice("device", cfg.device, DEVICES)
     for key in ("hidden", "lr", "buffer_steps", "batch_steps", "update_every", "updates", "num_groups",
-                "group_interval", "latent_dim", "heads", "vae_lr", "temperature_start", "temperature_end"):
+                "group_interval", "latent_dim", "heads", "vae_lr", "temperature_start", "temperature_end",
+                "replay_ratio"):
         _positive(f"algo.{key}", getattr(cfg.algo, key))
-    for key in ("tau", "gamma", "gae_lambda", "explore_fraction"):
-        value = getattr(cfg.algo, key)
-        if not 0 <= value <= 1:
-            raise ConfigError(f"algo.{key}={value!r} is not valid; expected a number in [0, 1]")
+    for key in ("tau", "gamma", "gae_lambda", "explore_fraction", "epsilon_start", "epsilon_mid",
+                "epsilon_mid_fraction", "epsilon_end"):
+        _unit(f"algo.{key}", getattr(cfg.algo, key))
+    _unit("opponent.tau", cfg.opponent.tau)
     _positive("env.radius", cfg.env.radius)
     _positive("train.episodes", cfg.train.episodes)
     _positive("train.save_every", cfg.train.save_every)

@@ -1,4 +1,5 @@
-"""Evaluate trained models: returns over episodes, Battle head-to-head, zero-shot scaling.
+"""Evaluate trained models: returns over episodes, Battle head-to-head, zero-shot scaling and
+side bias.
 
 Play is greedy (``deterministic=True``, ``explore=None``) or sampled (``explore=1.0``: each
 policy at the end of its exploration schedule); every episode ``e`` is seeded (``random``,
@@ -8,6 +9,12 @@ episodes (``ddof=0``).
     python -m bmf_graph.evaluate returns RUN/checkpoints/model_final.pt --episodes 20
     python -m bmf_graph.evaluate head-to-head A.pt B.pt C.pt --random --games 20 --env-kwargs map_size=40
     python -m bmf_graph.evaluate zero-shot RUN/checkpoints/model_final.pt --sizes 128,288,512,2048 --games 4
+    python -m bmf_graph.evaluate sides RUN/checkpoints/model_final.pt --games 20
+
+In Battle, which team spawns on the left is drawn by the env from each episode's seed
+(``random_sides``, the default); ``sides`` places the model's team on each side explicitly. A
+model trained before the minimap (or with fixed sides) is played with
+``--env-kwargs minimap_mode=false random_sides=false``.
 
 Each command prints JSON to stdout (head-to-head also a table to stderr); ``--out FILE.json``
 also writes it, refusing to replace a file unless ``--overwrite``.
@@ -33,7 +40,8 @@ from bmf_graph.rollout import EpisodeResult, play_episode
 from bmf_graph.vector_rollout import play_episodes
 from bmf_graph.winrate import GameResult, schedule, tally, wilson_interval
 
-__all__ = ["evaluate_returns", "head_to_head", "zero_shot", "battle_map_size", "play", "play_copies", "main"]
+__all__ = ["evaluate_returns", "head_to_head", "zero_shot", "side_bias", "battle_map_size", "play", "play_copies",
+           "main"]
 
 ZERO_SHOT_SIZES = (128, 288, 512, 2048)
 
@@ -149,9 +157,11 @@ def head_to_head(checkpoints: Sequence[Source], games: int = 10, env_kwargs: Map
                  include_random: bool = False, names: Sequence[str] | None = None) -> dict[str, Any]:
     """Battle win-rate matrix between every pair of players.
 
-    Each pair plays ``games`` games with sides swapped every game (see
-    :func:`~bmf_graph.winrate.schedule`); the winner killed more opponents, ties are counted
-    apart; win rates come with Wilson 95 % intervals.
+    Each pair plays ``games`` games, each seed twice with the players' teams swapped (see
+    :func:`~bmf_graph.winrate.schedule`); with ``random_sides`` (the default) the env draws from
+    each seed which team spawns on the left, so a player's side is random per game and each seed
+    is played once from each side. Every game records the player on the left. The winner killed
+    more opponents, ties are counted apart; win rates come with Wilson 95 % intervals.
 
     Args:
         checkpoints: model files (or ``"random"`` / policy objects); at least two players
@@ -180,14 +190,15 @@ def head_to_head(checkpoints: Sequence[Source], games: int = 10, env_kwargs: Map
         for game in plan:
             r = play(env, [sides[game.red][0], sides[game.blue][1]], game.seed, deterministic, device)
             results.append(GameResult(game.red, game.blue, game.seed, float(r.kills[0]), float(r.kills[1]),
-                                      float(r.returns[0]), float(r.returns[1])))
+                                      float(r.returns[0]), float(r.returns[1]),
+                                      left=(game.red, game.blue)[env.left_team]))
     finally:
         env.close()
     table = tally(names, results)
     return {"env": "battle", "env_kwargs": kwargs, "players": [describe(p) for p in players],
             "games_per_pair": games, "seed": seed, "deterministic": deterministic,
             "table": table.to_dict(), "text": table.format(),
-            "games": [{**r.to_dict(), "red": names[r.red], "blue": names[r.blue],
+            "games": [{**r.to_dict(), "red": names[r.red], "blue": names[r.blue], "left": names[r.left],
                        "winner": None if r.winner is None else names[r.winner]} for r in results]}
 
 
@@ -211,15 +222,15 @@ def zero_shot(checkpoint: Source, sizes: Sequence[int] = ZERO_SHOT_SIZES, games:
     Args:
         checkpoint: model file (or policy object) of the evaluated team.
         sizes: total agents (both teams) per setting.
-        games: games per size; the model plays red in even games and blue in odd ones, with
-            seed ``seed + g // 2``.
+        games: games per size; the model plays the team it learned as, game ``g`` with seed
+            ``seed + g``; the env draws its side from the seed (``random_sides``).
         opponent: ``"random"``, ``"self"`` (the checkpoint itself at the same size) or a model file.
         env_kwargs: other Battle arguments (preset, max_steps) over the run's.
         map_sizes: map per size; default :func:`battle_map_size`.
 
     Returns:
         ``{"sizes": [{"agents", "map_size", "return", "opponent_return", "kills", "wins", "ties",
-        "losses", "win_rate", "ci95", ...}], ...}``.
+        "losses", "win_rate", "ci95", "games_on_left", ...}], ...}``.
     """
     if games < 1:
         raise ValueError(f"zero_shot: games={games!r}; expected an integer >= 1")
@@ -232,29 +243,78 @@ def zero_shot(checkpoint: Source, sizes: Sequence[int] = ZERO_SHOT_SIZES, games:
     for key in ("map_size", "agents_per_team"):
         base.pop(key, None)
     trained = load_model(checkpoint).spec.num_agents * 2 if isinstance(checkpoint, (str, Path)) else None
+    me = learned_team(checkpoint)
     rows = []
     for size in sizes:
         map_size = (map_sizes or {}).get(size) or battle_map_size(size)
         env = make_env("battle", {**base, "map_size": map_size, "agents_per_team": size // 2})
         try:
-            policies = [team_policies(env, [checkpoint, opponent], device, own=checkpoint),
-                        team_policies(env, [opponent, checkpoint], device, own=checkpoint)]
-            results = [(g % 2, play(env, policies[g % 2], seed + g // 2, deterministic, device)) for g in range(games)]
+            policies = team_policies(env, [checkpoint if i == me else opponent for i in (0, 1)], device, own=checkpoint)
+            results, left = [], 0
+            for g in range(games):
+                results.append(play(env, policies, seed + g, deterministic, device))
+                left += env.left_team == me
         finally:
             env.close()
-        mine = [float(r.returns[me]) for me, r in results]
-        theirs = [float(r.returns[1 - me]) for me, r in results]
-        kills = [float(r.kills[me]) for me, r in results]
-        kills_against = [float(r.kills[1 - me]) for me, r in results]
-        wins = sum(k > o for k, o in zip(kills, kills_against))
-        ties = sum(k == o for k, o in zip(kills, kills_against))
         rows.append({"agents": size, "map_size": map_size, "agents_per_team": size // 2, "games": games,
-                     "return": _mean_std(mine), "opponent_return": _mean_std(theirs),
-                     "kills": _mean_std(kills), "opponent_kills": _mean_std(kills_against),
-                     "wins": wins, "ties": ties, "losses": games - wins - ties, "win_rate": wins / games,
-                     "ci95": list(wilson_interval(wins, games)), "returns": mine})
+                     **duel_stats(results, me), "games_on_left": left})
     return {"env": "battle", "env_kwargs": base, "checkpoint": describe(checkpoint), "trained_agents": trained,
-            "opponent": describe(opponent), "seed": seed, "deterministic": deterministic, "sizes": rows}
+            "team": ("red", "blue")[me], "opponent": describe(opponent), "seed": seed,
+            "deterministic": deterministic, "sizes": rows}
+
+
+def duel_stats(results: Sequence[EpisodeResult], team: int) -> dict[str, Any]:
+    """Battle games seen from ``team``: returns and kills of both teams (mean, std; the team's
+    per game), wins, ties and losses by kills, the win rate and its Wilson interval."""
+    returns, kills = [float(r.returns[team]) for r in results], [float(r.kills[team]) for r in results]
+    against = [float(r.kills[1 - team]) for r in results]
+    wins, ties, games = sum(k > o for k, o in zip(kills, against)), sum(k == o for k, o in zip(kills, against)), len(results)
+    return {"return": _mean_std(returns), "opponent_return": _mean_std([float(r.returns[1 - team]) for r in results]),
+            "kills": _mean_std(kills), "opponent_kills": _mean_std(against), "wins": wins, "ties": ties,
+            "losses": games - wins - ties, "win_rate": wins / games, "ci95": list(wilson_interval(wins, games)),
+            "returns": returns, "kills_per_game": kills}
+
+
+def learned_team(checkpoint: Source) -> int:
+    """The Battle team a model learned as (its run's first learning team; 0 outside a run)."""
+    cfg = checkpoint_config(checkpoint)
+    return cfg.env.learn_teams[0] if cfg is not None and cfg.env.name == "battle" else 0
+
+
+def side_bias(checkpoint: Source, games: int = 20, env_kwargs: Mapping[str, Any] | None = None, seed: int = 0,
+              deterministic: bool = True, device: torch.device | str = "cpu", team: int | None = None,
+              opponent: Source = RANDOM, copies: int = 1) -> dict[str, Any]:
+    """Kills of a Battle model with its team on the left and on the right.
+
+    The model plays ``team`` (default: the team it learned as) against ``opponent`` in
+    ``games`` games with its team's cells on the left and ``games`` on the right
+    (``random_sides=False``, ``left_team``), both with seeds ``seed .. seed + games - 1``.
+    A model that learned from both sides kills about as many from either.
+
+    Returns:
+        ``{"left": {...}, "right": {...}, "kills_left", "kills_right", "relative_gap", ...}``
+        with :func:`duel_stats` per side; ``relative_gap = |L - R| / max(L, R)`` of mean kills.
+    """
+    if games < 1:
+        raise ValueError(f"side_bias: games={games!r}; expected an integer >= 1")
+    team = learned_team(checkpoint) if team is None else team
+    if team not in (0, 1):
+        raise ValueError(f"side_bias: team={team!r}; expected 0 (red) or 1 (blue)")
+    seeds, out = [seed + g for g in range(games)], {}
+    for side, left in (("left", team), ("right", 1 - team)):
+        kwargs = {**(env_kwargs or {}), "random_sides": False, "left_team": left}
+        env, _, kwargs, policies = setup_play(checkpoint, "battle", kwargs, team, opponent, device, "side_bias: ")
+        try:
+            results = play_copies(env, "battle", kwargs, policies, seeds, copies, deterministic, device)
+        finally:
+            env.close()
+        out[side] = duel_stats(results, team)
+    left, right = out["left"]["kills"]["mean"], out["right"]["kills"]["mean"]
+    kwargs.pop("left_team")
+    return {"env": "battle", "env_kwargs": kwargs, "model": describe(checkpoint), "team": ("red", "blue")[team],
+            "opponent": describe(opponent), "games_per_side": games, "seed": seed, "deterministic": deterministic,
+            **out, "kills_left": left, "kills_right": right,
+            "relative_gap": abs(left - right) / max(left, right) if max(left, right) > 0 else 0.0}
 
 
 # ---------------------------------------------------------------------------------- CLI
@@ -310,7 +370,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("head-to-head", parents=[common], help="Battle win-rate matrix")
     p.add_argument("checkpoints", nargs="+", help="model files ('random' allowed)")
-    p.add_argument("--games", type=int, default=10, help="games per pair (sides swap every game)")
+    p.add_argument("--games", type=int, default=10, help="games per pair (each seed twice, teams swapped)")
     p.add_argument("--random", action="store_true", help="add a random player")
 
     p = sub.add_parser("zero-shot", parents=[common], help="Battle at other team sizes")
@@ -318,6 +378,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sizes", type=int_list, default=list(ZERO_SHOT_SIZES), help="total agents, e.g. 128,288,512")
     p.add_argument("--games", type=int, default=4)
     p.add_argument("--opponent", default=RANDOM, help="random, self or a model file")
+
+    p = sub.add_parser("sides", parents=[common], help="Battle side bias: kills on the left vs on the right")
+    p.add_argument("checkpoint")
+    p.add_argument("--games", type=int, default=20, help="games per side (the same seeds on both sides)")
+    p.add_argument("--team", type=int, help="the model's team, 0 or 1 (default: the team it learned as)")
+    p.add_argument("--opponent", default=RANDOM, help="random, self or a model file")
+    p.add_argument("--copies", type=int, default=1, help="episodes played at once in env copies")
     return parser
 
 
@@ -336,8 +403,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         elif args.command == "head-to-head":
             result = head_to_head(args.checkpoints, args.games, kwargs, include_random=args.random, **common)
             print(result["text"], file=sys.stderr)
-        else:
+        elif args.command == "zero-shot":
             result = zero_shot(args.checkpoint, args.sizes, args.games, args.opponent, env_kwargs=kwargs, **common)
+        else:
+            result = side_bias(args.checkpoint, args.games, kwargs, team=args.team, opponent=args.opponent,
+                               copies=args.copies, **common)
     except (ValueError, FileExistsError, FileNotFoundError, argparse.ArgumentTypeError) as error:
         parser.error(str(error))
     text = json.dumps(result, indent=2)

@@ -1,7 +1,9 @@
 """Run logs: ``metrics.csv`` (one row per episode) and TensorBoard events.
 
-Metric names are grouped as ``charts/`` (returns, kills, groups), ``losses/`` and ``perf/``.
-The CSV has a fixed header (:data:`COLUMNS` plus one return and kill column per team) so
+Metric names are grouped as ``charts/`` (returns, kills, groups, the exploration level
+``charts/epsilon`` or ``charts/temperature`` and ``charts/entropy``, the mean entropy of the
+learning team's acting policy over alive agents), ``losses/`` and ``perf/``.
+The CSV has a fixed header (:data:`COLUMNS` plus a return, kills and entropy column per team) so
 files from different algorithms line up; cells of metrics an algorithm lacks stay empty.
 """
 from __future__ import annotations
@@ -10,14 +12,15 @@ import csv
 from pathlib import Path
 from typing import Mapping, Sequence
 
-COLUMNS = ("episode", "env_steps", "charts/return", "charts/temperature", "charts/groups",
+COLUMNS = ("episode", "env_steps", "charts/return", "charts/entropy", "charts/epsilon", "charts/temperature",
+           "charts/groups",
            "losses/q", "losses/q_mean", "losses/policy", "losses/value", "losses/entropy",
            "losses/vae_rec", "losses/vae_pred", "losses/vae_kl", "perf/sps")
 
 
 def team_columns(team_names: Sequence[str]) -> list[str]:
-    cols = [f"charts/return_{name}" for name in team_names]
-    return cols + [f"charts/kills_{name}" for name in team_names]
+    """Per team: return, kills and the mean entropy of its acting policy (learning teams)."""
+    return [f"charts/{metric}_{name}" for metric in ("return", "kills", "entropy") for name in team_names]
 
 
 class RunLogger:

@@ -86,7 +86,8 @@ def load_policy(source: Source, team: TeamSpec, device: torch.device | str = "cp
     if spec is not None and (spec.obs_dim, spec.num_actions) != (team.obs_dim, team.num_actions):
         raise ValueError(f"load_policy: {describe(source)!r} has obs_dim={spec.obs_dim}, "
                          f"num_actions={spec.num_actions}; team {team.name!r} needs obs_dim={team.obs_dim}, "
-                         f"num_actions={team.num_actions}")
+                         f"num_actions={team.num_actions} (play it in the env it learned in, e.g. "
+                         f"minimap_mode=false random_sides=false for a Battle model trained before the minimap)")
     return policy
 
 

@@ -2,7 +2,8 @@
 
 :func:`play_episode` is the one episode loop; the trainer runs it with learners (which
 record and update), evaluation and plotting without. A *policy* is anything with
-``begin_episode()``, ``observe(view)`` and ``act(view, rec, explore)``: an
+``begin_episode()``, ``observe(view)``, ``policy(view, rec, explore)`` (the ``[N, A]`` action
+distribution) and ``act(view, rec, explore)`` (a draw from it): an
 :class:`~bmf_graph.algos.Algorithm` or a :class:`~bmf_graph.algos.random_policy.RandomPolicy`.
 """
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import torch
 
-from bmf_graph.algos.base import TeamView
+from bmf_graph.algos.base import TeamView, mean_entropy, sample_rows
 from bmf_graph.envs.base import BatchedEnv, TeamStep
 
 StepHook = Callable[[int, list[TeamView], list[dict], list[torch.Tensor]], None]
@@ -65,9 +66,10 @@ def play_episode(env: BatchedEnv, policies: Sequence[Any], device: torch.device 
 
     Args:
         policies: one per team.
-        explore: training progress in ``[0, 1]`` for the learners' exploration schedules
-            (other policies act at the schedule's end, ``1.0``); ``None`` plays greedily.
-        learners: ``{team: algorithm}`` that record, receive rewards and update.
+        explore: training progress in ``[0, 1]`` for the exploration schedules of every team
+            (self-play opponents explore as the learner, MFRL); ``None`` plays greedily.
+        learners: ``{team: algorithm}`` that record, receive rewards and update; their acting
+            distribution's mean entropy over alive agents is logged as ``charts/entropy_{team}``.
         on_step: called as ``on_step(t, views, recs, actions)`` before each env step.
     """
     device, learners = torch.device(device), learners or {}
@@ -85,11 +87,17 @@ def play_episode(env: BatchedEnv, policies: Sequence[Any], device: torch.device 
         recs, actions = [], []
         for i, (policy, view) in enumerate(zip(policies, views)):
             rec = policy.observe(view)
-            action = policy.act(view, rec, explore if i in learners or explore is None else 1.0)
             if i in learners:
+                probs = policy.policy(view, rec, explore)
+                action = sample_rows(probs)
+                entropy = mean_entropy(probs, view.alive)
+                if entropy is not None:
+                    logs.setdefault(f"charts/entropy_{teams[i].name}", []).append(entropy)
                 policy.record(view, rec, action, first=t == 0)
                 for k, v in policy.interaction.stats(rec).items():
                     logs.setdefault(k, []).append(v)
+            else:
+                action = policy.act(view, rec, explore)
             recs.append(rec)
             actions.append(action)
         if on_step is not None:

@@ -7,7 +7,6 @@ resumable state ``checkpoints/last.pt``.
 """
 from __future__ import annotations
 
-import copy
 import time
 from pathlib import Path
 from typing import Any
@@ -39,6 +38,11 @@ def resolve_device(name: str) -> torch.device:
 def episode_seed(seed: int, episode: int) -> int:
     """Every episode's ``reset(seed=)``, derived so a resumed run replays the same episodes."""
     return (seed * 1_000_003 + episode) % (2**31 - 1)
+
+
+def opponent_seed(seed: int, team: int) -> int:
+    """The torch seed a self-play opponent of ``team`` is initialised from."""
+    return int(np.random.SeedSequence([seed, team, 0x5E1F]).generate_state(1)[0])
 
 
 class Trainer:
@@ -74,7 +78,12 @@ class Trainer:
         if first.spec.obs_dim != spec.obs_dim or first.spec.num_actions != spec.num_actions:
             raise ValueError(f"opponent.policy=self_play needs team {spec.name!r} to have the learner's spaces; "
                              f"use opponent.policy=random or checkpoint")
-        return copy.deepcopy(first).requires_grad_(False).eval()
+        # MFRL: a second network of the learner's kind with its own initialisation, drawn from a
+        # seed of its own so the learner's random stream is left as it was.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(opponent_seed(self.cfg.seed, team))
+            opponent = make_algorithm(spec, self.cfg.algo, self.cfg.env.radius)
+        return opponent.to(self.device).requires_grad_(False).eval()
 
     def _new_run_dir(self) -> Path:
         c = self.cfg
@@ -95,12 +104,16 @@ class Trainer:
         teams = self.env.teams
         metrics = {f"charts/return_{t.name}": result.returns[i] for i, t in enumerate(teams)}
         metrics.update({f"charts/kills_{t.name}": result.kills[i] for i, t in enumerate(teams)})
-        metrics["charts/return"] = result.returns[self.cfg.env.learn_teams[0]]
+        first = self.cfg.env.learn_teams[0]
+        metrics["charts/return"] = result.returns[first]
         metrics.update({k: float(np.mean(v)) for k, v in result.logs.items()})
+        metrics["charts/entropy"] = metrics.get(f"charts/entropy_{teams[first].name}")
+        metrics.update(self.learners[first].exploration_stats(explore))
         return metrics
 
     def _self_play_update(self, metrics: dict[str, float]) -> None:
-        """MFRL self-play: the frozen opponent moves toward the learner after an episode it lost."""
+        """MFRL self-play (``tools.Runner``): after an episode whose total learner reward beats
+        the opponent's, ``opponent <- (1 - tau) * learner + tau * opponent`` (``opponent.tau``)."""
         if self.cfg.opponent.policy != "self_play":
             return
         learner_team = self.cfg.env.learn_teams[0]
@@ -108,10 +121,10 @@ class Trainer:
         for i, policy in enumerate(self.policies):
             if i in self.learners:
                 continue
-            mine = metrics[f"charts/return_{self.env.teams[learner_team].name}"] / self.env.teams[learner_team].num_agents
-            theirs = metrics[f"charts/return_{self.env.teams[i].name}"] / self.env.teams[i].num_agents
+            mine = metrics[f"charts/return_{self.env.teams[learner_team].name}"]
+            theirs = metrics[f"charts/return_{self.env.teams[i].name}"]
             if mine > theirs:
-                soft_update(policy, learner, self.cfg.opponent.tau)
+                soft_update(policy, learner, 1.0 - self.cfg.opponent.tau)
 
     # ------------------------------------------------------------------ persistence
     def save(self, final: bool = False) -> None:
@@ -148,9 +161,6 @@ class Trainer:
                 metrics = self.run_episode(explore)
                 self._self_play_update(metrics)
                 self.episode += 1
-                learner = self.learners[self.cfg.env.learn_teams[0]]
-                if hasattr(learner, "temperature"):
-                    metrics["charts/temperature"] = learner.temperature(explore)
                 sps = (self.env_steps - steps_before) / max(time.perf_counter() - start, 1e-9)
                 logger.log({"episode": self.episode, "env_steps": self.env_steps, **metrics, "perf/sps": sps})
                 bar.update(1)

@@ -49,8 +49,9 @@ class Game:
 def schedule(num_players: int, games_per_pair: int, seed: int = 0) -> list[Game]:
     """Every unordered pair ``i < j`` plays ``games_per_pair`` games. Game ``g`` of a pair puts
     ``i`` on red when ``g`` is even and on blue when odd, with seed ``seed + g // 2``: each seed
-    is played once from each side (the last one unpaired when ``games_per_pair`` is odd), and
-    every pair sees the same seeds."""
+    is played once with each team (the last one unpaired when ``games_per_pair`` is odd), and
+    every pair sees the same seeds. Which team spawns on the left is the env's draw from the
+    seed (Battle's ``random_sides``), so each seed is also played once from each side."""
     if num_players < 2:
         raise ValueError(f"schedule: num_players={num_players!r}; expected at least 2 players")
     if games_per_pair < 1:
@@ -66,7 +67,7 @@ def schedule(num_players: int, games_per_pair: int, seed: int = 0) -> list[Game]
 
 @dataclass(frozen=True)
 class GameResult:
-    """What a played :class:`Game` produced (kills and returns per side)."""
+    """What a played :class:`Game` produced (kills and returns per team)."""
 
     red: int
     blue: int
@@ -75,6 +76,8 @@ class GameResult:
     kills_blue: float
     return_red: float = 0.0
     return_blue: float = 0.0
+    left: int | None = None
+    """The player whose team spawned on the left (``None``: not recorded)."""
 
     @property
     def winner(self) -> int | None:
@@ -86,7 +89,7 @@ class GameResult:
     def to_dict(self) -> dict:
         return {"red": self.red, "blue": self.blue, "seed": self.seed, "kills_red": self.kills_red,
                 "kills_blue": self.kills_blue, "return_red": self.return_red,
-                "return_blue": self.return_blue, "winner": self.winner}
+                "return_blue": self.return_blue, "left": self.left, "winner": self.winner}
 
 
 @dataclass

@@ -15,6 +15,16 @@ def test_every_conf_file_loads():
         assert load_config([f"conf={conf}"]).env.name == conf
 
 
+def test_task_protocols():
+    """Battle: MFRL's budget and self-play, the released code's rewards; Pursuit: both teams learn."""
+    battle = load_config(["conf=battle"])
+    assert (battle.train.episodes, battle.env.kwargs["preset"]) == (2000, "bmf")
+    assert (battle.opponent.policy, battle.opponent.tau) == ("self_play", 0.01)
+    assert (battle.algo.target, battle.algo.exploration, battle.algo.replay_ratio) == ("double_q", "epsilon", 2.0)
+    pursuit = load_config(["conf=pursuit"])
+    assert pursuit.env.learn_teams == [0, 1] and pursuit.train.episodes == 500
+
+
 def test_yaml_round_trip(tmp_path):
     cfg = load_config(["algo=gat_mf", "algo.dense=true"])
     path = tmp_path / "config.yaml"
@@ -34,6 +44,11 @@ def test_yaml_round_trip(tmp_path):
     (["conf=nope"], "conf='nope'.*firefighter"),
     (["env.kwargs.num_housez=3"], "env.kwargs.num_housez"),
     (["opponent.policy=checkpoint"], "opponent.checkpoint"),
+    (["opponent.tau=1.5"], r"opponent.tau=1.5.*\[0, 1\]"),
+    (["algo.target=max"], "algo.target='max' is not valid; expected one of double_q, expectation"),
+    (["algo.exploration=ucb"], "algo.exploration='ucb' is not valid; expected one of epsilon, boltzmann"),
+    (["algo.epsilon_end=-0.1"], r"algo.epsilon_end=-0.1.*\[0, 1\]"),
+    (["algo.replay_ratio=0"], "algo.replay_ratio=0"),
     (["resume=/nonexistent/run"], "not a run folder"),
     (["noequals"], "key=value"),
 ])

@@ -13,6 +13,7 @@ import torch
 from bmf_graph import evaluate, players
 from bmf_graph.algos.random_policy import RandomPolicy
 from bmf_graph.config import load_config
+from bmf_graph.envs import battle
 from bmf_graph.envs.base import TeamSpec
 from bmf_graph.envs.copies import WorkerCopies
 from bmf_graph.rollout import EpisodeResult
@@ -156,7 +157,7 @@ def test_head_to_head_plays_real_checkpoints_and_random(ckpt):
     a, b = ckpt[("battle", "bmf_q")], ckpt[("battle", "mfq")]
     result = evaluate.head_to_head([a, b], games=2, include_random=True, env_kwargs={"max_steps": 4})
     assert result["table"]["players"] == ["battle_bmf_q", "battle_mfq", "random"]
-    assert result["env_kwargs"] == {"map_size": 20, "agents_per_team": 8, "max_steps": 4}
+    assert result["env_kwargs"] == {"preset": "bmf", "map_size": 20, "agents_per_team": 8, "max_steps": 4}
     assert len(result["games"]) == 3 * 2
     assert np.array_equal(np.array(result["table"]["games"]), 2 * (1 - np.eye(3)))
     assert [(g["red"], g["blue"]) for g in result["games"][:2]] == [("battle_bmf_q", "battle_mfq"),
@@ -164,6 +165,20 @@ def test_head_to_head_plays_real_checkpoints_and_random(ckpt):
     for g in result["games"]:
         assert math.isfinite(g["return_red"]) and math.isfinite(g["return_blue"]) and g["return_red"] != 0
     json.dumps(result)
+
+
+def test_head_to_head_sides_come_from_each_games_seed(ckpt):
+    """The env draws the team on the left from the seed: a seed's two games put each player on
+    each side, and over seeds a player is not simply on one side in its even games."""
+    a, b = ckpt[("battle", "bmf_q")], ckpt[("battle", "mfq")]
+    result = evaluate.head_to_head([a, b], games=12, env_kwargs={"max_steps": 1}, seed=3)
+    env = battle.batched_env(map_size=20, agents_per_team=8)
+    for g in result["games"]:
+        env.reset(seed=g["seed"])
+        assert g["left"] == (g["red"], g["blue"])[env.left_team]
+    lefts = [g["left"] for g in result["games"]]
+    assert all(x != y for x, y in zip(lefts[::2], lefts[1::2]))   # each seed once from each side
+    assert len({x for x in lefts[::2]}) == 2                      # sides vary across seeds
 
 
 # ----------------------------------------------------------------------- returns
@@ -238,15 +253,16 @@ def test_zero_shot_loads_the_model_into_larger_battles(ckpt, monkeypatch):
         return model
 
     monkeypatch.setattr(players, "load_model", spy)
-    r = evaluate.zero_shot(ckpt[("battle", "bmf_q")], sizes=(16, 40), games=2, opponent="self",
+    r = evaluate.zero_shot(ckpt[("battle", "bmf_q")], sizes=(16, 40), games=6, opponent="self",
                            env_kwargs={"max_steps": 3})
-    assert r["trained_agents"] == 16
+    assert r["trained_agents"] == 16 and r["team"] == "red"
     assert [(s["agents"], s["map_size"], s["agents_per_team"]) for s in r["sizes"]] == [(16, 20, 8), (40, 25, 20)]
     assert 20 in loaded and 8 in loaded
     for row in r["sizes"]:
-        assert len(row["returns"]) == 2 and all(math.isfinite(v) and v != 0 for v in row["returns"])
-        assert row["wins"] + row["ties"] + row["losses"] == 2
-        assert row["ci95"] == list(wilson_interval(row["wins"], 2))
+        assert len(row["returns"]) == 6 and all(math.isfinite(v) and v != 0 for v in row["returns"])
+        assert row["wins"] + row["ties"] + row["losses"] == 6
+        assert row["ci95"] == list(wilson_interval(row["wins"], 6))
+        assert 0 < row["games_on_left"] < 6  # the model plays red; the env draws its side per seed
 
 
 # ----------------------------------------------------------------------- CLI
@@ -273,3 +289,51 @@ def test_cli_head_to_head_as_a_module(ckpt):
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["table"]["games"] == [[0, 2], [2, 0]]
     assert "[1] random" in proc.stderr
+
+
+# ----------------------------------------------------------------------- side bias
+def test_side_bias_plays_the_model_on_each_side(ckpt, monkeypatch):
+    placed = []
+    original = evaluate.play_copies
+
+    def spy(env, *args, **kwargs):
+        results = original(env, *args, **kwargs)
+        placed.append(env.left_team)
+        return results
+
+    monkeypatch.setattr(evaluate, "play_copies", spy)
+    r = evaluate.side_bias(ckpt[("battle", "mfq")], games=3, env_kwargs={"max_steps": 5})
+    assert placed == [0, 1] and r["team"] == "red"   # the model's team: left, then right
+    assert r["env_kwargs"] == {"preset": "bmf", "map_size": 20, "agents_per_team": 8, "max_steps": 5,
+                               "random_sides": False}
+    for side in ("left", "right"):
+        assert len(r[side]["kills_per_game"]) == 3 and r[side]["wins"] + r[side]["ties"] + r[side]["losses"] == 3
+    assert (r["kills_left"], r["kills_right"]) == (r["left"]["kills"]["mean"], r["right"]["kills"]["mean"])
+    high, low = max(r["kills_left"], r["kills_right"]), min(r["kills_left"], r["kills_right"])
+    assert r["relative_gap"] == pytest.approx((high - low) / high if high else 0.0)
+    blue = evaluate.side_bias(ckpt[("battle", "mfq")], games=1, env_kwargs={"max_steps": 2}, team=1)
+    assert blue["team"] == "blue" and placed[-2:] == [1, 0]
+    with pytest.raises(ValueError, match="team=2; expected 0 \\(red\\) or 1 \\(blue\\)"):
+        evaluate.side_bias(ckpt[("battle", "mfq")], team=2)
+
+
+def test_models_from_before_the_minimap_play_with_the_old_env_arguments(tmp_path):
+    old = load_config(["conf=battle", "algo=q", f"runs_dir={tmp_path}", "run_name=old", "train.episodes=1",
+                       *TINY["battle"], *FAST, "env.kwargs.minimap_mode=false", "env.kwargs.random_sides=false"])
+    path = train(old) / "checkpoints" / "model_final.pt"
+    (path.parent.parent / "config.yaml").write_text(
+        (path.parent.parent / "config.yaml").read_text().replace("    minimap_mode: false\n", "")
+        .replace("    random_sides: false\n", ""))  # a run from before: the env's defaults then
+    with pytest.raises(ValueError, match="needs obs_dim=1217.*minimap_mode=false random_sides=false"):
+        evaluate.evaluate_returns(path, episodes=1)
+    r = evaluate.main(["sides", str(path), "--games", "1", "--env-kwargs", "minimap_mode=false", "max_steps=2"])
+    assert r["env_kwargs"]["minimap_mode"] is False and len(r["left"]["kills_per_game"]) == 1
+
+
+def test_cli_sides_writes_json(ckpt, tmp_path, capsys):
+    out = tmp_path / "sides.json"
+    evaluate.main(["sides", str(ckpt[("battle", "bmf_q")]), "--games", "2", "--env-kwargs", "max_steps=3",
+                   "--copies", "2", "--out", str(out)])
+    printed = json.loads(capsys.readouterr().out)
+    assert json.loads(out.read_text()) == printed and printed["games_per_side"] == 2
+    assert set(printed) >= {"left", "right", "kills_left", "kills_right", "relative_gap"}

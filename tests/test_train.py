@@ -10,11 +10,13 @@ import torch
 from bmf_graph.algos import NonFiniteLoss
 from bmf_graph.checkpoint import load_model
 from bmf_graph.config import ALGORITHMS, load_config
+from bmf_graph.envs import make_env
 from bmf_graph.logging import read_metrics
 from bmf_graph.trainer import Trainer, train
 from tiny_runs import FAST, TINY
 
 ROOT = Path(__file__).resolve().parent.parent
+Q_FAMILY = ("q", "mfq", "gat_mf", "bmf_q")
 
 
 def tiny(tmp_path, conf, algo, *extra):
@@ -24,12 +26,23 @@ def tiny(tmp_path, conf, algo, *extra):
 @pytest.mark.parametrize("conf", sorted(TINY))
 @pytest.mark.parametrize("algo", ALGORITHMS)
 def test_every_algorithm_trains_on_every_task(tmp_path, conf, algo):
-    run_dir = train(tiny(tmp_path, conf, algo, "train.episodes=2", "train.save_every=1"))
+    cfg = tiny(tmp_path, conf, algo, "train.episodes=2", "train.save_every=1")
+    run_dir = train(cfg)
     rows = read_metrics(run_dir)
     assert [r["episode"] for r in rows] == [1.0, 2.0]
     assert all(math.isfinite(r["charts/return"]) and r["env_steps"] > 0 for r in rows)
     loss_keys = {k for r in rows for k in r if k.startswith("losses/")}
     assert loss_keys, "no update happened"
+    # The mean entropy of the learning team's acting policy, for every algorithm: uniform under
+    # the Q family's first epsilon (1), below log A for the actor-critics.
+    num_actions = make_env(conf, cfg.env.kwargs).teams[cfg.env.learn_teams[0]].num_actions
+    entropies = [r["charts/entropy"] for r in rows]
+    assert all(0 <= h <= math.log(num_actions) + 1e-6 for h in entropies)
+    if algo in Q_FAMILY:
+        assert [r["charts/epsilon"] for r in rows] == pytest.approx([1.0, 0.1])
+        assert entropies[0] == pytest.approx(math.log(num_actions), rel=1e-6)
+    else:
+        assert all("charts/epsilon" not in r and "charts/temperature" not in r for r in rows)
     if algo.startswith("bmf"):
         assert {"losses/vae_rec", "losses/vae_pred"} <= loss_keys
         assert 1 <= rows[-1]["charts/groups"] <= 3

@@ -15,7 +15,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from bmf_graph.algos.base import Algorithm, Interaction, TeamView, check_finite, entropy_of_logits, mlp
+from bmf_graph.algos.base import (Algorithm, Interaction, TeamView, check_finite, entropy_of_logits, greedy,
+                                  mlp)
 from bmf_graph.config import AlgoConfig
 from bmf_graph.envs.base import TeamSpec
 
@@ -54,11 +55,10 @@ class ActorCritic(Algorithm):
         self.episode: list[dict[str, Tensor]] = []
 
     @torch.no_grad()
-    def act(self, view: TeamView, rec: dict[str, Tensor], explore: float | None) -> Tensor:
+    def policy(self, view: TeamView, rec: dict[str, Tensor], explore: float | None) -> Tensor:
+        """``softmax`` of the actor's logits; the greedy one-hot when ``explore`` is ``None``."""
         logits = self.net.policy(view.obs)
-        if explore is None:
-            return logits.argmax(-1)
-        return torch.distributions.Categorical(logits=logits).sample()
+        return greedy(logits) if explore is None else torch.softmax(logits, -1)
 
     def _optimizer(self) -> torch.optim.Optimizer:
         if self.optimizer is None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -115,11 +115,18 @@ def mlp(in_dim: int, hidden: int, out_dim: int) -> nn.Sequential:
                          nn.Linear(hidden, out_dim))
 
 
-def linear_schedule(start: float, end: float, fraction: float, progress: float) -> float:
-    """``start`` decaying linearly to ``end`` over the first ``fraction`` of training."""
-    if fraction <= 0:
-        return end
-    return start + (end - start) * min(progress / fraction, 1.0)
+def piecewise_linear(progress: float, knots: Sequence[tuple[float, float]]) -> float:
+    """The value at training ``progress`` of the line through ``knots`` ``[(progress, value),
+    ...]`` (increasing progress), constant before the first knot and after the last: MFRL's
+    ``linear_decay``, e.g. epsilon through ``(0, 1), (0.8, 0.2), (1, 0.1)``."""
+    x0, y0 = knots[0]
+    if progress <= x0:
+        return float(y0)
+    for x1, y1 in knots[1:]:
+        if progress <= x1:
+            return float(y1 if x1 <= x0 else y0 + (y1 - y0) * (progress - x0) / (x1 - x0))
+        x0, y0 = x1, y1
+    return float(y0)
 
 
 def check_finite(losses: dict[str, Tensor]) -> None:
@@ -158,8 +165,20 @@ class Algorithm(nn.Module):
     def observe(self, view: TeamView) -> dict[str, Tensor]:
         return self.interaction.observe(view)
 
-    def act(self, view: TeamView, rec: dict[str, Tensor], explore: float | None) -> Tensor:
+    def policy(self, view: TeamView, rec: dict[str, Tensor], explore: float | None) -> Tensor:
+        """``[N, A]`` action distribution of the acting policy (rows sum to 1); the greedy
+        one-hot when ``explore`` is ``None``."""
         raise NotImplementedError
+
+    @torch.no_grad()
+    def act(self, view: TeamView, rec: dict[str, Tensor], explore: float | None) -> Tensor:
+        """One action per agent drawn from :meth:`policy`."""
+        return sample_rows(self.policy(view, rec, explore))
+
+    def exploration_stats(self, explore: float) -> dict[str, float]:
+        """The exploration level at training progress ``explore``, for the logs (e.g.
+        ``charts/epsilon``); none by default."""
+        return {}
 
     # Learning hooks; a frozen policy (opponent, evaluation) never calls them.
     def record(self, view: TeamView, rec: dict[str, Tensor], action: Tensor, first: bool) -> None:
@@ -180,6 +199,19 @@ class Algorithm(nn.Module):
 
     def load_training_state(self, state: dict[str, Any]) -> None:
         pass
+
+
+def entropy(probs: Tensor) -> Tensor:
+    """Entropy of each row of a distribution ``[..., A]`` (``0 log 0 = 0``)."""
+    return -torch.special.xlogy(probs, probs).sum(-1)
+
+
+def mean_entropy(probs: Tensor, alive: Tensor) -> float | None:
+    """Mean entropy of the rows of ``probs`` ``[N, A]`` of the alive agents; ``None`` if none
+    is alive. The training loop logs it as ``charts/entropy``."""
+    if not bool(alive.any()):
+        return None
+    return float(entropy(probs[alive]).mean())
 
 
 def entropy_of_logits(logits: Tensor) -> Tensor:
@@ -203,8 +235,19 @@ def sample_rows(probs: Tensor) -> Tensor:
     return (cdf <= u).sum(-1)
 
 
+def greedy(q: Tensor) -> Tensor:
+    """One-hot of the first maximising action of each row of ``q`` ``[..., A]``."""
+    return nn.functional.one_hot(q.argmax(-1), q.shape[-1]).to(q.dtype)
+
+
+def epsilon_greedy(q: Tensor, epsilon: float) -> Tensor:
+    r"""ε-greedy distribution over Q-values: :math:`(1 - \varepsilon)\,\mathrm{onehot}(\arg\max_a Q)
+    + \varepsilon / A` (each agent draws on its own)."""
+    return greedy(q) * (1.0 - epsilon) + epsilon / q.shape[-1]
+
+
 def boltzmann(q: Tensor, temperature: float) -> Tensor:
     """Softmax policy over Q-values; the greedy one-hot when ``temperature == 0``."""
     if temperature <= 0 or math.isclose(temperature, 0.0):
-        return nn.functional.one_hot(q.argmax(-1), q.shape[-1]).to(q.dtype)
+        return greedy(q)
     return torch.softmax(q / temperature, dim=-1)

@@ -1,13 +1,24 @@
 r"""Q-learning over an interaction: ``q`` (none), ``mfq``, ``gat_mf`` and ``bmf_q``.
 
+One learning rule for the four methods; they differ only in the critic input
+:math:`\bar a_i` of the interaction (empty for ``q``, the neighbour mean for ``mfq``, Eq. 8 for
+BMF):
+
 .. math::
     \mathcal{L}_q = \big(Q_\theta(o_i, a_i, \bar a_i) - y_i\big)^2,\qquad
-    y_i = r_i + \gamma (1 - d_i)\, V(o'_i)
+    y_i = r_i + \gamma (1 - d_i)\, V(o'_i, \bar a'_i)
 
-with :math:`\bar a_i` the interaction's critic input (empty for ``q``; Eq. 8 for BMF). For ``q``,
-:math:`V(o') = Q_{\bar\theta}(o', \arg\max_a Q_\theta(o', a))` (double Q); with mean actions,
-:math:`V(o') = \sum_a \pi(a \mid o', \bar a')\, Q_{\bar\theta}(o', a, \bar a')` with the Boltzmann
-policy :math:`\pi` of the online network (MFQ). Soft target updates, replay of whole-team steps.
+with ``algo.target``:
+
+- ``double_q`` (default, MFRL's code):
+  :math:`V = Q_{\bar\theta}(o', \arg\max_a Q_\theta(o', a, \bar a'), \bar a')`;
+- ``expectation`` (Yang et al. 2018): :math:`V = \sum_a \pi(a \mid o', \bar a')\,
+  Q_{\bar\theta}(o', a, \bar a')` with :math:`\pi` the acting policy of the online network.
+
+The acting policy is ε-greedy (``algo.exploration=epsilon``, MFRL's schedule 1 → 0.2 at 80 % of
+the episodes → 0.1 at the end) or Boltzmann with a temperature schedule. Replay of whole-team
+steps, soft target updates, and as many gradient steps as ``algo.replay_ratio`` pays for: every
+stored agent transition is sampled about ``replay_ratio`` times in expectation.
 """
 from __future__ import annotations
 
@@ -16,8 +27,8 @@ import copy
 import torch
 from torch import Tensor, nn
 
-from bmf_graph.algos.base import (Algorithm, Interaction, TeamView, boltzmann, check_finite, linear_schedule,
-                                  mlp, sample_rows, soft_update)
+from bmf_graph.algos.base import (Algorithm, Interaction, TeamView, boltzmann, check_finite, epsilon_greedy,
+                                  greedy, mlp, piecewise_linear, soft_update)
 from bmf_graph.buffer import StepBuffer
 from bmf_graph.config import AlgoConfig
 from bmf_graph.envs.base import TeamSpec
@@ -36,7 +47,8 @@ class QNetwork(nn.Module):
 
 
 class QLearner(Algorithm):
-    """DQN-style learner with Boltzmann exploration over a pluggable :class:`Interaction`."""
+    """DQN-style learner with ε-greedy or Boltzmann exploration over a pluggable
+    :class:`Interaction`."""
 
     def __init__(self, spec: TeamSpec, cfg: AlgoConfig, radius: float, interaction: Interaction):
         super().__init__(spec, cfg, radius, interaction)
@@ -45,20 +57,38 @@ class QLearner(Algorithm):
         self.buffer: StepBuffer | None = None
         self.optimizer: torch.optim.Optimizer | None = None
         self.steps = 0
+        self.credit = 0.0
+        """Agent transitions the learner may still sample (see ``AlgoConfig.replay_ratio``)."""
         self._last = -1
 
-    def temperature(self, explore: float | None) -> float:
-        if explore is None:
-            return 0.0
+    # ------------------------------------------------------------------ acting
+    def exploration(self, explore: float) -> float:
+        """ε (``exploration=epsilon``) or the temperature at training progress ``explore``."""
         c = self.cfg
-        return linear_schedule(c.temperature_start, c.temperature_end, c.explore_fraction, explore)
+        if c.exploration == "epsilon":
+            knots = [(0.0, c.epsilon_start), (c.epsilon_mid_fraction, c.epsilon_mid), (1.0, c.epsilon_end)]
+        else:
+            knots = [(0.0, c.temperature_start), (c.explore_fraction, c.temperature_end)]
+        return piecewise_linear(explore, knots)
+
+    def exploration_stats(self, explore: float) -> dict[str, float]:
+        name = "epsilon" if self.cfg.exploration == "epsilon" else "temperature"
+        return {f"charts/{name}": self.exploration(explore)}
+
+    def action_probs(self, q: Tensor, explore: float | None) -> Tensor:
+        """The acting policy ``pi(. | o, a_bar)`` over Q-values ``[..., A]``: greedy when
+        ``explore`` is ``None``, else ε-greedy or Boltzmann at progress ``explore``."""
+        if explore is None:
+            return greedy(q)
+        if self.cfg.exploration == "epsilon":
+            return epsilon_greedy(q, self.exploration(explore))
+        return boltzmann(q, self.exploration(explore))
 
     @torch.no_grad()
-    def act(self, view: TeamView, rec: dict[str, Tensor], explore: float | None) -> Tensor:
-        probs = boltzmann(self.q(view.obs, rec["mean_action"]), self.temperature(explore))
-        return sample_rows(probs)
+    def policy(self, view: TeamView, rec: dict[str, Tensor], explore: float | None) -> Tensor:
+        return self.action_probs(self.q(view.obs, rec["mean_action"]), explore)
 
-    # ------------------------------------------------------------------ learning
+    # ------------------------------------------------------------------ recording
     def _setup(self) -> None:
         n = self.spec.num_agents
         schema = {"obs": ((n, self.spec.obs_dim), torch.float32), "action": ((n,), torch.long),
@@ -68,52 +98,75 @@ class QLearner(Algorithm):
         critic = [p for name, p in self.named_parameters() if not name.startswith(("q_target", "interaction.vae"))]
         self.optimizer = torch.optim.Adam(critic, lr=self.cfg.lr)
 
-    def record(self, view: TeamView, rec: dict[str, Tensor], action: Tensor, first: bool) -> None:
+    def _store(self, view: TeamView, rec: dict[str, Tensor], action: Tensor, first: bool) -> None:
         if self.buffer is None:
             self._setup()
         fields = {k: v for k, v in rec.items() if k != "mean_action"}
         self._last = self.buffer.add({**fields, "obs": view.obs, "alive": view.alive, "action": action,
                                       "reward": torch.zeros_like(view.alive, dtype=torch.float32)}, first)
 
+    def record(self, view: TeamView, rec: dict[str, Tensor], action: Tensor, first: bool) -> None:
+        """Store one team step; its alive agents' transitions earn ``replay_ratio`` samples each."""
+        self._store(view, rec, action, first)
+        self.credit += self.cfg.replay_ratio * int(view.alive.sum())
+
     def reward(self, reward: Tensor) -> None:
         self.buffer.set(self._last, "reward", reward)
 
-    def after_step(self, explore: float) -> dict[str, float]:
-        self.steps += 1
-        c = self.cfg
-        if self.steps < c.learning_starts or self.steps % c.update_every or self.buffer.num_transitions == 0:
-            return {}
-        logs: dict[str, float] = {}
-        for _ in range(c.updates):
-            logs = self.update(self.temperature(explore))
-        return logs
-
     def end_episode(self, view: TeamView, rec: dict[str, Tensor], terminated: bool, explore: float) -> dict[str, float]:
-        # The final state closes the last transition; it has no action of its own.
-        action = torch.zeros_like(view.alive, dtype=torch.long)
-        self.record(view, rec, action, first=False)
+        # The final state closes the last transition; it has no action (nor transition) of its own.
+        self._store(view, rec, torch.zeros_like(view.alive, dtype=torch.long), first=False)
         if terminated:
             self.buffer.set(self._last, "alive", torch.zeros_like(view.alive))
         return {}
 
-    def target_value(self, nxt: dict[str, Tensor], temperature: float) -> Tensor:
-        """``V(o')`` per agent, ``[B, N]``, without gradients."""
+    # ------------------------------------------------------------------ learning
+    def batch_cost(self) -> float:
+        """Credit one gradient step costs: ``batch_steps`` times the mean number of alive
+        agents over the stored records that have a successor (those :meth:`update` samples)."""
+        valid = self.buffer.has_next
+        records = int(valid.sum())
+        if records == 0:
+            return 0.0
+        return self.cfg.batch_steps * float(self.buffer.data["alive"][valid].sum()) / records
+
+    def after_step(self, explore: float) -> dict[str, float]:
+        self.steps += 1
+        c = self.cfg
+        if self.steps < c.learning_starts or self.steps % c.update_every:
+            return {}
+        cost, logs = self.batch_cost(), {}
+        if cost <= 0:
+            return {}
+        while self.credit >= cost:
+            logs = self.update(explore)
+            self.credit -= cost
+        return logs
+
+    def target_value(self, nxt: dict[str, Tensor], explore: float) -> Tensor:
+        """``V(o', a_bar')`` per agent, ``[B, N]``, without gradients (``algo.target``)."""
         with torch.no_grad():
             context = self.interaction.mean_action(nxt)
             q_next = self.q_target(nxt["obs"], context)
             q_online = self.q(nxt["obs"], context)
-            if self.interaction.dim == 0:
+            if self.cfg.target == "double_q":
                 return q_next.gather(-1, q_online.argmax(-1, keepdim=True)).squeeze(-1)
-            return (boltzmann(q_online, temperature) * q_next).sum(-1)
+            return (self.action_probs(q_online, explore) * q_next).sum(-1)
 
-    def update(self, temperature: float) -> dict[str, float]:
-        rec, nxt = self.buffer.sample(self.cfg.batch_steps)
+    def td_loss(self, rec: dict[str, Tensor], nxt: dict[str, Tensor], explore: float) -> tuple[Tensor, Tensor, Tensor]:
+        """``(loss, y, q)`` on records ``rec`` and their successors ``nxt`` (``[B, N, ...]``):
+        the mean squared TD error over the agents alive in ``rec``."""
         mask = rec["alive"]
         # An agent alive before the step and dead (or the episode terminated) after it is done.
         not_done = nxt["alive"].float()
-        y = rec["reward"] + self.cfg.gamma * not_done * self.target_value(nxt, temperature)
+        y = rec["reward"] + self.cfg.gamma * not_done * self.target_value(nxt, explore)
         q = self.q(rec["obs"], self.interaction.mean_action(rec)).gather(-1, rec["action"].unsqueeze(-1)).squeeze(-1)
-        loss = ((q - y)[mask] ** 2).mean()
+        return ((q - y)[mask] ** 2).mean(), y, q
+
+    def update(self, explore: float) -> dict[str, float]:
+        """One gradient step on ``batch_steps`` sampled records."""
+        rec, nxt = self.buffer.sample(self.cfg.batch_steps)
+        loss, y, q = self.td_loss(rec, nxt, explore)
         losses = {"q": loss}
         aux = self.interaction.aux_loss(rec, y)
         if aux is not None:
@@ -126,19 +179,19 @@ class QLearner(Algorithm):
         if aux is not None:
             self.interaction.step_aux(aux[0])
         soft_update(self.q_target, self.q, self.cfg.tau)
-        logs = {"losses/q": loss.item(), "losses/q_mean": q[mask].mean().item()}
+        logs = {"losses/q": loss.item(), "losses/q_mean": q[rec["alive"]].mean().item()}
         if aux is not None:
             logs.update({f"losses/vae_{k}": v for k, v in aux[1].items()})
         return logs
 
     def training_state(self) -> dict:
         if self.buffer is None:
-            return {"steps": self.steps}
-        return {"steps": self.steps, "buffer": self.buffer.state_dict(), "optimizer": self.optimizer.state_dict(),
-                **self.interaction.training_state()}
+            return {"steps": self.steps, "credit": self.credit}
+        return {"steps": self.steps, "credit": self.credit, "buffer": self.buffer.state_dict(),
+                "optimizer": self.optimizer.state_dict(), **self.interaction.training_state()}
 
     def load_training_state(self, state: dict) -> None:
-        self.steps = state["steps"]
+        self.steps, self.credit = state["steps"], state.get("credit", 0.0)
         if "buffer" in state:
             self._setup()
             self.buffer.load_state_dict(state["buffer"])

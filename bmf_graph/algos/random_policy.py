@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from bmf_graph.algos.base import TeamView
+from bmf_graph.algos.base import TeamView, sample_rows
 from bmf_graph.envs.base import TeamSpec
 
 
@@ -24,5 +24,10 @@ class RandomPolicy(nn.Module):
     def observe(self, view: TeamView) -> dict[str, Tensor]:
         return {}
 
+    def policy(self, view: TeamView, rec: dict[str, Tensor], explore: float | None) -> Tensor:
+        """The uniform distribution ``[N, A]``, whatever ``explore``."""
+        n, a = view.alive.shape[0], self.spec.num_actions
+        return torch.full((n, a), 1.0 / a, device=view.alive.device)
+
     def act(self, view: TeamView, rec: dict[str, Tensor], explore: float | None) -> Tensor:
-        return torch.randint(self.spec.num_actions, view.alive.shape, device=view.alive.device)
+        return sample_rows(self.policy(view, rec, explore))

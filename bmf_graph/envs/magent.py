@@ -94,6 +94,7 @@ class MagentBatchedEnv(BatchedEnv):
         if seed is not None:
             gw.set_seed(int(seed))
         gw.reset()
+        self.parallel.unwrapped.new_layout(seed)
         self.parallel.unwrapped.generate_map()
         self._t = 0
         self._needs_reset = False
@@ -241,6 +242,9 @@ class ParallelEnvMixin:
       the first actions of the whole action list (blue acts with red's actions).
     * ``render`` with ``render_mode="rgb_array"``: the numpy frame of :func:`render_gridworld`
       (``"human"`` keeps magent2's pygame window).
+    * ``new_layout(seed)``: called with the reset seed before every ``generate_map``, on this
+      path and on :class:`MagentBatchedEnv`'s, so a task can draw its layout (Battle: which
+      team spawns on the left) from the seed identically on both. No-op here.
 
     The subclass sets ``team_colors`` and ``body_sizes`` (one entry per team).
     """
@@ -248,7 +252,11 @@ class ParallelEnvMixin:
     team_colors: tuple[tuple[int, int, int], ...]
     body_sizes: tuple[int, ...]
 
+    def new_layout(self, seed: int | None) -> None:
+        """Draw what the next ``generate_map`` places where (nothing by default)."""
+
     def reset(self, seed: int | None = None, options: dict | None = None) -> tuple[dict, dict]:
+        self.new_layout(seed)
         out = super().reset(seed=seed, options=options)  # type: ignore[misc]
         self.team_sizes = [self.env.get_num(h) for h in self.handles]
         return out

@@ -16,16 +16,68 @@ def test_team_specs_and_defaults():
     assert env.max_steps == battle.MAX_STEPS == 400
     assert env.parallel.max_cycles == 400
     for spec, name in zip(env.teams, ("red", "blue")):
-        assert (spec.name, spec.num_agents, spec.view_shape) == (name, 64, (13, 13, 5))
-        assert (spec.feature_dim, spec.num_actions, spec.obs_dim) == (32, 21, 13 * 13 * 5 + 32)
+        assert (spec.name, spec.num_agents, spec.view_shape) == (name, 64, (13, 13, 7))
+        assert (spec.feature_dim, spec.num_actions, spec.obs_dim) == (34, 21, 13 * 13 * 7 + 34)
     assert battle.KILL_REWARD == 5.0
-    minimap = battle.batched_env(map_size=20, minimap_mode=True).teams[0]
-    assert (minimap.view_shape, minimap.feature_dim) == ((13, 13, 7), 34)
+    plain = battle.batched_env(map_size=20, minimap_mode=False).teams[0]
+    assert (plain.view_shape, plain.feature_dim) == ((13, 13, 5), 32)
+
+
+def sides(pos: list[np.ndarray], map_size: int) -> int:
+    """Index of the team whose agents all stand in the left half."""
+    left = [bool((p[:, 0] < map_size / 2).all()) for p in pos]
+    right = [bool((p[:, 0] > map_size / 2).all()) for p in pos]
+    assert left == [not r for r in right] and sum(left) == 1
+    return left.index(True)
+
+
+def test_sides_are_drawn_from_the_reset_seed_alike_on_both_paths():
+    env = battle.batched_env(map_size=20, agents_per_team=8)
+    pz = battle.parallel_env(map_size=20, agents_per_team=8)
+    gw, handles = pz.unwrapped.env, pz.unwrapped.handles
+    drawn = []
+    for seed in range(300):
+        steps = env.reset(seed=seed)
+        obs, _ = pz.reset(seed=seed)
+        left = sides([st.pos for st in steps], 20)
+        assert env.left_team == pz.unwrapped.left_team == left
+        for st, handle in zip(steps, handles):
+            np.testing.assert_array_equal(st.pos, gw.get_pos(handle))
+        # Names and slots stay with the team: red_0 is engine agent 0 wherever red stands.
+        np.testing.assert_array_equal(gw.get_agent_id(handles[0]), np.arange(8))
+        assert sorted(obs) == sorted(pz.possible_agents)
+        drawn.append(left)
+    # 300 fair coin flips: 150 +- 8.7; this seed range gives 135 red-left episodes.
+    assert sum(d == 0 for d in drawn) == 135
+    assert [left_after_reset(env, s) for s in range(20)] == drawn[:20]  # a seed always draws the same
+
+
+def left_after_reset(env, seed=None) -> int:
+    env.reset(seed=seed)
+    return env.left_team
+
+
+def test_reset_without_seed_draws_the_next_side():
+    env = battle.batched_env(map_size=20, agents_per_team=8, seed=1)
+    first = [left_after_reset(env) for _ in range(40)]
+    assert 10 < sum(first) < 30
+    left_after_reset(env, seed=7)
+    after_seed = [left_after_reset(env) for _ in range(40)]
+    left_after_reset(env, seed=7)
+    assert [left_after_reset(env) for _ in range(40)] == after_seed
+
+
+@pytest.mark.parametrize("left_team, want", [(None, 0), (0, 0), (1, 1)])
+def test_fixed_sides(left_team, want):
+    env = battle.batched_env(map_size=20, agents_per_team=8, random_sides=False, left_team=left_team)
+    for seed in range(6):
+        steps = env.reset(seed=seed)
+        assert env.left_team == sides([st.pos for st in steps], 20) == want
 
 
 @pytest.mark.parametrize("map_size, total", [(40, 128), (60, 288), (80, 512)])
 def test_standard_sizes_match_magent2_formation(map_size, total):
-    env = battle.batched_env(map_size=map_size)
+    env = battle.batched_env(map_size=map_size, random_sides=False)  # magent2 puts red on the left
     steps = env.reset(seed=0)
     assert sum(t.num_agents for t in env.teams) == total
     assert [int(st.alive.sum()) for st in steps] == [total // 2] * 2
@@ -37,7 +89,7 @@ def test_standard_sizes_match_magent2_formation(map_size, total):
 
 @pytest.mark.parametrize("map_size, n", [(40, 50), (40, 152), (25, 7), (12, 5)])
 def test_custom_counts_are_placed_inside_each_half(map_size, n):
-    env = battle.batched_env(map_size=map_size, agents_per_team=n)
+    env = battle.batched_env(map_size=map_size, agents_per_team=n, random_sides=False)
     red, blue = (st.pos for st in env.reset(seed=0))
     assert len(red) == len(blue) == n
     cells = np.concatenate([red, blue])
@@ -47,8 +99,10 @@ def test_custom_counts_are_placed_inside_each_half(map_size, n):
 
 
 def duel(preset: str, **overrides):
-    """1 v 1 on map 12: red walks right to blue (who stays) and attacks until blue dies."""
-    env = battle.batched_env(map_size=12, agents_per_team=1, preset=preset, **overrides)
+    """1 v 1 on map 12, red on the left: red walks right to blue (who stays) and attacks until
+    blue dies."""
+    env = battle.batched_env(map_size=12, agents_per_team=1, preset=preset, random_sides=False,
+                             minimap_mode=False, **overrides)
     steps = env.reset(seed=0)
     base, view2attack = env.gridworld.get_view2attack(env.handles[0])
     history = []
@@ -91,7 +145,7 @@ def test_presets_differ_only_in_hit_and_death_terms():
     """Same seed and actions in a 12 v 12 melee: bmf − mfrl = 0.3 per hit − 0.4 per death."""
     rewards = {}
     for preset in ("mfrl", "bmf"):
-        env = battle.batched_env(map_size=20, preset=preset)
+        env = battle.batched_env(map_size=20, preset=preset, random_sides=False, minimap_mode=False)
         rng = np.random.default_rng(4)
         steps = env.reset(seed=4)
         per_step = []
@@ -126,7 +180,7 @@ def test_presets_differ_only_in_hit_and_death_terms():
 
 
 def test_dict_api_ends_everyone_when_a_team_is_wiped_out():
-    pz = battle.parallel_env(map_size=12, agents_per_team=1)
+    pz = battle.parallel_env(map_size=12, agents_per_team=1, random_sides=False, minimap_mode=False)
     obs = pz.reset(seed=0)[0]
     base, view2attack = pz.unwrapped.env.get_view2attack(pz.unwrapped.handles[0])
     for _ in range(30):
@@ -152,6 +206,8 @@ def test_pettingzoo_api_and_seed():
     (dict(agents_per_team=0), r"agents_per_team=0"),
     (dict(preset="paper"), r"preset='paper' is unknown; valid presets: \['bmf', 'mfrl'\]"),
     (dict(max_steps=0), r"max_steps=0"),
+    (dict(left_team=1), r"left_team=1 is not valid with random_sides=True"),
+    (dict(random_sides=False, left_team=2), r"left_team=2 .*expected 0 \(red\) or 1 \(blue\)"),
 ])
 def test_bad_arguments_raise(kwargs, match):
     with pytest.raises(ValueError, match=match):

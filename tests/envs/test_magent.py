@@ -7,7 +7,7 @@ import pytest
 from bmf_graph.envs import battle, pursuit
 from bmf_graph.envs.magent import MagentBatchedEnv
 
-# Battle on map 20 (12 v 12, 8 cells apart): red drifts right (+2, 0), blue left (-2, 0).
+# Battle on map 20 (12 v 12, 8 cells apart): the left team drifts right (+2, 0), the right one left.
 # Pursuit: predators stay put unless a prey is in reach, prey wander.
 CASES = {
     "battle": (battle, dict(map_size=20, max_steps=60), (8, 4)),
@@ -22,7 +22,8 @@ def attack_policy(env: MagentBatchedEnv, steps, rng: np.random.Generator, moves)
         base, view2attack = env.gridworld.get_view2attack(handle)
         a = np.where(rng.random(spec.num_agents) < 0.6, move, rng.integers(0, base, spec.num_agents))
         if base < spec.num_actions:
-            agent, r, c = np.nonzero((view2attack >= 0)[None] & (st.view[..., 3] > 0))
+            enemy = 4 if spec.view_shape[2] == 7 else 3  # the minimap adds a channel per team
+            agent, r, c = np.nonzero((view2attack >= 0)[None] & (st.view[..., enemy] > 0))
             a[agent] = base + view2attack[r, c]
         actions.append(a)
     return actions
@@ -75,6 +76,8 @@ def test_batched_equals_dict_api(task):
     steps = env.reset(seed=3)
     obs, _ = pz.reset(seed=3)
     assert_same(env, pz, steps, obs)
+    if getattr(env, "left_team", 0) == 1:  # Battle drew blue on the left: both drift the other way
+        moves = moves[::-1]
     deaths, events = 0, 0
     for _ in range(kwargs["max_steps"]):
         actions = attack_policy(env, steps, rng, moves)
@@ -99,7 +102,7 @@ def test_batched_equals_dict_api(task):
 
 
 def test_dead_slots_stay_masked_and_keep_position():
-    env = battle.batched_env(map_size=20, max_steps=60)
+    env = battle.batched_env(map_size=20, max_steps=60, random_sides=False)  # red left, drifting right
     rng = np.random.default_rng(1)
     steps = env.reset(seed=5)
     died_at: dict[tuple[int, int], np.ndarray] = {}
