@@ -19,9 +19,8 @@ import numpy as np
 from scipy import stats
 
 from bmf_graph.config import Config, from_yaml
-from bmf_graph.logging import read_metrics
+from bmf_graph.logging import final_mean, read_metrics
 
-FINAL_FRACTION = 0.1
 REFERENCE_LABELS = ("bmf_q", "bmf_ac")
 """Labels compared against every other method of a task, the first present."""
 SEED_DIR = re.compile(r"^seed(\d+)$")
@@ -44,13 +43,6 @@ class Run:
     win_rate: float | None = None
 
 
-def _final(values: Sequence[float]) -> float:
-    values = list(values)
-    if not values:
-        return math.nan
-    return float(np.mean(values[-max(1, math.ceil(FINAL_FRACTION * len(values))):]))
-
-
 def read_run(path: Path, label: str) -> Run:
     """Summarise the run folder ``path`` (``seed{S}``)."""
     cfg = from_yaml(path / "config.yaml", check=False)
@@ -59,7 +51,7 @@ def read_run(path: Path, label: str) -> Run:
         raise ValueError(f"results: {path / 'metrics.csv'} has no rows; expected one row per training episode")
     finished = (path / "checkpoints" / "model_final.pt").is_file()
     run = Run(path, label, int(SEED_DIR.match(path.name).group(1)), cfg, len(rows),
-              finished and len(rows) >= cfg.train.episodes, _final(r["charts/return"] for r in rows))
+              finished and len(rows) >= cfg.train.episodes, final_mean(r["charts/return"] for r in rows))
     kill_columns = sorted(k for k in rows[0] if k.startswith("charts/kills_"))
     if len(kill_columns) == 2 and cfg.env.name == "battle":
         team_order = _team_order(path)
@@ -67,8 +59,8 @@ def read_run(path: Path, label: str) -> Run:
         theirs = next(c for c in (f"charts/kills_{t}" for t in team_order) if c != mine)
         kills = [r.get(mine, 0.0) for r in rows]
         deaths = [r.get(theirs, 0.0) for r in rows]
-        run.kills, run.deaths = _final(kills), _final(deaths)
-        run.win_rate = _final([float(k > d) for k, d in zip(kills, deaths)])
+        run.kills, run.deaths = final_mean(kills), final_mean(deaths)
+        run.win_rate = final_mean([float(k > d) for k, d in zip(kills, deaths)])
     return run
 
 

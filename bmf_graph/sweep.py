@@ -46,11 +46,8 @@ from omegaconf import OmegaConf
 from tqdm.auto import tqdm
 
 from bmf_graph.config import Config, ConfigError
-from bmf_graph.logging import read_metrics
+from bmf_graph.logging import final_mean, read_metrics
 from bmf_graph.sweep_grid import Run, SweepOptions, expand, options_help, parse_args
-
-FINAL_FRACTION = 0.1
-
 
 class RayMissing(ImportError):
     """Ray, the optional ``[sweep]`` extra, is not installed."""
@@ -111,10 +108,7 @@ def plan(run: Run) -> tuple[str, Path]:
 
 def final_return(run_dir: Path) -> float:
     """Mean ``charts/return`` over the last 10% of a run's episodes (at least one)."""
-    returns = [row["charts/return"] for row in read_metrics(run_dir) if "charts/return" in row]
-    if not returns:
-        return math.nan
-    return float(np.mean(returns[-max(1, math.ceil(FINAL_FRACTION * len(returns))):]))
+    return final_mean(row["charts/return"] for row in read_metrics(run_dir) if "charts/return" in row)
 
 
 # ---------------------------------------------------------------------- Ray
