@@ -114,7 +114,7 @@ def build_step(method: str, pos, x, mu0, kmeans_max_iter: int):
     gat = GATMeanField(LATENT_DIM, HIDDEN, dense=method == "gat_dense").to(device)
     interval = GROUP_INTERVAL if method == "bmf" else 1
     grouping = DynamicGrouping(NUM_GROUPS, interval=interval, max_iter=kmeans_max_iter)
-    fixed_group = grouping(mu0).clone() if method == "bmf_layers" else None
+    fixed_group = grouping(mu0, step=0).clone() if method == "bmf_layers" else None
 
     def step(mu) -> tuple:
         xg, mug = x.clone().requires_grad_(), mu.clone().requires_grad_()
@@ -126,8 +126,9 @@ def build_step(method: str, pos, x, mu0, kmeans_max_iter: int):
             if method == "bmf_cold":
                 grouping.reset_parameters()  # k-means++ seeds, as at the first regroup
             if fixed_group is None:
-                regroups = grouping.group is None or step.calls % grouping.interval == 0
-                group = grouping(mug.detach())
+                t = step.calls + 1  # env steps 1, 2, ...: regroups at 1, 1 + interval, ...
+                regroups = grouping.group is None or grouping.last_scheduled(t) == t
+                group = grouping(mug.detach(), step=t)
                 iters = grouping.kmeans.n_iter_ if regroups else None
             else:
                 group = fixed_group

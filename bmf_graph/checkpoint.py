@@ -59,8 +59,17 @@ def load_model(path: Path | str, device: torch.device | str = "cpu", num_agents:
     spec["view_shape"] = tuple(spec["view_shape"])
     if num_agents is not None:
         spec["num_agents"] = num_agents
-    algo = make_algorithm(TeamSpec(**spec), AlgoConfig(**payload["algo"]), payload["radius"])
-    algo.load_state_dict(payload["state_dict"])
+    try:
+        algo = make_algorithm(TeamSpec(**spec), AlgoConfig(**payload["algo"]), payload["radius"])
+        expected, saved = set(algo.state_dict()), set(payload["state_dict"])
+        if expected != saved:
+            raise ValueError(f"missing {sorted(expected - saved)[:3]}, unexpected {sorted(saved - expected)[:3]}")
+        algo.load_state_dict(payload["state_dict"])
+    except (TypeError, ValueError, RuntimeError) as error:
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        raise ValueError(f"load_model: {path} ({payload['algo'].get('name')}) was written by another version of "
+                         f"bmf_graph ({' '.join(lines[:2]) or type(error).__name__}); retrain it or load it "
+                         f"with the version that wrote it") from None
     return algo.to(device).eval()
 
 

@@ -21,6 +21,8 @@ from bmf_graph.envs import TASKS
 ALGORITHMS = ("q", "mfq", "ac", "mfac", "gat_mf", "bmf_q", "bmf_ac")
 ENVIRONMENTS = tuple(TASKS)  # firefighter, battle, pursuit
 GROUPINGS = ("vae", "ae", "random")
+SCORINGS = ("gatv2", "gat", "cosine")
+CRITICS = ("q", "value")
 TARGETS = ("double_q", "expectation")
 EXPLORATIONS = ("epsilon", "boltzmann")
 OPPONENT_POLICIES = ("self_play", "random", "checkpoint")
@@ -48,8 +50,8 @@ class EnvConfig:
 
 @dataclass
 class AlgoConfig:
-    """The learning algorithm (``docs/protocol.md``: the Q family's target, exploration and
-    replay ratio)."""
+    """The learning algorithm (``docs/method.md``: the method as implemented; ``docs/protocol.md``:
+    the Q family's target, exploration and replay ratio)."""
 
     name: str = "bmf_q"
     """One of ``q, mfq, ac, mfac, gat_mf, bmf_q, bmf_ac``."""
@@ -104,34 +106,50 @@ class AlgoConfig:
     tau: float = 0.01
     """Soft target update rate."""
     # Actor-critic family
+    critic: str = "q"
+    """AC family: ``q`` (paper Eq. 9: a critic ``Q(o, ., context)`` trained like the Q family, with
+    replay and a soft target network, evaluating the actor; the actor learns from the
+    all-actions advantage) or ``value`` (A2C on episode batches with ``V(o, context)``, MFRL's
+    MFAC)."""
+    actor_context: bool = False
+    """AC family: the actor also reads the critic input, ``pi(a | o, context)`` (the paper's
+    released BMF code); otherwise ``pi(a | o)``."""
     gae_lambda: float = 0.95
-    """GAE lambda of the advantage estimate (1.0 = Monte-Carlo returns)."""
+    """``critic=value``: GAE lambda of the advantage estimate (1.0 = Monte-Carlo returns)."""
     entropy_coef: float = 0.01
-    """Entropy bonus weight."""
+    """AC family: entropy bonus weight."""
     value_coef: float = 0.5
-    """Value loss weight."""
+    """``critic=value``: value loss weight."""
     # GAT-MF
     dense: bool = False
     """GAT-MF only: full N x N attention masked by adjacency, as the reference code."""
     # BMF
     num_groups: int = 4
     """BMF: k, groups per team."""
-    group_interval: int = 10
-    """BMF: environment steps between regroupings (``I_g``)."""
+    group_interval: int = 5
+    """BMF: environment steps between regroupings (``I_g``): groups are formed at steps
+    ``t = 1, 1 + I_g, 1 + 2 I_g, ...`` of every episode (and at ``t = 0``, from the first
+    observations). Keep it shorter than the task's typical episode."""
     grouping: str = "vae"
     """BMF: ``vae`` (the method), ``ae`` (autoencoder ablation) or ``random`` (BMF-RC)."""
-    latent_dim: int = 8
-    """BMF: size of the agent representation ``z``."""
+    latent_dim: int = 32
+    """BMF: size of the agent representation ``z`` (32 as the paper's released code)."""
+    scoring: str = "gatv2"
+    """BMF: inter-group attention scores, ``gatv2`` (pairwise), ``gat`` (static, every group
+    ranks the others alike) or ``cosine`` (parameter-free cosine weights of the released code)."""
     heads: int = 1
-    """BMF: attention heads of the inter-group attention."""
+    """BMF: attention heads of the inter-group attention (``gatv2``, ``gat``)."""
     vae_lr: float = 1e-3
     """BMF: Adam learning rate of the agent VAE."""
     beta: float = 1e-3
-    """BMF: KL weight of the VAE loss."""
+    """BMF: KL weight of the VAE loss (the KL is summed over latent dimensions)."""
     lambda_rec: float = 1.0
-    """BMF: reconstruction weight of the VAE loss."""
-    lambda_pred: float = 1.0
-    """BMF: value-prediction weight of the VAE loss."""
+    """BMF: reconstruction weight of the VAE loss (squared error summed over the features of
+    ``(o, a)``)."""
+    lambda_pred: float = 0.1
+    """BMF: value-prediction weight of the VAE loss. 0.1 keeps reconstruction the larger source
+    of the encoder's gradient on Firefighter, whose team rewards make the prediction error large
+    (docs/method.md lists the measured terms)."""
 
 
 @dataclass
@@ -211,6 +229,8 @@ def validate(cfg: Config) -> Config:
     _choice("env.name", cfg.env.name, ENVIRONMENTS)
     _choice("algo.name", cfg.algo.name, ALGORITHMS)
     _choice("algo.grouping", cfg.algo.grouping, GROUPINGS)
+    _choice("algo.scoring", cfg.algo.scoring, SCORINGS)
+    _choice("algo.critic", cfg.algo.critic, CRITICS)
     _choice("algo.target", cfg.algo.target, TARGETS)
     _choice("algo.exploration", cfg.algo.exploration, EXPLORATIONS)
     _choice("opponent.policy", cfg.opponent.policy, OPPONENT_POLICIES)

@@ -97,6 +97,7 @@ def snapshot(t: int, interaction: BiLevelInteraction, view: Any, rec: dict, othe
     index[slots] = torch.arange(slots.numel(), device=alive.device)
     with torch.no_grad():
         _, weight = interaction.attention.attend(rec["h_grp"], rec["a_grp"], rec["count"], return_weight=True)
+        weight = weight.to_dense()
     pos = view.pos[slots].cpu().numpy()
     k = rec["count"].numel()
     count = rec["count"].cpu().numpy()

@@ -138,6 +138,7 @@ class Driver:
     def reset(self) -> None:
         self.a_prev: list[torch.Tensor | None] = [None] * len(self.policies)
         self.prev_obs: list[torch.Tensor | None] = [None] * len(self.policies)
+        self.t = 0  # env step of the next call
         for policy in self.policies:
             policy.begin_episode()
 
@@ -147,9 +148,10 @@ class Driver:
         for i, (policy, step) in enumerate(zip(self.policies, steps)):
             if self.a_prev[i] is None:
                 self.a_prev[i] = torch.zeros(len(step.alive), self.num_actions[i], device=self.device)
-            view = team_view(step, self.a_prev[i], self.prev_obs[i], self.device)
+            view = team_view(step, self.a_prev[i], self.prev_obs[i], self.device, self.t)
             action = policy.act(view, policy.observe(view), self.explore)
             self.a_prev[i] = previous_actions(action, self.num_actions[i], view)
             self.prev_obs[i] = view.obs
             actions.append(action.cpu().numpy())
+        self.t += 1
         return actions

@@ -37,20 +37,20 @@ class EpisodeResult:
 
 
 def team_view(step: TeamStep, a_prev: torch.Tensor, prev_obs: torch.Tensor | None,
-              device: torch.device) -> TeamView:
-    """Tensors of one team's arrays; ``prev_obs=None`` at the first step."""
-    return arrays_view(step.obs(), step.pos, step.alive, a_prev, prev_obs, device)
+              device: torch.device, t: int = 0) -> TeamView:
+    """Tensors of one team's arrays at env step ``t``; ``prev_obs=None`` at the first step."""
+    return arrays_view(step.obs(), step.pos, step.alive, a_prev, prev_obs, device, t=t)
 
 
 def arrays_view(obs: np.ndarray, pos: np.ndarray, alive: np.ndarray, a_prev: torch.Tensor,
                 prev_obs: torch.Tensor | None, device: torch.device, batch: torch.Tensor | None = None,
-                num_envs: int = 1) -> TeamView:
-    """A :class:`TeamView` of a team's arrays (``obs`` is used in place, ``pos`` and ``alive``
-    are copied); ``prev_obs=None`` at the first step: the current observations."""
+                num_envs: int = 1, t: int = 0) -> TeamView:
+    """A :class:`TeamView` of a team's arrays at env step ``t`` (``obs`` is used in place, ``pos``
+    and ``alive`` are copied); ``prev_obs=None`` at the first step: the current observations."""
     obs = torch.from_numpy(obs).to(device, torch.float32)
     return TeamView(obs=obs, pos=torch.tensor(pos, dtype=torch.float32, device=device),
                     alive=torch.tensor(alive, device=device), a_prev=a_prev,
-                    prev_obs=obs if prev_obs is None else prev_obs, batch=batch, num_envs=num_envs)
+                    prev_obs=obs if prev_obs is None else prev_obs, batch=batch, num_envs=num_envs, step=t)
 
 
 def previous_actions(action: torch.Tensor, num_actions: int, view: TeamView) -> torch.Tensor:
@@ -83,7 +83,7 @@ def play_episode(env: BatchedEnv, policies: Sequence[Any], device: torch.device 
         policy.begin_episode()
     terminated, t = False, 0
     for t in range(max_steps or env.max_steps):
-        views = [team_view(s, a_prev[i], prev_obs[i], device) for i, s in enumerate(steps)]
+        views = [team_view(s, a_prev[i], prev_obs[i], device, t) for i, s in enumerate(steps)]
         recs, actions = [], []
         for i, (policy, view) in enumerate(zip(policies, views)):
             rec = policy.observe(view)
@@ -115,7 +115,7 @@ def play_episode(env: BatchedEnv, policies: Sequence[Any], device: torch.device 
         if terminated or truncated:
             break
     for i, policy in learners.items():
-        view = team_view(steps[i], a_prev[i], prev_obs[i], device)
+        view = team_view(steps[i], a_prev[i], prev_obs[i], device, t + 1)
         for k, v in policy.end_episode(view, policy.observe(view), terminated, explore).items():
             logs.setdefault(k, []).append(v)
     alive = np.array([int(s.alive.sum()) for s in steps])

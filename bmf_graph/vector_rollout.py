@@ -52,6 +52,7 @@ class PartPlayer:
         self.returns, self.kills = np.zeros((num, len(teams))), np.zeros((num, len(teams)))
         self.length = np.zeros(num, dtype=int)
         self.last: PartStep | None = None
+        self.t = 0
         for policy in policies:
             policy.begin_episode()
 
@@ -65,13 +66,14 @@ class PartPlayer:
         self.returns += arrays.reward
         self.kills += arrays.kills
         self.length[playing] = t
-        self.last = arrays
+        self.last, self.t = arrays, t
 
     def views(self, arrays: PartStep) -> list[TeamView]:
-        """One :class:`TeamView` per team over this part's copies (``batch`` = copy in the part)."""
+        """One :class:`TeamView` per team over this part's copies (``batch`` = copy in the part),
+        at the env step of the last :meth:`receive`."""
         return [arrays_view(self.copies.obs(i, self.part, arrays.parity), arrays.pos[i], arrays.alive[i],
                             self.a_prev[i], self.prev_obs[i], self.device, self.batches[i],
-                            self.part[1] - self.part[0])
+                            self.part[1] - self.part[0], self.t)
                 for i in range(len(self.copies.teams))]
 
     def act(self, explore: float | None) -> list[np.ndarray]:

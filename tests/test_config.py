@@ -38,6 +38,8 @@ def test_yaml_round_trip(tmp_path):
     (["seed=abc"], "abc"),
     (["device=tpu"], "device='tpu'"),
     (["algo.grouping=pca"], "algo.grouping='pca'.*vae, ae, random"),
+    (["algo.scoring=dot"], "algo.scoring='dot' is not valid; expected one of gatv2, gat, cosine"),
+    (["algo.critic=v"], "algo.critic='v' is not valid; expected one of q, value"),
     (["algo.gamma=1.5"], r"algo.gamma=1.5.*\[0, 1\]"),
     (["algo.num_groups=0"], "algo.num_groups=0"),
     (["env.radius=-1"], "env.radius=-1"),

@@ -1,20 +1,22 @@
-"""Algorithms of DESIGN.md section 3: a learning rule over an interaction.
+"""Algorithms (docs/method.md): a learning rule over an interaction.
 
-=========  ======================================  ==============================
-name       learning rule                           critic input
-=========  ======================================  ==============================
-``q``      :class:`~bmf_graph.algos.q.QLearner`    ``o``
-``mfq``    QLearner                                ``o, a_mf``
-``gat_mf`` QLearner                                ``o, a_gat``
-``bmf_q``  QLearner                                ``o, a_intra, a_inter``
-``ac``     :class:`~bmf_graph.algos.ac.ActorCritic` ``o``
-``mfac``   ActorCritic                             ``o, a_mf``
-``bmf_ac`` ActorCritic                             ``o, a_intra, a_inter``
-=========  ======================================  ==============================
+=========  ==============================================  ==============================
+name       learning rule                                   critic input
+=========  ==============================================  ==============================
+``q``      :class:`~bmf_graph.algos.q.QLearner`            ``o``
+``mfq``    QLearner                                        ``o, a_mf``
+``gat_mf`` QLearner                                        ``o, a_gat``
+``bmf_q``  QLearner                                        ``o, a_intra, a_inter``
+``ac``     ``algo.critic``: ``q`` -> :class:`~bmf_graph.algos.ac.QActorCritic` (Eq. 9),
+           ``value`` -> :class:`~bmf_graph.algos.ac.ActorCritic` (A2C)
+                                                           ``o``
+``mfac``   as ``ac``                                       ``o, a_mf``
+``bmf_ac`` as ``ac``                                       ``o, a_intra, a_inter``
+=========  ==============================================  ==============================
 """
 from __future__ import annotations
 
-from bmf_graph.algos.ac import ActorCritic
+from bmf_graph.algos.ac import ActorCritic, QActorCritic
 from bmf_graph.algos.base import Algorithm, Interaction, NonFiniteLoss, TeamView
 from bmf_graph.algos.bmf import BiLevelInteraction
 from bmf_graph.algos.gat_mf import GATInteraction
@@ -23,14 +25,17 @@ from bmf_graph.algos.q import QLearner
 from bmf_graph.config import AlgoConfig
 from bmf_graph.envs.base import TeamSpec
 
+ACTOR_CRITICS = {"q": QActorCritic, "value": ActorCritic}
+"""The AC family's learning rule for each ``algo.critic``."""
+
 REGISTRY = {
     "q": (QLearner, Interaction),
     "mfq": (QLearner, MeanFieldInteraction),
     "gat_mf": (QLearner, GATInteraction),
     "bmf_q": (QLearner, BiLevelInteraction),
-    "ac": (ActorCritic, Interaction),
-    "mfac": (ActorCritic, MeanFieldInteraction),
-    "bmf_ac": (ActorCritic, BiLevelInteraction),
+    "ac": (ACTOR_CRITICS, Interaction),
+    "mfac": (ACTOR_CRITICS, MeanFieldInteraction),
+    "bmf_ac": (ACTOR_CRITICS, BiLevelInteraction),
 }
 
 
@@ -39,8 +44,12 @@ def make_algorithm(spec: TeamSpec, cfg: AlgoConfig, radius: float) -> Algorithm:
     if cfg.name not in REGISTRY:
         raise ValueError(f"make_algorithm: algo.name={cfg.name!r} is not valid; expected one of {', '.join(REGISTRY)}")
     rule, interaction = REGISTRY[cfg.name]
+    if isinstance(rule, dict):
+        if cfg.critic not in rule:
+            raise ValueError(f"make_algorithm: algo.critic={cfg.critic!r} is not valid; expected one of {', '.join(rule)}")
+        rule = rule[cfg.critic]
     return rule(spec, cfg, radius, interaction(spec, cfg, radius))
 
 
-__all__ = ["Algorithm", "ActorCritic", "QLearner", "Interaction", "MeanFieldInteraction", "GATInteraction",
-           "BiLevelInteraction", "NonFiniteLoss", "TeamView", "REGISTRY", "make_algorithm"]
+__all__ = ["Algorithm", "ActorCritic", "QActorCritic", "QLearner", "Interaction", "MeanFieldInteraction",
+           "GATInteraction", "BiLevelInteraction", "NonFiniteLoss", "TeamView", "REGISTRY", "make_algorithm"]

@@ -1,8 +1,29 @@
-r"""Advantage actor-critic over an interaction: ``ac`` (none), ``mfac`` and ``bmf_ac``.
+r"""Actor-critic over an interaction: ``ac`` (none), ``mfac`` and ``bmf_ac``.
 
-The actor :math:`\pi_\phi(a \mid o_i)` is decentralised; the critic is
-:math:`V_\theta(o_i, \bar a_i)` with the interaction's critic input (Eq. 9 with the value as
-baseline). On each episode batch, GAE advantages per agent,
+The actor is a softmax policy :math:`\pi_\phi(a \mid o_i)` (with ``algo.actor_context=true``,
+:math:`\pi_\phi(a \mid o_i, \bar a_i)`, as the paper's released code); :math:`\bar a_i` is the
+interaction's critic input (empty for ``ac``, the neighbour mean for ``mfac``, Eq. 6 for
+``bmf_ac``). Two critics (``algo.critic``):
+
+``q`` (default; Yang et al.'s MF-AC, the paper's Eq. 9) -- :class:`QActorCritic`. The critic
+:math:`Q_\theta(o_i, \cdot, \bar a_i)` is the Q family's (same network, replay, soft target
+network) with a target that evaluates the actor,
+
+.. math::
+    y_i = r_i + \gamma (1 - d_i) \sum_a \pi_\phi(a \mid o'_i)\, Q_{\bar\theta}(o'_i, a, \bar a'_i),
+
+and the actor follows Eq. 9 in its all-actions form on the same replayed records,
+
+.. math::
+    \mathcal L_\pi = -\sum_b \pi_\phi(b \mid o_i)\, A(o_i, b) - c_H\, \mathcal H[\pi_\phi(\cdot \mid o_i)],
+    \qquad A(o_i, b) = Q_\theta(o_i, b, \bar a_i) - \sum_c \pi_\phi(c \mid o_i) Q_\theta(o_i, c, \bar a_i)
+
+with :math:`A` held constant, whose gradient is
+:math:`\mathbb E_{a \sim \pi}[\nabla_\phi \log \pi_\phi(a \mid o_i)\, A(o_i, a)]`, the expectation
+of Eq. 9 taken exactly over the actions (the baseline adds nothing to it in expectation).
+
+``value`` -- :class:`ActorCritic`, A2C on whole-episode batches with
+:math:`V_\theta(o_i, \bar a_i)` (MFRL's MFAC): GAE advantages per agent,
 
 .. math::
     \delta_t = r_t + \gamma (1 - d_t) V(o_{t+1}, \bar a_{t+1}) - V(o_t, \bar a_t),\qquad
@@ -17,21 +38,106 @@ from torch import Tensor, nn
 
 from bmf_graph.algos.base import (Algorithm, Interaction, TeamView, check_finite, entropy_of_logits, greedy,
                                   mlp)
+from bmf_graph.algos.q import QLearner
 from bmf_graph.config import AlgoConfig
 from bmf_graph.envs.base import TeamSpec
 
 
-class ActorCriticNetwork(nn.Module):
-    """Policy logits from the observation; value from the observation and the critic input."""
+class Actor(nn.Module):
+    """Policy logits from the observation, joined with the critic input when ``context_dim > 0``."""
 
     def __init__(self, obs_dim: int, context_dim: int, num_actions: int, hidden: int):
         super().__init__()
-        self.policy = mlp(obs_dim, hidden, num_actions)
-        self.value_trunk = nn.Sequential(nn.Linear(obs_dim, hidden), nn.ReLU())
-        self.value_head = mlp(hidden + context_dim, hidden, 1)
+        self.context_dim = context_dim
+        self.net = mlp(obs_dim + context_dim, hidden, num_actions)
 
-    def value(self, obs: Tensor, context: Tensor) -> Tensor:
-        return self.value_head(torch.cat([self.value_trunk(obs), context], dim=-1)).squeeze(-1)
+    def forward(self, obs: Tensor, context: Tensor | None) -> Tensor:
+        """``context`` (the critic input) is read only when the actor was built with it."""
+        return self.net(torch.cat([obs, context], dim=-1) if self.context_dim else obs)
+
+
+def make_actor(spec: TeamSpec, cfg: AlgoConfig, interaction: Interaction) -> Actor:
+    return Actor(spec.obs_dim, interaction.dim if cfg.actor_context else 0, spec.num_actions, cfg.hidden)
+
+
+class SoftmaxActing:
+    """Acting of the AC family: its ``actor`` reads the observation (and the critic input); it
+    explores by sampling its own policy, so it logs no exploration schedule."""
+
+    actor: Actor
+
+    @torch.no_grad()
+    def policy(self, view: TeamView, rec: dict[str, Tensor], explore: float | None) -> Tensor:
+        """The softmax policy ``[N, A]``; its greedy one-hot when ``explore`` is ``None``."""
+        logits = self.actor(view.obs, rec["mean_action"])
+        return greedy(logits) if explore is None else torch.softmax(logits, dim=-1)
+
+    def exploration_stats(self, explore: float) -> dict[str, float]:
+        return {}
+
+
+class QActorCritic(SoftmaxActing, QLearner):
+    """Eq. 9: the Q family's critic evaluating a softmax actor, which learns from its advantages."""
+
+    def __init__(self, spec: TeamSpec, cfg: AlgoConfig, radius: float, interaction: Interaction):
+        super().__init__(spec, cfg, radius, interaction)
+        self.actor = make_actor(spec, cfg, interaction)
+        self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=cfg.lr)
+
+    def critic_parameters(self) -> list[nn.Parameter]:
+        actor = {id(p) for p in self.actor.parameters()}
+        return [p for p in super().critic_parameters() if id(p) not in actor]
+
+    def target_value(self, nxt: dict[str, Tensor], explore: float) -> Tensor:
+        """``sum_a pi(a | o') Q_target(o', a, context')`` per agent, ``[B, N]``; the actor as it
+        acts (online context), the target network with the target copies of learned parts."""
+        with torch.no_grad():
+            q_next = self.q_target(nxt["obs"], self.interaction.mean_action(nxt, target=True))
+            context = self.interaction.mean_action(nxt) if self.actor.context_dim else None
+            probs = torch.softmax(self.actor(nxt["obs"], context), dim=-1)
+            return (probs * q_next).sum(-1)
+
+    def actor_loss(self, rec: dict[str, Tensor], context: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``(loss, policy_loss, entropy)`` of the all-actions Eq. 9 on records ``[B, N, ...]``."""
+        logits = self.actor(rec["obs"], context)
+        probs = torch.softmax(logits, dim=-1)
+        with torch.no_grad():
+            q = self.q(rec["obs"], context)
+            advantage = q - (probs * q).sum(-1, keepdim=True)
+        mask = rec["alive"]
+        policy_loss = -(probs * advantage).sum(-1)[mask].mean()
+        entropy = entropy_of_logits(logits)[mask].mean()
+        return policy_loss - self.cfg.entropy_coef * entropy, policy_loss, entropy
+
+    def after_critic_update(self, rec: dict[str, Tensor]) -> dict[str, float]:
+        with torch.no_grad():
+            context = self.interaction.mean_action(rec)
+        loss, policy_loss, entropy = self.actor_loss(rec, context)
+        check_finite({"actor": loss})
+        self.actor_optimizer.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(self.actor.parameters(), self.cfg.max_grad_norm)
+        self.actor_optimizer.step()
+        return {"losses/policy": policy_loss.item(), "losses/entropy": entropy.item()}
+
+    def training_state(self) -> dict:
+        return {**super().training_state(), "actor_optimizer": self.actor_optimizer.state_dict()}
+
+    def load_training_state(self, state: dict) -> None:
+        super().load_training_state(state)
+        self.actor_optimizer.load_state_dict(state["actor_optimizer"])
+
+
+class ValueNetwork(nn.Module):
+    """``V(o, context)``: an observation trunk joined with the critic input."""
+
+    def __init__(self, obs_dim: int, context_dim: int, hidden: int):
+        super().__init__()
+        self.trunk = nn.Sequential(nn.Linear(obs_dim, hidden), nn.ReLU())
+        self.head = mlp(hidden + context_dim, hidden, 1)
+
+    def forward(self, obs: Tensor, context: Tensor) -> Tensor:
+        return self.head(torch.cat([self.trunk(obs), context], dim=-1)).squeeze(-1)
 
 
 def gae(reward: Tensor, value: Tensor, next_value: Tensor, not_done: Tensor, gamma: float, lam: float) -> Tensor:
@@ -45,24 +151,21 @@ def gae(reward: Tensor, value: Tensor, next_value: Tensor, not_done: Tensor, gam
     return advantage
 
 
-class ActorCritic(Algorithm):
-    """A2C on whole-episode batches with a pluggable :class:`Interaction` in the critic."""
+class ActorCritic(SoftmaxActing, Algorithm):
+    """A2C on whole-episode batches with a pluggable :class:`Interaction` in the critic
+    (``algo.critic=value``)."""
 
     def __init__(self, spec: TeamSpec, cfg: AlgoConfig, radius: float, interaction: Interaction):
         super().__init__(spec, cfg, radius, interaction)
-        self.net = ActorCriticNetwork(spec.obs_dim, interaction.dim, spec.num_actions, cfg.hidden)
+        self.actor = make_actor(spec, cfg, interaction)
+        self.critic = ValueNetwork(spec.obs_dim, interaction.dim, cfg.hidden)
         self.optimizer: torch.optim.Optimizer | None = None
         self.episode: list[dict[str, Tensor]] = []
 
-    @torch.no_grad()
-    def policy(self, view: TeamView, rec: dict[str, Tensor], explore: float | None) -> Tensor:
-        """``softmax`` of the actor's logits; the greedy one-hot when ``explore`` is ``None``."""
-        logits = self.net.policy(view.obs)
-        return greedy(logits) if explore is None else torch.softmax(logits, -1)
-
     def _optimizer(self) -> torch.optim.Optimizer:
         if self.optimizer is None:
-            params = [p for name, p in self.named_parameters() if not name.startswith("interaction.vae")]
+            params = [p for name, p in self.named_parameters()
+                      if p.requires_grad and not name.startswith("interaction.vae")]
             self.optimizer = torch.optim.Adam(params, lr=self.cfg.lr)
         return self.optimizer
 
@@ -90,7 +193,8 @@ class ActorCritic(Algorithm):
 
     def update(self, batch: dict[str, Tensor]) -> dict[str, float]:
         """One gradient step on an episode batch of ``T + 1`` records ``[T + 1, N, ...]``."""
-        value_all = self.net.value(batch["obs"], self.interaction.mean_action(batch))
+        context = self.interaction.mean_action(batch)
+        value_all = self.critic(batch["obs"], context)
         rec = {k: v[:-1] for k, v in batch.items()}
         value, next_value = value_all[:-1], value_all[1:].detach()
         not_done = batch["alive"][1:].float()
@@ -98,7 +202,7 @@ class ActorCritic(Algorithm):
         with torch.no_grad():
             advantage = gae(rec["reward"], value.detach(), next_value, not_done, self.cfg.gamma, self.cfg.gae_lambda)
             returns = advantage + value.detach()
-        logits = self.net.policy(rec["obs"])
+        logits = self.actor(rec["obs"], context[:-1].detach())
         log_prob = torch.log_softmax(logits, -1).gather(-1, rec["action"].unsqueeze(-1)).squeeze(-1)
         policy_loss = -(log_prob * advantage)[mask].mean()
         value_loss = ((value - returns) ** 2)[mask].mean()

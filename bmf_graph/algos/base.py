@@ -8,6 +8,7 @@ neighbour mean (``gat_mf``) or as intra-group mean plus inter-group attention (`
 """
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -36,6 +37,8 @@ class TeamView:
             ``None`` for one environment. Copies never interact: no edges, groups or
             attention cross them.
         num_envs: number of stacked environment copies.
+        step: the env step index ``t`` of the episode (0 at reset); BMF's grouping regroups
+            on its schedule of steps.
     """
 
     obs: Tensor
@@ -45,6 +48,7 @@ class TeamView:
     prev_obs: Tensor
     batch: Tensor | None = None
     num_envs: int = 1
+    step: int = 0
 
 
 class Interaction(nn.Module):
@@ -54,6 +58,9 @@ class Interaction(nn.Module):
     gradients) and returns the fields stored in the replay record plus ``"mean_action"``;
     ``mean_action`` recomputes the critic input from stored records at update time, with
     gradients into any learned part (attention parameters learn through the critic loss).
+    A learned part registered with :meth:`add_target` has a frozen target copy, used by
+    ``mean_action(rec, target=True)`` for target values and moved toward the online part by
+    :meth:`soft_update` together with the critic's target network.
     """
 
     dim: int = 0
@@ -62,6 +69,21 @@ class Interaction(nn.Module):
         super().__init__()
         self.num_actions = spec.num_actions
         self.radius = radius
+        self.targets: list[str] = []
+
+    def add_target(self, name: str) -> None:
+        """Keep a frozen copy ``target_{name}`` of the learned submodule ``name``."""
+        setattr(self, f"target_{name}", copy.deepcopy(getattr(self, name)).requires_grad_(False))
+        self.targets.append(name)
+
+    def part(self, name: str, target: bool) -> nn.Module:
+        """The submodule ``name``, or its target copy when ``target``."""
+        return getattr(self, f"target_{name}" if target else name)
+
+    def soft_update(self, tau: float) -> None:
+        """``target <- tau * online + (1 - tau) * target`` for every learned part."""
+        for name in self.targets:
+            soft_update(getattr(self, f"target_{name}"), getattr(self, name), tau)
 
     def schema(self, num_agents: int) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
         return {}
@@ -87,8 +109,9 @@ class Interaction(nn.Module):
     def observe(self, view: TeamView) -> dict[str, Tensor]:
         return {"mean_action": view.obs.new_zeros(view.obs.shape[0], 0)}
 
-    def mean_action(self, rec: dict[str, Tensor]) -> Tensor:
-        """``[B, N, dim]`` critic input from ``B`` stored records."""
+    def mean_action(self, rec: dict[str, Tensor], target: bool = False) -> Tensor:
+        """``[B, N, dim]`` critic input from ``B`` stored records; ``target`` uses the target
+        copies of the learned parts (for target values)."""
         return rec["obs"].new_zeros(*rec["obs"].shape[:2], 0)
 
     def aux_loss(self, rec: dict[str, Tensor], target: Tensor) -> tuple[Tensor, dict[str, float]] | None:

@@ -1,16 +1,19 @@
-r"""Bi-level mean field interaction (BMF-Q, BMF-AC; paper Sec. 4, DESIGN.md sections 1-2).
+r"""Bi-level mean field interaction (BMF-Q, BMF-AC; paper Sec. 4, docs/method.md).
 
 For agent :math:`i` in group :math:`m` (groups from k-means on VAE latents, Alg. 1):
 
 .. math::
     \tilde a_i = \frac{1}{|\mathcal N_m(i)|} \sum_{j \in \mathcal N_m(i)} a^{t-1}_j,\qquad
-    \tilde a_m = \sum_{n \ne m} w_{mn}\, \bar a_n,\qquad
-    w_{mn} = \operatorname{softmax}_n\big(\mathrm{LeakyReLU}(\mathbf a^\top [W h_m \,\|\, W h_n])\big)
+    \tilde a_m = \sum_{n \ne m} w_{mn}\, \bar a_n
 
-with :math:`\bar a_n, h_n` the mean previous action and mean latent of group :math:`n`. The
-critic input is :math:`[\tilde a_i \,\|\, \tilde a_{m(i)}]` (Eq. 6). Records keep the intra-group
-mean, the group ids and the pooled group inputs; the attention is recomputed at update time so
-it learns through the critic loss. The agent VAE trains alongside on
+with :math:`\bar a_n, h_n` the mean previous action and mean latent of group :math:`n` and
+:math:`w_{mn}` from :class:`~bmf_graph.nn.InterGroupAttention` (``algo.scoring``: ``gatv2``,
+``gat`` or ``cosine``). The critic input is :math:`[\tilde a_i \,\|\, \tilde a_{m(i)}]` (Eq. 6).
+Records keep the intra-group mean, the group ids and the pooled group inputs (never the
+inter-group mean itself): the attention is recomputed at update time so it learns through the
+critic loss, and target values use its target copy. Groups are formed at the env steps of
+:class:`~bmf_graph.nn.DynamicGrouping`'s schedule (``algo.group_interval``), from the latents of
+:math:`(o_{t-1}, a_{t-1})`. The agent VAE trains alongside on
 :math:`y_i = r_i + \gamma (1 - d_i) \bar V(o'_i)` with its own optimizer.
 """
 from __future__ import annotations
@@ -39,7 +42,8 @@ class BiLevelInteraction(Interaction):
         self.grouping = DynamicGrouping(cfg.num_groups, cfg.group_interval,
                                         mode="random" if cfg.grouping == "random" else "kmeans")
         self.intra = IntraGroupMeanField()
-        self.attention = InterGroupAttention(cfg.latent_dim, cfg.hidden, heads=cfg.heads)
+        self.attention = InterGroupAttention(cfg.latent_dim, cfg.hidden, heads=cfg.heads, scoring=cfg.scoring)
+        self.add_target("attention")
         self.vae_optimizer = torch.optim.Adam(self.vae.parameters(), lr=cfg.vae_lr)
 
     def schema(self, num_agents: int) -> dict:
@@ -53,13 +57,12 @@ class BiLevelInteraction(Interaction):
     def observe(self, view: TeamView) -> dict[str, Tensor]:
         # Representations of (o_{t-1}, a_{t-1}) drive the grouping (Alg. 1).
         mu, _ = self.vae.encode(view.prev_obs, view.a_prev)
-        group = self.grouping(mu, alive=view.alive, batch=view.batch)  # ids b*k..b*k+k-1 in copy b
+        group = self.grouping(mu, step=view.step, alive=view.alive, batch=view.batch)  # ids b*k.. in copy b
         intra = self.neighbour_mean(self.intra, view, group)
         alive = view.alive
         h_grp, a_grp, count, _ = pool_groups(mu[alive], view.a_prev[alive], group[alive],
                                              self.num_groups * view.num_envs)
-        inter_grp, _ = self.attention.attend(h_grp, a_grp, count, self.group_batch(view.num_envs, mu.device),
-                                             return_weight=False)
+        inter_grp, _ = self.attention.attend(h_grp, a_grp, count, self.group_batch(view.num_envs, mu.device))
         mean_action = torch.cat([intra, inter_grp[group]], dim=-1)
         return {"mf": intra, "group": group, "a_grp": a_grp, "h_grp": h_grp, "count": count,
                 "mean_action": mean_action}
@@ -71,12 +74,12 @@ class BiLevelInteraction(Interaction):
             return None
         return torch.arange(entries, device=device).repeat_interleave(self.num_groups)
 
-    def mean_action(self, rec: dict[str, Tensor]) -> Tensor:
+    def mean_action(self, rec: dict[str, Tensor], target: bool = False) -> Tensor:
         b, n = rec["group"].shape
         k = self.num_groups
-        out, _ = self.attention.attend(rec["h_grp"].reshape(b * k, -1), rec["a_grp"].reshape(b * k, -1),
-                                       rec["count"].reshape(b * k), self.group_batch(b, rec["group"].device),
-                                       return_weight=False)
+        attention = self.part("attention", target)
+        out, _ = attention.attend(rec["h_grp"].reshape(b * k, -1), rec["a_grp"].reshape(b * k, -1),
+                                  rec["count"].reshape(b * k), self.group_batch(b, rec["group"].device))
         inter = out.reshape(b, k, -1).gather(1, rec["group"].unsqueeze(-1).expand(b, n, out.shape[-1]))
         return torch.cat([rec["mf"], inter], dim=-1)
 

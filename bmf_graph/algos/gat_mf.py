@@ -1,12 +1,15 @@
-r"""Graph-attention mean field (GAT-MF; Hao et al. 2023).
+r"""Graph-attention mean field (GAT-MF; Hao et al. 2023), attention as its reference code.
 
 .. math::
     \bar a_i = \sum_{j \in \mathcal N(i)} \alpha_{ij} a^{t-1}_j,\qquad
-    \alpha_{ij} = \operatorname{softmax}_j\big(\mathrm{LeakyReLU}(\mathbf a^\top [W o_i \,\|\, W o_j])\big)
+    \alpha_{ij} = \frac{(q_i \cdot k_j)^2}{\sum_{j'} (q_i \cdot k_{j'})^2 + \epsilon},\qquad
+    q_i = W_Q^\top o_i,\ k_j = W_K^\top o_j
 
-The attention parameters learn through the critic loss, so records keep positions and
-previous actions and the neighbour graph is rebuilt for every sampled step at update time.
-``algo.dense=true`` uses the reference's full :math:`N \times N` attention masked by adjacency.
+over the radius neighbours of agent :math:`i` (:class:`~bmf_graph.nn.GATMeanField`). The
+attention learns through the critic loss, so records keep positions and previous actions and
+the neighbour graph is rebuilt for every sampled step at update time; target values use a
+target copy of the attention, soft-updated with the critic (as the reference's target
+attention). ``algo.dense=true`` uses the reference's full :math:`N \times N` score matrix.
 """
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ class GATInteraction(Interaction):
         super().__init__(spec, cfg, radius)
         self.dim = spec.num_actions
         self.attention = GATMeanField(spec.obs_dim, cfg.hidden, dense=cfg.dense)
+        self.add_target("attention")
 
     def schema(self, num_agents: int) -> dict:
         return {"pos": ((num_agents, 2), torch.float32), "a_prev": ((num_agents, self.dim), torch.float32)}
@@ -35,10 +39,11 @@ class GATInteraction(Interaction):
         gat = self.attention(view.obs, view.a_prev, self.graph(view))
         return {"pos": view.pos, "a_prev": view.a_prev, "mean_action": gat}
 
-    def mean_action(self, rec: dict[str, Tensor]) -> Tensor:
+    def mean_action(self, rec: dict[str, Tensor], target: bool = False) -> Tensor:
         b, n = rec["alive"].shape
         batch = torch.arange(b, device=rec["alive"].device).repeat_interleave(n)
         edge_index = neighbour_graph(rec["pos"].reshape(b * n, 2), self.radius,
                                      alive=rec["alive"].reshape(-1), batch=batch)
-        out = self.attention(rec["obs"].reshape(b * n, -1), rec["a_prev"].reshape(b * n, -1), edge_index)
+        attention = self.part("attention", target)
+        out = attention(rec["obs"].reshape(b * n, -1), rec["a_prev"].reshape(b * n, -1), edge_index)
         return out.reshape(b, n, -1)

@@ -33,5 +33,5 @@ class MeanFieldInteraction(Interaction):
         mf = self.neighbour_mean(self.mean_field, view)
         return {"mf": mf, "mean_action": mf}
 
-    def mean_action(self, rec: dict[str, Tensor]) -> Tensor:
+    def mean_action(self, rec: dict[str, Tensor], target: bool = False) -> Tensor:
         return rec["mf"]

@@ -95,8 +95,12 @@ class QLearner(Algorithm):
                   "reward": ((n,), torch.float32), "alive": ((n,), torch.bool),
                   **self.interaction.schema(n)}
         self.buffer = StepBuffer(self.cfg.buffer_steps, schema, self.device)
-        critic = [p for name, p in self.named_parameters() if not name.startswith(("q_target", "interaction.vae"))]
-        self.optimizer = torch.optim.Adam(critic, lr=self.cfg.lr)
+        self.optimizer = torch.optim.Adam(self.critic_parameters(), lr=self.cfg.lr)
+
+    def critic_parameters(self) -> list[nn.Parameter]:
+        """What the critic loss trains: the Q network and the interaction's learned parts (not
+        the target copies, not the agent VAE, which has its own optimizer)."""
+        return [p for name, p in self.named_parameters() if p.requires_grad and not name.startswith("interaction.vae")]
 
     def _store(self, view: TeamView, rec: dict[str, Tensor], action: Tensor, first: bool) -> None:
         if self.buffer is None:
@@ -146,7 +150,7 @@ class QLearner(Algorithm):
     def target_value(self, nxt: dict[str, Tensor], explore: float) -> Tensor:
         """``V(o', a_bar')`` per agent, ``[B, N]``, without gradients (``algo.target``)."""
         with torch.no_grad():
-            context = self.interaction.mean_action(nxt)
+            context = self.interaction.mean_action(nxt, target=True)
             q_next = self.q_target(nxt["obs"], context)
             q_online = self.q(nxt["obs"], context)
             if self.cfg.target == "double_q":
@@ -179,10 +183,16 @@ class QLearner(Algorithm):
         if aux is not None:
             self.interaction.step_aux(aux[0])
         soft_update(self.q_target, self.q, self.cfg.tau)
+        self.interaction.soft_update(self.cfg.tau)
         logs = {"losses/q": loss.item(), "losses/q_mean": q[rec["alive"]].mean().item()}
         if aux is not None:
             logs.update({f"losses/vae_{k}": v for k, v in aux[1].items()})
+        logs.update(self.after_critic_update(rec))
         return logs
+
+    def after_critic_update(self, rec: dict[str, Tensor]) -> dict[str, float]:
+        """A further step on the same sampled records (the actor of the AC family); logs."""
+        return {}
 
     def training_state(self) -> dict:
         if self.buffer is None:

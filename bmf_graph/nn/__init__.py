@@ -1,4 +1,4 @@
-"""Graph layers of Bi-level Mean Field (DESIGN.md sections 1, 2 and 5)."""
+"""Graph layers of Bi-level Mean Field (docs/method.md)."""
 from bmf_graph.nn.gat_mean_field import GATMeanField
 from bmf_graph.nn.grouping import DynamicGrouping
 from bmf_graph.nn.inter_group import InterGroupAttention, pool_groups

@@ -1,5 +1,6 @@
-"""Dynamic group assignment of agents, Alg. 1 of the paper (DESIGN.md §2)."""
-from typing import Any, Dict, Optional
+"""Dynamic group assignment of agents, Alg. 1 of the paper (docs/method.md)."""
+from dataclasses import dataclass
+from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 import torch
@@ -9,51 +10,68 @@ from torch import Tensor
 from bmf_graph.nn.kmeans import KMeans
 
 MODES = ("kmeans", "random")
+Layout = Tuple[int, int]  # (number of agents N, number of teams B)
+
+
+@dataclass
+class _Grouping:
+    """What :class:`DynamicGrouping` holds for one layout."""
+
+    group: Optional[Tensor] = None      # [N] ids of the current groups (None: none held)
+    centroids: Optional[Tensor] = None  # [kB, D] of the last regrouping
+    filled: Optional[Tensor] = None     # [kB] bool, the groups of the last regrouping with agents
+    step: int = -1                      # env step of the last regrouping
 
 
 class DynamicGrouping(torch.nn.Module):
-    r"""Reassigns agents to :math:`k` groups per team every :obj:`interval`
-    calls (Sec. 4.2, Alg. 1 of the paper).
+    r"""Assigns the agents of each team to :math:`k` groups, anew at the environment steps
+    :math:`t = 1, 1 + I_g, 1 + 2 I_g, \dots` of an episode (Sec. 4.2, Alg. 1 of the paper).
 
-    On a regrouping call the alive agents of each team :math:`b` are clustered
-    by :class:`KMeans` on their latent means :math:`\boldsymbol{\mu}_i`
-    (:obj:`mode="kmeans"`), or drawn uniformly from the team's groups
-    (:obj:`mode="random"`, the BMF-RC ablation). Group ids are global over the
-    batch, :math:`g_i \in \{bk, \dots, bk + k - 1\}`. New k-means clusters are
-    matched to the previous centroids of their team by the Hungarian algorithm,
+    Step :math:`t = 1` is the first with a previous action, so the latents
+    :math:`\boldsymbol{\mu}_i` of :math:`(o_{t-1}, a_{t-1})` carry what the agents did. On a
+    regrouping the alive agents of each team :math:`b` are clustered by :class:`KMeans` on
+    their latent means (:obj:`mode="kmeans"`), or drawn uniformly from the team's groups
+    (:obj:`mode="random"`, the BMF-RC ablation). Group ids are global over the batch,
+    :math:`g_i \in \{bk, \dots, bk + k - 1\}`. New k-means clusters are matched to the
+    previous centroids of their team by the Hungarian algorithm,
 
     .. math::
         \pi^{*} = \operatorname*{arg\,min}_{\pi} \sum_{c}
         \| \boldsymbol{\mu}^{\mathrm{new}}_c - \boldsymbol{\mu}^{\mathrm{old}}_{\pi(c)} \|^2,
 
-    over the non-empty clusters of both sides, and cluster :math:`c` takes the
-    id :math:`\pi^{*}(c)`; so ids stay stable while the groups drift.
+    over the non-empty clusters of both sides, and cluster :math:`c` takes the id
+    :math:`\pi^{*}(c)`; so ids stay stable while the groups drift.
 
-    k-means starts from k-means++ seeds at the first regrouping, after
-    :meth:`reset_parameters`, when :math:`N` or the number of teams changed,
-    when a group of the last regrouping was empty, or when a team has at most
-    :math:`k` alive agents. Otherwise it is warm-started from the centroids of
-    the last regrouping (in id order): consecutive groupings differ little, so
-    Lloyd's iterations converge in a few steps and the matching is mostly the
-    identity (cluster :math:`c` grows from the old centroid :math:`c`).
+    The schedule follows the step passed in, never the number of calls: a call regroups when
+    a scheduled step lies in :math:`(t_{\mathrm{last}}, t]` (:math:`t_{\mathrm{last}}` = step of
+    the grouping held), when :math:`t < t_{\mathrm{last}}` (a new episode), or when it holds no
+    grouping for the call's layout (:math:`N` agents in :math:`B` teams): at :math:`t = 0`
+    after :meth:`reset`, or the first time a layout is seen. Each layout keeps its own groups,
+    so calls of several sizes may alternate (acting on one environment, on stacked copies)
+    without disturbing each other. Other calls return the groups held.
 
-    Calls in between return the stored groups. Dead agents keep their last
-    group id (the first group of their team, :math:`bk`, if they have none);
-    callers mask them out. The call after :meth:`reset`, or after the number
-    of agents :math:`N` changed, regroups. With :math:`k` at least the number
-    of alive agents of a team, each agent gets a group of its own.
+    k-means starts from k-means++ seeds the first time a layout regroups, after
+    :meth:`reset_parameters`, when a group of the layout's last regrouping was empty, or when
+    a team has at most :math:`k` alive agents. Otherwise it is warm-started from the layout's
+    last centroids (in id order): consecutive groupings differ little, so Lloyd's iterations
+    converge in a few steps and the matching is mostly the identity.
+
+    Dead agents keep their last group id (the first group of their team, :math:`bk`, if they
+    have none); callers mask them out. With :math:`k` at least the number of alive agents of a
+    team, each agent gets a group of its own. The state (groups, centroids, steps per layout)
+    is part of :meth:`state_dict`.
 
     Args:
         num_groups (int): Number of groups :math:`k` per team.
-        interval (int): Regroup every :obj:`interval` calls (:math:`I_g`).
+        interval (int): Steps between regroupings (:math:`I_g`).
         mode (str, optional): :obj:`"kmeans"` or :obj:`"random"`.
             (default: :obj:`"kmeans"`)
         max_iter (int, optional): Maximum Lloyd iterations of the k-means.
             (default: :obj:`50`)
 
     Shapes:
-        - **input:** latent means :math:`(N, D)`, alive mask :math:`(N)`
-          (bool, optional), batch vector :math:`(N)` (optional)
+        - **input:** latent means :math:`(N, D)`, step :math:`t` (int), alive mask
+          :math:`(N)` (bool, optional), batch vector :math:`(N)` (optional)
         - **output:** group ids :math:`(N)` (long, in :math:`[0, kB)`)
     """
     def __init__(self, num_groups: int, interval: int, mode: str = "kmeans",
@@ -71,47 +89,47 @@ class DynamicGrouping(torch.nn.Module):
         self.mode = mode
         self.max_iter = max_iter
         self.kmeans = KMeans(num_groups, max_iter=max_iter)
-        self._group: Optional[Tensor] = None
-        self._centroids: Optional[Tensor] = None
-        self._filled: Optional[Tensor] = None
-        self._num_agents: Optional[int] = None  # N of the last regrouping
-        self._steps = 0
+        self._layouts: Dict[Layout, _Grouping] = {}
+        self._last: Optional[Layout] = None
         self.reset_parameters()
 
     def reset_parameters(self):
         r"""Forgets all state, centroids included (the next k-means is seeded
         by k-means++)."""
-        self.reset()
-        self._centroids = None
-        self._filled = None
-        self._num_agents = None
+        self._layouts = {}
+        self._last = None
 
     def reset(self):
         r"""Forgets the groups so that the next call regroups (episode start).
         The last centroids are kept, so the next grouping starts from them, is
         matched to them and ids stay stable across episodes."""
-        self._group = None
-        self._steps = 0
+        for state in self._layouts.values():
+            state.group, state.step = None, -1
+
+    def last_scheduled(self, step: int) -> int:
+        r"""The latest scheduled step :math:`1 + j I_g \le t` (``0`` for :math:`t = 0`)."""
+        return 0 if step < 1 else 1 + (step - 1) // self.interval * self.interval
 
     @property
     def group(self) -> Optional[Tensor]:
-        r"""Current group id of every agent, :math:`(N)`, or :obj:`None`."""
-        return self._group
+        r"""Group id of every agent of the last call's layout, :math:`(N)`, or :obj:`None`."""
+        return None if self._last is None else self._layouts[self._last].group
 
     @property
     def centroids(self) -> Optional[Tensor]:
-        r"""Group centroids of the last regrouping, :math:`(kB, D)`: k-means
-        centroids, or group means of :math:`\boldsymbol{\mu}` in random mode;
-        rows of groups that got no alive agent are zero."""
-        return self._centroids
+        r"""Group centroids of the last call's layout at its last regrouping, :math:`(kB, D)`:
+        k-means centroids, or group means of :math:`\boldsymbol{\mu}` in random mode; rows of
+        groups that got no alive agent are zero."""
+        return None if self._last is None else self._layouts[self._last].centroids
 
-    def forward(self, mu: Tensor, alive: Optional[Tensor] = None,
+    def forward(self, mu: Tensor, step: int, alive: Optional[Tensor] = None,
                 batch: Optional[Tensor] = None,
                 generator: Optional[torch.Generator] = None) -> Tensor:
-        r"""Returns the group of every agent, regrouping if it is time to.
+        r"""Returns the group of every agent, regrouping if the schedule says so.
 
         Args:
             mu (torch.Tensor): Latent means of the agents (not differentiated).
+            step (int): Environment step :math:`t` of the episode (``0`` at reset).
             alive (torch.Tensor, optional): Bool mask of alive agents.
                 (default: :obj:`None`, all alive)
             batch (torch.Tensor, optional): Team of each agent.
@@ -120,23 +138,25 @@ class DynamicGrouping(torch.nn.Module):
                 k-means++ seeds or random groups. (default: :obj:`None`)
         """
         mu, alive, batch = self._check(mu, alive, batch)
-        if self._group is not None and self._group.numel() != mu.size(0):
-            self.reset()
-        if self._group is None or self._steps >= self.interval:
-            self._regroup(mu.detach(), alive, batch, generator)
-            self._steps = 0
-        self._steps += 1
-        return self._group
+        if not isinstance(step, (int, np.integer)) or isinstance(step, bool) or step < 0:
+            raise ValueError(f"{self.__class__.__name__}: step must be an integer >= 0, got {step!r}")
+        num_batch = int(batch.max()) + 1 if mu.size(0) > 0 else 1
+        layout = (mu.size(0), num_batch)
+        state = self._layouts.setdefault(layout, _Grouping())
+        if state.group is None or step < state.step or self.last_scheduled(step) > state.step:
+            self._regroup(state, mu.detach(), alive, batch, num_batch, generator)
+            state.step = int(step)
+        self._last = layout
+        return state.group
 
-    def _regroup(self, mu: Tensor, alive: Tensor, batch: Tensor,
-                 generator: Optional[torch.Generator]):
+    def _regroup(self, state: _Grouping, mu: Tensor, alive: Tensor, batch: Tensor,
+                 num_batch: int, generator: Optional[torch.Generator]):
         k, (N, D) = self.num_groups, mu.shape
-        num_batch = int(batch.max()) + 1 if N > 0 else 1
         everyone = bool(alive.all())
         index = None if everyone else alive.nonzero().view(-1)
         x, x_batch = (mu, batch) if everyone else (mu[index], batch[index])
         if self.mode == "kmeans":
-            init = self._warm_start(N, x_batch, num_batch, D)
+            init = self._warm_start(state, x_batch, num_batch, D)
             labels, centroids = self.kmeans(x, x_batch, generator, num_batch=num_batch,
                                             init=init)
         else:
@@ -147,10 +167,10 @@ class DynamicGrouping(torch.nn.Module):
             centroids = sums / size.clamp(min=1).to(mu.dtype)
         filled = torch.bincount(labels, minlength=num_batch * k) > 0
 
-        old = self._centroids
+        old = state.centroids
         if self.mode == "kmeans" and old is not None and old.shape == centroids.shape:
             new_id = self._match(centroids, filled, old.to(mu.device),
-                                 self._filled.to(mu.device))
+                                 state.filled.to(mu.device))
             labels = new_id[labels]
             centroids = torch.empty_like(centroids).index_copy_(0, new_id, centroids)
             filled = torch.empty_like(filled).index_copy_(0, new_id, filled)
@@ -158,17 +178,15 @@ class DynamicGrouping(torch.nn.Module):
         if everyone:
             group = labels
         else:
-            group = batch * k if self._group is None else self._group.clone()
+            group = batch * k if state.group is None else state.group.clone()
             group[index] = labels
-        self._group, self._centroids, self._filled = group, centroids, filled
-        self._num_agents = N
+        state.group, state.centroids, state.filled = group, centroids, filled
 
-    def _warm_start(self, num_agents: int, x_batch: Tensor, num_batch: int,
+    def _warm_start(self, state: _Grouping, x_batch: Tensor, num_batch: int,
                     dim: int) -> Optional[Tensor]:
-        # The last centroids as k-means' initial ones, or None for k-means++.
-        k, old = self.num_groups, self._centroids
-        if old is None or self._num_agents != num_agents \
-                or tuple(old.shape) != (num_batch * k, dim) or not bool(self._filled.all()):
+        # The layout's last centroids as k-means' initial ones, or None for k-means++.
+        k, old = self.num_groups, state.centroids
+        if old is None or tuple(old.shape) != (num_batch * k, dim) or not bool(state.filled.all()):
             return None
         size = torch.bincount(x_batch, minlength=num_batch)  # alive agents per team
         return old.to(x_batch.device) if int(size.min()) > k else None
@@ -218,14 +236,16 @@ class DynamicGrouping(torch.nn.Module):
         return mu, alive, batch.long()
 
     def get_extra_state(self) -> Dict[str, Any]:
-        return {"group": self._group, "centroids": self._centroids,
-                "filled": self._filled, "steps": self._steps,
-                "num_agents": self._num_agents}
+        layouts = {f"{n},{b}": dict(vars(state)) for (n, b), state in self._layouts.items()}
+        return {"layouts": layouts, "last": self._last}
 
     def set_extra_state(self, state: Dict[str, Any]):
-        self._group, self._centroids = state["group"], state["centroids"]
-        self._filled, self._steps = state["filled"], int(state["steps"])
-        self._num_agents = state.get("num_agents")  # absent before warm starts: k-means++
+        if "layouts" not in state:
+            raise ValueError(f"{self.__class__.__name__}: the saved state has keys "
+                             f"{sorted(state)}; expected 'layouts' (written by an older version)")
+        self._layouts = {tuple(int(v) for v in key.split(",")): _Grouping(**value)
+                         for key, value in state["layouts"].items()}
+        self._last = None if state["last"] is None else tuple(state["last"])
 
     def __repr__(self) -> str:
         return (f"{self.__class__.__name__}({self.num_groups}, interval={self.interval}, "

@@ -1,4 +1,4 @@
-"""Inter-group attention: a pooled group-level GAT between the groups of a team (Eq. 6)."""
+"""Inter-group attention: weights between the pooled groups of a team (paper Eq. 6, right)."""
 import numbers
 from typing import Optional
 
@@ -15,6 +15,7 @@ from bmf_graph.checks import check_index, check_node_tensor
 
 DENSE_MAX_GROUPS = 128  # up to this many groups per entry, attention runs on dense scores
 ONE_HOT_MAX_ENTRIES = 2 ** 14  # up to this N * K, group means and spreading are matmuls
+SCORINGS = ("gatv2", "gat", "cosine")
 
 
 def _check_pool_inputs(h: Tensor, x: Tensor, group: Tensor, num_groups: int,
@@ -82,7 +83,7 @@ def _pool(h: Tensor, x: Tensor, group: Tensor, num_groups: int, batch: Optional[
 
 def pool_groups(h: Tensor, x: Tensor, group: Tensor, num_groups: int,
                 batch: Optional[Tensor] = None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    r"""Group means of embeddings and actions (DESIGN.md §1 step 2):
+    r"""Group means of embeddings and actions (docs/method.md):
 
     .. math::
         h_m = \frac{1}{|G_m|} \sum_{j \in G_m} h_j, \qquad
@@ -156,55 +157,82 @@ def block_size(nonempty: Tensor, group_batch: Optional[Tensor] = None) -> Option
 
 
 class InterGroupAttention(MessagePassing):
-    r"""Pooled group-level GAT between the groups of a team (paper Eq. 6, second line; DESIGN.md
-    §1 step 3). On the complete directed graph over the non-empty groups of one ``batch`` entry,
-    without self loops:
+    r"""Attention between the groups of a team (paper Eq. 6, second line): on the complete
+    directed graph over the non-empty groups of one ``batch`` entry, without self loops,
 
     .. math::
-        w_{mn} = \operatorname{softmax}_{n \ne m} \Big( \mathrm{LeakyReLU}\big(
-            \mathbf{a}^\top [\mathbf{W} h_m \,\|\, \mathbf{W} h_n]\big) \Big), \qquad
         \tilde{a}_m = \sum_{n \ne m} w_{mn}\, a_n, \qquad \tilde{a}_i = \tilde{a}_{g_i}
 
-    with :math:`h_m, a_n` the group means of :func:`pool_groups`. A group alone in its entry (or
-    empty) gets zeros. With several heads, :math:`w` is the mean of the heads' weights (so the
-    output is the mean of the heads' outputs).
+    with :math:`h_m, a_n` the group means of :func:`pool_groups`. The weights :math:`w_{mn}`
+    come from one of three scorers (``scoring``):
+
+    - ``"gatv2"``: :math:`w_{mn} = \operatorname{softmax}_{n \ne m}\big(\mathbf{a}^\top
+      \mathrm{LeakyReLU}(\mathbf{W}_{dst} h_m + \mathbf{W}_{src} h_n)\big)` (Brody et al., 2022).
+      The score depends on the pair, so each group may rank the others in its own order.
+    - ``"gat"``: :math:`w_{mn} = \operatorname{softmax}_{n \ne m}\big(\mathrm{LeakyReLU}(
+      \mathbf{a}_{dst}^\top \mathbf{W} h_m + \mathbf{a}_{src}^\top \mathbf{W} h_n)\big)`
+      (Velickovic et al., 2018). LeakyReLU is monotonic, so every group ranks the others in the
+      same order ("static" attention).
+    - ``"cosine"``: :math:`w_{mn} = \max(\cos(h_m, h_n), 0) / \sum_{n' \ne m} \max(\cos(h_m,
+      h_{n'}), 0)`, zeros where that sum is 0; no parameters (the paper's released code uses
+      cosine weights between group representations).
+
+    A group alone in its entry (or empty) gets zeros. With several heads (``gat``, ``gatv2``),
+    :math:`w` is the mean of the heads' weights.
 
     Args:
         in_channels (int): size of each embedding ``h_i``.
-        hidden_channels (int): size of ``W h_m`` per head.
-        heads (int): number of attention heads. (default: ``1``)
+        hidden_channels (int): size of ``W h_m`` per head (unused by ``cosine``).
+        heads (int): number of attention heads (``cosine`` has one). (default: ``1``)
+        scoring (str): ``"gatv2"``, ``"gat"`` or ``"cosine"``. (default: ``"gatv2"``)
         negative_slope (float): LeakyReLU slope. (default: ``0.2``)
 
     Shapes:
         - **input:** embeddings :math:`(N, F_{in})`, actions :math:`(N, F)`, group ids
           :math:`(N)` in :math:`[0, K)`, batch :math:`(N)` (optional)
-        - **output:** per-agent inter-group action :math:`(N, F)`, weights :math:`(K, K)`
-          (``weight[m, n]`` = :math:`w_{mn}`; zero rows for empty groups, zero diagonal, zero
-          across batch entries)
+        - **output:** per-agent inter-group action :math:`(N, F)`; with ``return_weight=True``
+          also the weights as a sparse :math:`(K, K)` tensor (``weight[m, n]`` = :math:`w_{mn}`,
+          one stored entry per pair of non-empty groups of one entry)
     """
 
     def __init__(self, in_channels: int, hidden_channels: int, heads: int = 1,
-                 negative_slope: float = 0.2):
+                 scoring: str = "gatv2", negative_slope: float = 0.2):
         super().__init__(aggr="add", node_dim=0)
+        if scoring not in SCORINGS:
+            raise ValueError(f"InterGroupAttention: scoring={scoring!r} is not valid; expected "
+                             f"one of {', '.join(SCORINGS)}")
+        for arg, value in (("in_channels", in_channels), ("hidden_channels", hidden_channels),
+                           ("heads", heads)):
+            if not isinstance(value, numbers.Integral) or value < 1:
+                raise ValueError(f"InterGroupAttention: {arg}={value!r} is not valid; expected an "
+                                 f"integer >= 1")
         self.in_channels = in_channels
         self.hidden_channels = hidden_channels
-        self.heads = heads
+        self.heads = 1 if scoring == "cosine" else heads
+        self.scoring = scoring
         self.negative_slope = negative_slope
-        self.lin = Linear(in_channels, heads * hidden_channels, bias=False,
-                          weight_initializer="glorot")
-        self.att_src = Parameter(torch.empty(1, heads, hidden_channels))
-        self.att_dst = Parameter(torch.empty(1, heads, hidden_channels))
+        width = self.heads * hidden_channels
+        if scoring == "gatv2":
+            self.lin_dst = Linear(in_channels, width, bias=False, weight_initializer="glorot")
+            self.lin_src = Linear(in_channels, width, bias=False, weight_initializer="glorot")
+            self.att = Parameter(torch.empty(1, heads, hidden_channels))
+        elif scoring == "gat":
+            self.lin = Linear(in_channels, width, bias=False, weight_initializer="glorot")
+            self.att_src = Parameter(torch.empty(1, heads, hidden_channels))
+            self.att_dst = Parameter(torch.empty(1, heads, hidden_channels))
         self.reset_parameters()
 
     def reset_parameters(self):
         super().reset_parameters()
-        self.lin.reset_parameters()
-        glorot(self.att_src)
-        glorot(self.att_dst)
+        for module in self.children():
+            if isinstance(module, Linear):
+                module.reset_parameters()
+        for name, param in self.named_parameters(recurse=False):
+            glorot(param)
 
     def forward(self, h: Tensor, x: Tensor, group: Tensor, num_groups: int,
                 batch: Optional[Tensor] = None,
-                return_weight: bool = True) -> tuple[Tensor, Optional[Tensor]]:
+                return_weight: bool = False) -> tuple[Tensor, Optional[Tensor]]:
         """:func:`pool_groups`, then :meth:`attend`, then each agent reads its group's row."""
         _check_pool_inputs(h, x, group, num_groups, batch, "InterGroupAttention",
                            channels=self.in_channels)
@@ -216,7 +244,7 @@ class InterGroupAttention(MessagePassing):
 
     def attend(self, h_grp: Tensor, x_grp: Tensor, count_or_nonempty: Tensor,
                group_batch: Optional[Tensor] = None,
-               return_weight: bool = True) -> tuple[Tensor, Optional[Tensor]]:
+               return_weight: bool = False) -> tuple[Tensor, Optional[Tensor]]:
         """Attention over pooled groups, e.g. recomputed from a replay batch of ``B`` stored
         transitions with their groups numbered ``0..B*k-1`` and ``group_batch`` = transition.
 
@@ -228,12 +256,12 @@ class InterGroupAttention(MessagePassing):
             group_batch (Tensor, optional): batch entry of each group ``[K]``; groups attend
                 only within their entry. When entry ``b`` owns rows ``b*k .. b*k+k-1`` (see
                 :func:`block_size`), attention runs on dense ``[B, k, k]`` blocks; other
-                layouts use the edge softmax over group pairs. (default: ``None``, one entry)
-            return_weight (bool): also build the dense ``[K, K]`` weight matrix; otherwise
-                memory stays linear in the number of group pairs. (default: ``True``)
+                layouts score the group pairs. (default: ``None``, one entry)
+            return_weight (bool): also return the weights, a sparse ``[K, K]`` tensor.
+                (default: ``False``)
 
         Returns:
-            ``(out_grp [K, F], weight [K, K] or None)``.
+            ``(out_grp [K, F], weight or None)``.
         """
         owner = "InterGroupAttention.attend"
         check_node_tensor(h_grp, "h_grp", owner, channels=self.in_channels)
@@ -252,59 +280,90 @@ class InterGroupAttention(MessagePassing):
             else count_or_nonempty > 0
         return self._attend(h_grp, x_grp, nonempty, group_batch, return_weight)
 
+    # ------------------------------------------------------------------ scores
+    def _parts(self, h_grp: Tensor) -> tuple[Tensor, Tensor]:
+        """Each group's share of the pair score, as the target ``m`` and as the source ``n``."""
+        if self.scoring == "gatv2":
+            shape = (-1, self.heads, self.hidden_channels)
+            return self.lin_dst(h_grp).view(shape), self.lin_src(h_grp).view(shape)
+        if self.scoring == "gat":
+            z = self.lin(h_grp).view(-1, self.heads, self.hidden_channels)
+            return (z * self.att_dst).sum(-1), (z * self.att_src).sum(-1)
+        unit = F.normalize(h_grp, dim=-1)
+        return unit, unit
+
+    def _score(self, dst: Tensor, src: Tensor) -> Tensor:
+        """Scores ``[..., heads]`` of the pairs ``(m, n)`` from broadcast or gathered parts."""
+        if self.scoring == "gatv2":
+            return (F.leaky_relu(dst + src, self.negative_slope) * self.att).sum(-1)
+        if self.scoring == "gat":
+            return F.leaky_relu(dst + src, self.negative_slope)
+        return (dst * src).sum(-1, keepdim=True)
+
+    # ------------------------------------------------------------------ weights
     def _attend(self, h_grp: Tensor, x_grp: Tensor, nonempty: Tensor, group_batch: Optional[Tensor],
                 return_weight: bool) -> tuple[Tensor, Optional[Tensor]]:
-        z = self.lin(h_grp).view(-1, self.heads, self.hidden_channels)
-        score_src, score_dst = (z * self.att_src).sum(-1), (z * self.att_dst).sum(-1)  # [K, H]
+        dst, src = self._parts(h_grp)
         block = block_size(nonempty, group_batch)
         if block is not None and block <= DENSE_MAX_GROUPS:
-            return self._attend_dense(score_src, score_dst, x_grp, nonempty, block, return_weight)
-        return self._attend_sparse(score_src, score_dst, x_grp, nonempty, group_batch,
-                                   return_weight)
+            return self._attend_dense(dst, src, x_grp, nonempty, block, return_weight)
+        return self._attend_sparse(dst, src, x_grp, nonempty, group_batch, return_weight)
 
-    def _attend_dense(self, score_src: Tensor, score_dst: Tensor, x_grp: Tensor,
-                      nonempty: Tensor, block: int,
+    def _attend_dense(self, dst: Tensor, src: Tensor, x_grp: Tensor, nonempty: Tensor, block: int,
                       return_weight: bool) -> tuple[Tensor, Optional[Tensor]]:
-        # All scores of each block of groups at once, [block b, target m, source n, head];
-        # pairs that may not attend (self, empty) are masked to the lowest float, so their
-        # weight is 0 and a row without any pair is all zeros, never NaN.
+        # All pairs of each block of groups at once, [block b, target m, source n, head]; pairs
+        # that may not attend (self, empty) get weight 0, and a row without any pair is zeros.
         num_blocks = x_grp.size(0) // block
         nonempty = nonempty.view(num_blocks, block)
         allowed = nonempty.unsqueeze(2) & nonempty.unsqueeze(1)
         allowed.diagonal(dim1=1, dim2=2).fill_(False)
-        score = score_dst.view(num_blocks, block, 1, -1) + score_src.view(num_blocks, 1, block, -1)
-        score = F.leaky_relu(score, self.negative_slope)
-        score = score.masked_fill(~allowed.unsqueeze(-1), torch.finfo(score.dtype).min)
-        weight = torch.softmax(score, 2)
-        weight = (weight.squeeze(-1) if self.heads == 1 else weight.mean(-1)) * allowed
+        dst, src = dst.view(num_blocks, block, *dst.shape[1:]), src.view(num_blocks, block, *src.shape[1:])
+        score = self._score(dst.unsqueeze(2), src.unsqueeze(1))
+        mask = allowed.unsqueeze(-1)
+        if self.scoring == "cosine":
+            positive = score.clamp(min=0) * mask
+            total = positive.sum(2, keepdim=True)
+            weight = positive / total.masked_fill(total == 0, 1)
+        else:
+            weight = torch.softmax(score.masked_fill(~mask, torch.finfo(score.dtype).min), 2) * mask
+        weight = weight.mean(-1)
         out_grp = (weight @ x_grp.view(num_blocks, block, -1)).view(x_grp.shape)
         if not return_weight:
             return out_grp, None
-        if num_blocks == 1:
-            return out_grp, weight[0]
-        full = weight.new_zeros(num_blocks, block, num_blocks, block)
-        full.diagonal(dim1=0, dim2=2).copy_(weight.permute(1, 2, 0))  # block-diagonal
-        return out_grp, full.view(x_grp.size(0), x_grp.size(0))
+        b, m, n = allowed.nonzero().unbind(1)
+        index = torch.stack([b * block + m, b * block + n])
+        return out_grp, self._sparse_weight(index, weight[b, m, n], x_grp.size(0))
 
-    def _attend_sparse(self, score_src: Tensor, score_dst: Tensor, x_grp: Tensor,
-                       nonempty: Tensor, group_batch: Optional[Tensor],
+    def _attend_sparse(self, dst: Tensor, src: Tensor, x_grp: Tensor, nonempty: Tensor,
+                       group_batch: Optional[Tensor],
                        return_weight: bool) -> tuple[Tensor, Optional[Tensor]]:
-        # Edge softmax over the group pairs: memory linear in the number of pairs.
+        # Scores on the group pairs only: memory linear in the number of pairs.
         num_groups = x_grp.size(0)
         pair_index = group_pairs(nonempty, group_batch)
         source, target = pair_index
-        score = F.leaky_relu(score_src[source] + score_dst[target], self.negative_slope)
-        alpha = softmax(score, target, num_nodes=num_groups).mean(-1)
-        out_grp = self.propagate(pair_index, x=x_grp, alpha=alpha,
-                                 size=(num_groups, num_groups))
-        weight = None
-        if return_weight:
-            weight = alpha.new_zeros(num_groups, num_groups).index_put((target, source), alpha)
-        return out_grp, weight
+        score = self._score(dst[target], src[source])
+        if self.scoring == "cosine":
+            positive = score.clamp(min=0)
+            total = scatter(positive, target, 0, num_groups, reduce="sum")
+            alpha = positive / total.masked_fill(total == 0, 1)[target]
+        else:
+            alpha = softmax(score, target, num_nodes=num_groups)
+        alpha = alpha.mean(-1)
+        out_grp = self.propagate(pair_index, x=x_grp, alpha=alpha, size=(num_groups, num_groups))
+        if not return_weight:
+            return out_grp, None
+        return out_grp, self._sparse_weight(pair_index.flip(0), alpha, num_groups)
+
+    @staticmethod
+    def _sparse_weight(index: Tensor, value: Tensor, num_groups: int) -> Tensor:
+        # [K, K] with weight[m, n] = w_mn at index (m, n), one entry per attending pair.
+        return torch.sparse_coo_tensor(index, value, (num_groups, num_groups),
+                                       check_invariants=False).coalesce()
 
     def message(self, x_j: Tensor, alpha: Tensor) -> Tensor:
         return alpha.unsqueeze(-1) * x_j
 
     def __repr__(self) -> str:
-        return (f"{self.__class__.__name__}({self.in_channels}, {self.hidden_channels}, "
-                f"heads={self.heads})")
+        heads = "" if self.scoring == "cosine" else f", heads={self.heads}"
+        return (f"{self.__class__.__name__}({self.in_channels}, {self.hidden_channels}"
+                f"{heads}, scoring={self.scoring!r})")

@@ -7,7 +7,7 @@ from bmf_graph.nn.mean_field import MeanField
 
 class IntraGroupMeanField(MeanField):
     r"""Mean previous action of the neighbours in the agent's own group (paper Eq. 6, first
-    line; DESIGN.md §1 step 1):
+    line; docs/method.md):
 
     .. math::
         \tilde{a}_i = \frac{1}{|\mathcal{N}_g(i)|} \sum_{j \in \mathcal{N}_g(i)} a_j,

@@ -1,4 +1,4 @@
-"""Batched k-means with k-means++ seeding, in torch (DESIGN.md §2, paper Sec. 4.2)."""
+"""Batched k-means with k-means++ seeding, in torch (docs/method.md, paper Sec. 4.2)."""
 import math
 from typing import Optional, Tuple
 

@@ -1,4 +1,4 @@
-"""Agent representation model of the group assignment, Eq. 7 of the paper (DESIGN.md §2)."""
+"""Agent representation model of the group assignment, Eq. 7 of the paper (docs/method.md)."""
 from typing import Dict, Optional, Tuple
 
 import torch
@@ -35,16 +35,20 @@ class AgentVAE(torch.nn.Module):
     :math:`y_i = r_i + \gamma \bar{V}(\mathbf{o}'_i)`. Per agent
 
     .. math::
-        \mathcal{L}_i = \frac{\lambda_{\mathrm{rec}}}{F}
+        \mathcal{L}_i = \lambda_{\mathrm{rec}}
         \| d(\mathbf{z}_i) - (\mathbf{o}_i, \mathbf{a}_i) \|^2
         + \lambda_{\mathrm{pred}} (p(\mathbf{z}_i, \mathbf{o}_i) - y_i)^2
         + \beta \cdot \tfrac{1}{2} \sum_{d} \left( \mu_{i,d}^2 + e^{\ell_{i,d}}
         - \ell_{i,d} - 1 \right),
 
-    with :math:`F` = :obj:`obs_dim + action_dim` (the reconstruction error is
-    the mean over features, so its scale does not grow with the observation
-    size) and the last term :math:`\mathrm{KL}(q \,\|\, \mathcal{N}(0, I))`
+    the reconstruction error summed over the features of :math:`(\mathbf{o}_i,
+    \mathbf{a}_i)` (the squared norm of Eq. 7, the Gaussian log-likelihood up to
+    constants) and the last term :math:`\mathrm{KL}(q \,\|\, \mathcal{N}(0, I))`
     summed over latent dimensions; :meth:`loss` averages each term over agents.
+    The predictor also reads :math:`\mathbf{o}_i`, so what it needs from
+    :math:`\mathbf{z}_i` is mostly the action; reconstruction is what makes the
+    latent describe the agent's situation (docs/method.md gives the measured size of
+    each term and of the encoder gradient it sends).
     :math:`\mathbf{z}_i = \boldsymbol{\mu}_i + e^{\boldsymbol{\ell}_i / 2}
     \odot \boldsymbol{\epsilon}` in training mode and
     :math:`\boldsymbol{\mu}_i` in eval mode.
@@ -57,12 +61,12 @@ class AgentVAE(torch.nn.Module):
     Args:
         obs_dim (int): Observation size.
         action_dim (int): Action size (one-hot for discrete actions).
-        latent_dim (int, optional): Latent size. (default: :obj:`8`)
+        latent_dim (int, optional): Latent size. (default: :obj:`32`)
         hidden_channels (int, optional): Width of the two hidden layers of the
             encoder, decoder and predictor MLPs. (default: :obj:`64`)
         mode (str, optional): :obj:`"vae"` or :obj:`"ae"`. (default: :obj:`"vae"`)
         lambda_rec (float, optional): Reconstruction weight. (default: :obj:`1.0`)
-        lambda_pred (float, optional): Prediction weight. (default: :obj:`1.0`)
+        lambda_pred (float, optional): Prediction weight. (default: :obj:`0.1`)
         beta (float, optional): KL weight. (default: :obj:`1e-3`)
 
     Shapes:
@@ -71,9 +75,9 @@ class AgentVAE(torch.nn.Module):
         - **output:** :obj:`mu`, :obj:`logvar`, :obj:`z` :math:`(*, L)`,
           :obj:`recon` :math:`(*, O + A)`, :obj:`pred` :math:`(*)`
     """
-    def __init__(self, obs_dim: int, action_dim: int, latent_dim: int = 8,
+    def __init__(self, obs_dim: int, action_dim: int, latent_dim: int = 32,
                  hidden_channels: int = 64, mode: str = "vae", lambda_rec: float = 1.0,
-                 lambda_pred: float = 1.0, beta: float = 1e-3):
+                 lambda_pred: float = 0.1, beta: float = 1e-3):
         super().__init__()
         name = self.__class__.__name__
         for arg, value in (("obs_dim", obs_dim), ("action_dim", action_dim),
@@ -138,8 +142,7 @@ class AgentVAE(torch.nn.Module):
         # Squared error against [obs, action], one part at a time (no concatenated copy).
         recon_obs, recon_action = out["recon"].split([obs.size(-1), action.size(-1)], dim=-1)
         rec = (F.mse_loss(recon_obs, obs, reduction="none").sum(-1)
-               + F.mse_loss(recon_action, action, reduction="none").sum(-1)) \
-            / (obs.size(-1) + action.size(-1))
+               + F.mse_loss(recon_action, action, reduction="none").sum(-1))
         pred = (out["pred"] - target.detach().to(obs.dtype)).pow(2)
         if logvar is None:
             kl = torch.zeros_like(pred)

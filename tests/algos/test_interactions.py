@@ -4,8 +4,9 @@ import torch
 
 from bmf_graph.algos import make_algorithm
 from bmf_graph.algos.ac import gae
+from bmf_graph.algos.random_policy import RandomPolicy
 from bmf_graph.config import AlgoConfig
-from bmf_graph.envs import firefighter
+from bmf_graph.envs import battle, firefighter
 from bmf_graph.rollout import play_episode
 
 
@@ -56,3 +57,66 @@ def test_unknown_algorithm_is_rejected():
     env = firefighter.batched_env(num_firefighters=4)
     with pytest.raises(ValueError, match="algo.name='sarsa'"):
         make_algorithm(env.teams[0], AlgoConfig(name="sarsa"), radius=1.5)
+
+
+@pytest.mark.parametrize("name", ["bmf_q", "gat_mf"])
+def test_target_attention_follows_the_soft_update(name):
+    torch.manual_seed(3)
+    env = firefighter.batched_env(num_firefighters=12, max_steps=15)
+    cfg = AlgoConfig(name=name, hidden=16, num_groups=3, group_interval=2, buffer_steps=64, learning_starts=4,
+                     update_every=2, batch_steps=4, tau=0.1)
+    algo = make_algorithm(env.teams[0], cfg, radius=1.5)
+    interaction = algo.interaction
+    assert interaction.targets == ["attention"]
+    assert not any(p.requires_grad for p in interaction.target_attention.parameters())
+    play_episode(env, [algo], "cpu", seed=0, explore=0.5, learners={0: algo})
+    online = dict(interaction.attention.named_parameters())
+    target = dict(interaction.target_attention.named_parameters())
+    assert all(not torch.equal(online[k], target[k]) for k in online)  # the target lags behind
+    before = {k: v.clone() for k, v in target.items()}
+    algo.update(explore=0.5)
+    for k, v in target.items():  # target <- tau * online + (1 - tau) * target, with the critic's tau
+        assert torch.allclose(v, 0.9 * before[k] + 0.1 * online[k], atol=1e-6)
+    # Target values use the target copy: records replayed with target=True differ.
+    rec, _ = algo.buffer.sample(4, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert not torch.allclose(interaction.mean_action(rec), interaction.mean_action(rec, target=True))
+        for k in online:  # ... and equal the online ones once the copies agree
+            target[k].copy_(online[k])
+        assert torch.equal(interaction.mean_action(rec), interaction.mean_action(rec, target=True))
+
+
+@pytest.mark.parametrize("scoring", ["gatv2", "gat", "cosine"])
+def test_bmf_replay_stores_groups_and_critic_loss_reaches_every_attention_parameter(scoring):
+    torch.manual_seed(4)
+    env = firefighter.batched_env(num_firefighters=16, max_steps=15)
+    cfg = AlgoConfig(name="bmf_q", hidden=16, num_groups=4, group_interval=3, buffer_steps=64,
+                     learning_starts=1000, scoring=scoring)
+    algo = make_algorithm(env.teams[0], cfg, radius=1.5)
+    play_episode(env, [algo], "cpu", seed=0, explore=1.0, learners={0: algo})
+    assert {"group", "a_grp", "h_grp", "count", "mf"} <= set(algo.buffer.data)
+    assert "mean_action" not in algo.buffer.data  # the inter-group mean is recomputed, never stored
+    rec, _ = algo.buffer.sample(8, generator=torch.Generator().manual_seed(1))
+    q = algo.q(rec["obs"], algo.interaction.mean_action(rec))
+    (q * torch.randn_like(q)).sum().backward()
+    params = dict(algo.interaction.attention.named_parameters())
+    assert (scoring == "cosine") == (not params)
+    for name, param in params.items():
+        assert param.grad is not None and param.grad.norm() > 0, name
+
+
+def test_groups_follow_the_env_step_schedule(monkeypatch):
+    torch.manual_seed(0)
+    env = battle.batched_env(map_size=20, agents_per_team=8, max_steps=12)
+    cfg = AlgoConfig(name="bmf_q", hidden=8, num_groups=3, group_interval=4)
+    algo = make_algorithm(env.teams[0], cfg, radius=6.0)
+    grouping, regrouped_at, groups = algo.interaction.grouping, [], []
+    regroup = grouping._regroup
+    monkeypatch.setattr(grouping, "_regroup", lambda *args: regrouped_at.append(len(groups)) or regroup(*args))
+    play_episode(env, [algo, RandomPolicy(env.teams[1])], "cpu", seed=2, explore=1.0,
+                 on_step=lambda t, views, recs, actions: groups.append((views[0].step, recs[0]["group"].clone())))
+    assert [t for t, _ in groups] == list(range(12))
+    # t = 0 groups the first observations (no grouping held); then t = 1, 1 + 4, 1 + 8.
+    assert regrouped_at == [0, 1, 5, 9]
+    changed = [t for t in range(1, 12) if not torch.equal(groups[t][1], groups[t - 1][1])]
+    assert set(changed) <= {1, 5, 9}

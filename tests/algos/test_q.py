@@ -125,8 +125,8 @@ class ZeroWidthMeanField(MeanFieldInteraction):
         super().__init__(spec, cfg, radius)
         self.dim = 0
 
-    def mean_action(self, rec):
-        return super().mean_action(rec)[..., :0]
+    def mean_action(self, rec, target=False):
+        return super().mean_action(rec, target)[..., :0]
 
 
 @pytest.mark.parametrize("target", ["double_q", "expectation"])

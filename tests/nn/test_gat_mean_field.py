@@ -7,15 +7,14 @@ from bmf_graph.nn.mean_field import MeanField
 
 
 def brute_gat(layer, h, x, edge_index):
-    z = h @ layer.lin.weight.t()
+    """Loops over agents: the reference's squared query-key scores, normalised per row."""
     out = torch.zeros_like(x)
     for i in range(x.size(0)):
         sources = edge_index[0, edge_index[1] == i]
         if sources.numel() == 0:
             continue
-        score = F.leaky_relu(z[sources] @ layer.att_src[0] + z[i] @ layer.att_dst[0],
-                             layer.negative_slope)
-        out[i] = score.softmax(0) @ x[sources]
+        score = ((h[sources] @ layer.key) @ (h[i] @ layer.query)) ** 2
+        out[i] = score / (score.sum() + layer.eps) @ x[sources]
     return out
 
 
@@ -26,18 +25,21 @@ def simple_graph(n, e, gen):
     return torch.unique(edge_index, dim=1)
 
 
-def test_gat_mean_field_tiny_uniform_attention():
-    layer = GATMeanField(3, 4)
-    with torch.no_grad():
-        layer.att_src.zero_()
-        layer.att_dst.zero_()
-    h = torch.randn(4, 3)
-    x = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [2.0, 2.0]])
-    edge_index = torch.tensor([[1, 2, 0], [0, 0, 1]])
+def test_gat_mean_field_reference_scores_hand_example():
+    layer = GATMeanField(2, 2)
+    with torch.no_grad():  # identity projections: s_ij = (h_i . h_j)^2
+        layer.query.copy_(torch.eye(2))
+        layer.key.copy_(torch.eye(2))
+    h = torch.tensor([[1.0, 0.0], [2.0, 0.0], [0.0, 1.0], [1.0, 1.0], [3.0, 3.0]])
+    x = torch.eye(5)
+    # Into 0 from 1, 2, 3: s = 4, 0, 1. Into 1 from 0: s = 4. Into 2 from 0: s = 0. 3, 4: none.
+    edge_index = torch.tensor([[1, 2, 3, 0, 0], [0, 0, 0, 1, 2]])
+    expected = torch.zeros(5, 5)
+    expected[0, [1, 2, 3]] = torch.tensor([4.0, 0.0, 1.0]) / (5 + 1e-3)
+    expected[1, 0] = 4 / (4 + 1e-3)
     for dense in (False, True):
         layer.dense = dense
-        out = layer(h, x, edge_index)  # equal scores: the plain neighbour mean
-        assert torch.allclose(out, torch.tensor([[0.5, 1.0], [1.0, 0.0], [0, 0], [0, 0]]))
+        assert torch.allclose(layer(h, x, edge_index), expected)
     assert str(GATMeanField(3, 4)) == "GATMeanField(3, 4, dense=False)"
     assert str(GATMeanField(3, 4, dense=True)) == "GATMeanField(3, 4, dense=True)"
 
@@ -46,7 +48,7 @@ def test_gat_mean_field_tiny_uniform_attention():
 def test_gat_mean_field_matches_brute_force(dense):
     gen = torch.Generator().manual_seed(0)
     torch.manual_seed(0)
-    layer = GATMeanField(6, 8, dense=dense, negative_slope=0.1)
+    layer = GATMeanField(6, 8, dense=dense)
     h, x = torch.randn(30, 6, generator=gen), torch.randn(30, 4, generator=gen)
     edge_index = simple_graph(30, 120, gen)
     out = layer(h, x, edge_index)
@@ -67,10 +69,10 @@ def test_gat_mean_field_dense_equals_sparse_with_gradients():
         out = layer(hh, xx, edge_index)
         (out * torch.arange(3.0)).sum().backward()
         assert torch.equal(out[45:], torch.zeros(5, 3))
-        grads.append((out, hh.grad, xx.grad, layer.att_src.grad, layer.lin.weight.grad))
+        grads.append((out, hh.grad, xx.grad, layer.query.grad, layer.key.grad))
     for a, b in zip(*grads):
         assert torch.isfinite(a).all() and torch.allclose(a, b, atol=1e-5)
-    assert grads[0][3].abs().sum() > 0  # attention parameters get gradients
+    assert grads[0][3].abs().sum() > 0 and grads[0][4].abs().sum() > 0  # attention learns
 
 
 def test_gat_mean_field_permutation_equivariant():
@@ -88,15 +90,11 @@ def test_gat_mean_field_permutation_equivariant():
 def test_gat_mean_field_one_neighbour_and_empty_graph():
     layer = GATMeanField(2, 4, dense=True)
     h, x = torch.randn(3, 2), torch.randn(3, 5)
-    out = layer(h, x, torch.tensor([[2], [0]]))  # a single neighbour gets weight 1
-    assert torch.allclose(out[0], x[2]) and torch.equal(out[1:], torch.zeros(2, 5))
+    out = layer(h, x, torch.tensor([[2], [0]]))  # a single neighbour: weight s / (s + eps)
+    s = ((h[0] @ layer.query) @ (h[2] @ layer.key)) ** 2
+    assert torch.allclose(out[0], s / (s + layer.eps) * x[2]) and torch.equal(out[1:], torch.zeros(2, 5))
     out = GATMeanField(2, 4)(h, x, torch.empty(2, 0, dtype=torch.long))
     assert torch.equal(out, torch.zeros(3, 5))
-    # With uniform scores GAT-MF is the plain mean field.
-    layer = GATMeanField(2, 4)
-    torch.nn.init.zeros_(layer.att_src)
-    edge_index = torch.tensor([[1, 2, 0, 0], [0, 0, 1, 2]])
-    assert torch.allclose(layer(h, x, edge_index), MeanField()(x, edge_index))
 
 
 def test_gat_mean_field_errors():

@@ -27,8 +27,25 @@ def path(request, monkeypatch):
     return request.param
 
 
+SCORINGS = ["gatv2", "gat", "cosine"]
+
+
+def brute_scores(layer, h_m, h_others):
+    """Per-head scores e_mn of group m against each n, written out from the formulas."""
+    if layer.scoring == "gatv2":
+        hidden = (h_m @ layer.lin_dst.weight.t() + h_others @ layer.lin_src.weight.t())
+        hidden = F.leaky_relu(hidden.view(len(h_others), layer.heads, -1), layer.negative_slope)
+        return (hidden * layer.att[0]).sum(-1)
+    if layer.scoring == "gat":
+        z_m = (h_m @ layer.lin.weight.t()).view(layer.heads, -1)
+        z_n = (h_others @ layer.lin.weight.t()).view(len(h_others), layer.heads, -1)
+        return F.leaky_relu((z_m * layer.att_dst[0]).sum(-1) + (z_n * layer.att_src[0]).sum(-1),
+                            layer.negative_slope)
+    return F.cosine_similarity(h_m.expand_as(h_others), h_others, dim=-1).unsqueeze(-1)
+
+
 def brute_inter_group(layer, h, x, group, num_groups, batch):
-    """Loops over groups: the per-agent output and the [K, K] weights of DESIGN.md §1."""
+    """Loops over groups: the per-agent output and the dense [K, K] weights."""
     weight = torch.zeros(num_groups, num_groups)
     h_grp = torch.zeros(num_groups, h.size(1))
     x_grp = torch.zeros(num_groups, x.size(1))
@@ -38,13 +55,16 @@ def brute_inter_group(layer, h, x, group, num_groups, batch):
         if members.any():
             h_grp[m], x_grp[m] = h[members].mean(0), x[members].mean(0)
             entry[m] = int(batch[members][0])
-    z = (h_grp @ layer.lin.weight.t()).view(num_groups, layer.heads, -1)
     for m in entry:
         others = [n for n in entry if n != m and entry[n] == entry[m]]
         if not others:
             continue
-        score = (z[others] * layer.att_src[0]).sum(-1) + (z[m] * layer.att_dst[0]).sum(-1)
-        alpha = F.leaky_relu(score, layer.negative_slope).softmax(0).mean(-1)
+        score = brute_scores(layer, h_grp[m], h_grp[others])
+        if layer.scoring == "cosine":
+            positive = score.clamp(min=0)[:, 0]
+            alpha = positive / positive.sum() if positive.sum() > 0 else positive
+        else:
+            alpha = score.softmax(0).mean(-1)
         weight[m, others] = alpha
     return (weight @ x_grp)[group], weight
 
@@ -58,62 +78,117 @@ def random_inputs(gen, n=60, num_groups=12, entries=3):
     return h, x, group, batch
 
 
-def test_inter_group_tiny_uniform_attention(path):
-    layer = InterGroupAttention(2, 4)
-    torch.nn.init.zeros_(layer.att_src)
+@pytest.mark.parametrize("scoring", ["gatv2", "gat"])
+def test_inter_group_tiny_uniform_attention(path, scoring):
+    layer = InterGroupAttention(2, 4, scoring=scoring)
+    torch.nn.init.zeros_(layer.att if scoring == "gatv2" else layer.att_src)  # equal scores
     h = torch.randn(7, 2)
     x = torch.tensor([[1.0, 0], [1, 0], [0, 1], [0, 1], [2, 2], [0, 0], [5, 5]])
     group = torch.tensor([0, 0, 1, 1, 3, 3, 4])
     batch = torch.tensor([0, 0, 0, 0, 0, 0, 1])
-    out, weight = layer(h, x, group, 5, batch)
+    out, weight = layer(h, x, group, 5, batch, return_weight=True)
     # Group means: 0 -> (1, 0), 1 -> (0, 1), 3 -> (1, 1); group 2 empty; group 4 alone in entry 1.
     half = 0.5
-    assert torch.allclose(weight, torch.tensor([[0, half, 0, half, 0], [half, 0, 0, half, 0],
-                                                [0, 0, 0, 0, 0], [half, half, 0, 0, 0],
-                                                [0, 0, 0, 0, 0]]))
+    assert weight.is_sparse and weight._nnz() == 6  # the pairs among groups 0, 1 and 3
+    assert torch.allclose(weight.to_dense(), torch.tensor([[0, half, 0, half, 0], [half, 0, 0, half, 0],
+                                                           [0, 0, 0, 0, 0], [half, half, 0, 0, 0],
+                                                           [0, 0, 0, 0, 0]]))
     expected = torch.tensor([[0.5, 1.0]] * 2 + [[1.0, 0.5]] * 2 + [[0.5, 0.5]] * 2 + [[0, 0]])
     assert torch.allclose(out, expected)
+    assert layer(h, x, group, 5, batch)[1] is None  # weights only when asked
 
 
+def test_cosine_weights_hand_example(path):
+    # One agent per group; cos(h0, h1) = 1/sqrt(2), cos(h0, h2) = 0, cos(h0, h3) = -1,
+    # cos(h1, h2) = 1/sqrt(2), cos(h1, h3) = -1/sqrt(2), cos(h2, h3) = 0; group 4 has h = 0.
+    h = torch.tensor([[2.0, 0.0], [1.0, 1.0], [0.0, 3.0], [-1.0, 0.0], [0.0, 0.0]])
+    x = torch.eye(5)
+    layer = InterGroupAttention(2, 4, heads=3, scoring="cosine")
+    assert list(layer.parameters()) == [] and layer.heads == 1
+    out, weight = layer(h, x, torch.arange(5), 5, return_weight=True)
+    c = 2 ** -0.5
+    expected = torch.tensor([[0, 1, 0, 0, 0],                 # only h1 has a positive cosine
+                             [c / (2 * c), 0, c / (2 * c), 0, 0],
+                             [0, 1, 0, 0, 0],
+                             [0, 0, 0, 0, 0],                 # no positive cosine: zeros
+                             [0, 0, 0, 0, 0]])                # h = 0: cosines 0, zeros
+    assert torch.allclose(weight.to_dense(), expected, atol=1e-6)
+    assert torch.allclose(out, expected, atol=1e-6)  # x is the identity: out rows are w rows
+    # Only the other non-empty groups count: with group 1 empty, row 0 has no positive cosine.
+    out, weight = layer(h[[0, 2, 3]], x[[0, 2, 3]], torch.tensor([0, 2, 3]), 5, return_weight=True)
+    assert torch.equal(weight.to_dense(), torch.zeros(5, 5))
+
+
+@pytest.mark.parametrize("scoring", SCORINGS)
 @pytest.mark.parametrize("heads", [1, 3])
-def test_inter_group_matches_brute_force(heads, path):
+def test_inter_group_matches_brute_force(heads, scoring, path):
     gen = torch.Generator().manual_seed(heads)
-    layer = InterGroupAttention(5, 8, heads=heads, negative_slope=0.1)
+    layer = InterGroupAttention(5, 8, heads=heads, scoring=scoring, negative_slope=0.1)
     h, x, group, batch = random_inputs(gen)
-    out, weight = layer(h, x, group, 12, batch)
+    h = h + 0.5  # mostly positive cosines, so cosine rows mix several groups too
+    out, weight = layer(h, x, group, 12, batch, return_weight=True)
     ref_out, ref_weight = brute_inter_group(layer, h, x, group, 12, batch)
-    assert torch.allclose(weight, ref_weight, atol=1e-6)
+    assert torch.allclose(weight.to_dense(), ref_weight, atol=1e-6)
     assert torch.allclose(out, ref_out, atol=1e-5)
+    assert (ref_weight > 0).sum() > 4 and (ref_weight[ref_weight > 0] < 1).any()  # not trivial
 
 
-def test_inter_group_weight_invariants():
+def order_between(weight, m, m_other, k):
+    """Ranks of the groups other than m and m_other as seen by rows m and m_other."""
+    common = [n for n in range(k) if n not in (m, m_other)]
+    return weight[m, common].argsort(), weight[m_other, common].argsort()
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_gatv2_groups_rank_the_others_differently_gat_never(seed):
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    k = 6
+    h, x = torch.randn(k, 4, generator=gen), torch.randn(k, 3, generator=gen)
+    differs = {}
+    for scoring in ("gatv2", "gat"):
+        layer = InterGroupAttention(4, 16, scoring=scoring)
+        weight = layer(h, x, torch.arange(k), k, return_weight=True)[1].to_dense()
+        differs[scoring] = sum(not torch.equal(*order_between(weight, m, m2, k))
+                               for m in range(k) for m2 in range(m + 1, k))
+    assert differs["gat"] == 0      # static attention: one order for every query group
+    assert differs["gatv2"] > 0     # pairwise scores: query groups disagree
+
+
+@pytest.mark.parametrize("scoring", SCORINGS)
+def test_inter_group_weight_invariants(scoring):
     gen = torch.Generator().manual_seed(0)
-    layer = InterGroupAttention(5, 8, heads=2)
+    layer = InterGroupAttention(5, 8, heads=2, scoring=scoring)
     h, x, group, batch = random_inputs(gen)
-    _, weight = layer(h, x, group, 12, batch)
+    weight = layer(h, x, group, 12, batch, return_weight=True)[1].to_dense()
     count = torch.bincount(group, minlength=12)
     entry = torch.full((12,), -1).scatter_(0, group, batch)
     same_entry = entry[:, None] == entry[None, :]
     for m in range(12):
         others = (count > 0) & same_entry[m] & (torch.arange(12) != m)
-        expected = 1.0 if count[m] > 0 and others.any() else 0.0
-        assert torch.allclose(weight[m].sum(), torch.tensor(expected))
+        total = weight[m].sum()
+        if scoring == "cosine":  # 1, or 0 when no other group has a positive cosine
+            assert torch.isclose(total, torch.tensor(1.0)) or total == 0
+        else:
+            expected = 1.0 if count[m] > 0 and others.any() else 0.0
+            assert torch.allclose(total, torch.tensor(expected))
         assert torch.equal(weight[m, ~others], torch.zeros(int((~others).sum())))
-    assert (weight[weight > 0] < 1).any()  # attention is not trivially one-hot
 
 
-def test_inter_group_permutation_equivariant():
+@pytest.mark.parametrize("scoring", SCORINGS)
+def test_inter_group_permutation_equivariant(scoring):
     gen = torch.Generator().manual_seed(1)
-    layer = InterGroupAttention(5, 8)
+    layer = InterGroupAttention(5, 8, scoring=scoring)
     h, x, group, batch = random_inputs(gen)
-    out, weight = layer(h, x, group, 12, batch)
+    out, weight = layer(h, x, group, 12, batch, return_weight=True)
+    weight = weight.to_dense()
     perm = torch.randperm(h.size(0), generator=gen)  # reorder agents
-    out_p, weight_p = layer(h[perm], x[perm], group[perm], 12, batch[perm])
-    assert torch.allclose(out_p, out[perm], atol=1e-6) and torch.allclose(weight_p, weight)
+    out_p, weight_p = layer(h[perm], x[perm], group[perm], 12, batch[perm], return_weight=True)
+    assert torch.allclose(out_p, out[perm], atol=1e-6) and torch.allclose(weight_p.to_dense(), weight)
     relabel = torch.randperm(12, generator=gen)  # rename groups
-    out_r, weight_r = layer(h, x, relabel[group], 12, batch)
+    out_r, weight_r = layer(h, x, relabel[group], 12, batch, return_weight=True)
     assert torch.allclose(out_r, out, atol=1e-6)
-    assert torch.allclose(weight_r[relabel][:, relabel], weight, atol=1e-6)
+    assert torch.allclose(weight_r.to_dense()[relabel][:, relabel], weight, atol=1e-6)
 
 
 def test_pool_groups_values_and_empty_groups(path):
@@ -154,9 +229,10 @@ def test_block_size_finds_blocked_layouts_only():
     assert block_size(full[:5], torch.tensor([0, 0, 0, 1, 1])) is None  # 5 groups, 2 entries
 
 
-def test_attend_batched_equals_forward_per_entry(path):
+@pytest.mark.parametrize("scoring", SCORINGS)
+def test_attend_batched_equals_forward_per_entry(path, scoring):
     gen = torch.Generator().manual_seed(2)
-    layer = InterGroupAttention(5, 8, heads=2)
+    layer = InterGroupAttention(5, 8, heads=2, scoring=scoring)
     entries, k = 6, 4
     pooled, expected = [], []
     for b in range(entries):
@@ -165,14 +241,15 @@ def test_attend_batched_equals_forward_per_entry(path):
         group = torch.randint(0, k, (n,), generator=gen)
         if b == 1:
             group.zero_()  # a single non-empty group: zeros
-        out, weight = layer(h, x, group, k)
-        expected.append((out, weight, group))
+        out, weight = layer(h, x, group, k, return_weight=True)
+        expected.append((out, weight.to_dense(), group))
         pooled.append(pool_groups(h, x, group, k))
     h_grp, x_grp, count, _ = (torch.cat(t) for t in zip(*pooled))
     group_batch = torch.arange(entries).repeat_interleave(k)
-    out_grp, weight = layer.attend(h_grp, x_grp, count, group_batch)
-    lean_out, no_weight = layer.attend(h_grp, x_grp, count > 0, group_batch, return_weight=False)
+    out_grp, weight = layer.attend(h_grp, x_grp, count, group_batch, return_weight=True)
+    lean_out, no_weight = layer.attend(h_grp, x_grp, count > 0, group_batch)
     assert no_weight is None and torch.allclose(lean_out, out_grp)
+    weight = weight.to_dense()
     for b, (out, w, group) in enumerate(expected):
         rows = slice(b * k, (b + 1) * k)
         assert torch.allclose(out_grp[rows][group], out, atol=1e-6)
@@ -184,36 +261,45 @@ def test_attend_batched_equals_forward_per_entry(path):
     assert torch.equal(off_block, torch.zeros_like(weight))
 
 
-def test_inter_group_gradients_and_lonely_groups(path):
+@pytest.mark.parametrize("scoring", ["gatv2", "gat"])
+def test_inter_group_gradients_reach_every_parameter(path, scoring):
     gen = torch.Generator().manual_seed(3)
-    layer = InterGroupAttention(5, 8, heads=2)
+    layer = InterGroupAttention(5, 8, heads=2, scoring=scoring)
     h, x, group, batch = random_inputs(gen)
     h.requires_grad_()
-    out, weight = layer(h, x, group, 12, batch, return_weight=False)
+    out, weight = layer(h, x, group, 12, batch)
     assert weight is None
     (out * torch.arange(3.0)).sum().backward()
-    for grad in (layer.lin.weight.grad, layer.att_src.grad, layer.att_dst.grad, h.grad):
-        assert torch.isfinite(grad).all() and grad.abs().sum() > 0
+    for name, param in layer.named_parameters():
+        assert torch.isfinite(param.grad).all() and param.grad.norm() > 1e-4, name
+    assert torch.isfinite(h.grad).all() and h.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("scoring", SCORINGS)
+def test_inter_group_lonely_group(scoring):
     # One agent only: its group is alone, so zeros and finite gradients.
+    layer = InterGroupAttention(5, 8, heads=2, scoring=scoring)
     h1 = torch.randn(1, 5, requires_grad=True)
-    out, weight = layer(h1, torch.ones(1, 3), torch.tensor([2]), 3)
+    out, weight = layer(h1, torch.ones(1, 3), torch.tensor([2]), 3, return_weight=True)
     out.sum().backward()
-    assert torch.equal(out, torch.zeros(1, 3)) and torch.equal(weight, torch.zeros(3, 3))
+    assert torch.equal(out, torch.zeros(1, 3)) and weight._nnz() == 0
     assert torch.isfinite(h1.grad).all()
 
 
-def test_all_paths_agree(monkeypatch):
+@pytest.mark.parametrize("scoring", SCORINGS)
+def test_all_paths_agree(monkeypatch, scoring):
     gen = torch.Generator().manual_seed(5)
-    layer = InterGroupAttention(5, 8, heads=2)
+    layer = InterGroupAttention(5, 8, heads=2, scoring=scoring)
     h, x, group, batch = random_inputs(gen)
     results = []
     for name in PATHS:
         use_path(monkeypatch, name)
         hg, xg = h.clone().requires_grad_(), x.clone().requires_grad_()
         layer.zero_grad()
-        out, weight = layer(hg, xg, group, 12, batch)
+        out, weight = layer(hg, xg, group, 12, batch, return_weight=True)
         (out * torch.arange(3.0)).sum().backward()
-        results.append((out, weight, hg.grad, xg.grad, layer.att_src.grad.clone()))
+        grads = [p.grad.clone() for p in layer.parameters()]
+        results.append((out, weight.to_dense(), hg.grad, xg.grad, *grads))
     for other in results[1:]:
         for first, second in zip(results[0], other):
             assert torch.allclose(first, second, atol=1e-6)
@@ -221,7 +307,13 @@ def test_all_paths_agree(monkeypatch):
 
 def test_inter_group_repr_and_errors():
     layer = InterGroupAttention(8, 32, heads=2)
-    assert str(layer) == "InterGroupAttention(8, 32, heads=2)"
+    assert str(layer) == "InterGroupAttention(8, 32, heads=2, scoring='gatv2')"
+    assert str(InterGroupAttention(8, 32, scoring="cosine")) == "InterGroupAttention(8, 32, scoring='cosine')"
+    with pytest.raises(ValueError, match="InterGroupAttention: scoring='dot' is not valid; expected one of "
+                                         "gatv2, gat, cosine"):
+        InterGroupAttention(8, 32, scoring="dot")
+    with pytest.raises(ValueError, match="InterGroupAttention: heads=0 is not valid; expected an integer >= 1"):
+        InterGroupAttention(8, 32, heads=0)
     h, x, group = torch.randn(4, 8), torch.randn(4, 3), torch.tensor([0, 1, 1, 2])
     with pytest.raises(ValueError, match=r"InterGroupAttention: group entries must lie in "
                                          r"\[0, 3\), got values in \[0, 3\]"):
@@ -249,11 +341,12 @@ def test_inter_group_repr_and_errors():
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_inter_group_cuda():
+@pytest.mark.parametrize("scoring", SCORINGS)
+def test_inter_group_cuda(scoring):
     gen = torch.Generator().manual_seed(4)
-    layer = InterGroupAttention(5, 8, heads=2)
+    layer = InterGroupAttention(5, 8, heads=2, scoring=scoring)
     h, x, group, batch = random_inputs(gen)
-    out, weight = layer(h, x, group, 12, batch)
-    out_c, weight_c = layer.cuda()(h.cuda(), x.cuda(), group.cuda(), 12, batch.cuda())
+    out, weight = layer(h, x, group, 12, batch, return_weight=True)
+    out_c, weight_c = layer.cuda()(h.cuda(), x.cuda(), group.cuda(), 12, batch.cuda(), return_weight=True)
     assert torch.allclose(out_c.cpu(), out, atol=1e-5)
-    assert torch.allclose(weight_c.cpu(), weight, atol=1e-6)
+    assert torch.allclose(weight_c.to_dense().cpu(), weight.to_dense(), atol=1e-6)

@@ -22,8 +22,9 @@ def set_encoder_output(vae, value):
 
 def test_agent_vae_forward():
     obs, action, _ = inputs()
-    vae = AgentVAE(10, 2)
+    vae = AgentVAE(10, 2, latent_dim=8)
     assert str(vae) == "AgentVAE(10, 2, latent_dim=8, mode='vae')"
+    assert AgentVAE(10, 2).latent_dim == 32
     out = vae(obs, action)
     assert out['mu'].shape == out['logvar'].shape == out['z'].shape == (6, 8)
     assert out['recon'].shape == (6, 12) and out['pred'].shape == (6, )
@@ -54,7 +55,7 @@ def test_agent_vae_loss_terms_closed_form():
     kl = 0.5 * sum(m**2 + torch.exp(v) - v - 1 for m, v in zip(mu, logvar))
     assert torch.allclose(terms['kl'], kl)
     out = vae(obs, action)
-    rec = ((out['recon'] - torch.cat([obs, action], 1))**2).mean()
+    rec = ((out['recon'] - torch.cat([obs, action], 1))**2).sum(1).mean()  # squared norm, per agent
     pred = ((out['pred'] - target)**2).mean()
     assert torch.allclose(terms['rec'], rec) and torch.allclose(terms['pred'], pred)
     assert torch.allclose(total, 0.5 * rec + 2.0 * pred + 0.1 * kl)
@@ -81,7 +82,7 @@ def test_agent_vae_loss_mask():
 
 def test_agent_vae_ae_mode():
     obs, action, target = inputs()
-    vae = AgentVAE(10, 2, latent_dim=4, mode='ae')
+    vae = AgentVAE(10, 2, latent_dim=4, mode='ae', lambda_pred=1.0)
     assert str(vae) == "AgentVAE(10, 2, latent_dim=4, mode='ae')"
     out = vae(obs, action)
     assert out['logvar'] is None
@@ -108,7 +109,7 @@ def test_agent_vae_learns(mode):
     torch.manual_seed(0)
     obs, action, _ = inputs(num_agents=64, obs_dim=4, action_dim=2)
     target = obs[:, 0] - 2 * action[:, 1]
-    vae = AgentVAE(4, 2, latent_dim=4, hidden_channels=32, mode=mode)
+    vae = AgentVAE(4, 2, latent_dim=4, hidden_channels=32, mode=mode, lambda_pred=1.0)
     optimizer = torch.optim.Adam(vae.parameters(), lr=1e-2)
     first = float(vae.loss(obs, action, target)[0])
     for _ in range(300):

@@ -1,0 +1,112 @@
+"""The AC family: Eq. 9 with a Q critic (default) and the A2C value form."""
+import pytest
+import torch
+
+from bmf_graph.algos import ActorCritic, QActorCritic, make_algorithm
+from bmf_graph.config import AlgoConfig
+from bmf_graph.envs import firefighter
+from bmf_graph.envs.base import TeamSpec
+from bmf_graph.rollout import play_episode
+
+SPEC = TeamSpec("team", num_agents=4, view_shape=(), feature_dim=5, num_actions=3)
+
+
+def test_eq9_actor_gradient_equals_brute_force_expectation():
+    torch.manual_seed(0)
+    algo = make_algorithm(SPEC, AlgoConfig(name="mfac", hidden=8, entropy_coef=0.0), radius=1.5)
+    assert isinstance(algo, QActorCritic)
+    rec = {"obs": torch.randn(2, 4, 5), "alive": torch.tensor([[True, True, False, True]] * 2)}
+    context = torch.rand(2, 4, 3)
+    loss, _, _ = algo.actor_loss(rec, context)
+    params = list(algo.actor.parameters())
+    grads = torch.autograd.grad(loss, params)
+    # Eq. 9: grad J = E_{a ~ pi}[grad log pi(a | o) Q(o, a, context)], one agent at a time,
+    # the expectation written out over the three actions; the loss is -J averaged over alive agents.
+    expected = [torch.zeros_like(p) for p in params]
+    alive = rec["alive"].nonzero().tolist()
+    for b, i in alive:
+        q = algo.q(rec["obs"][b, i], context[b, i]).detach()
+        for a in range(3):
+            log_pi = torch.log_softmax(algo.actor(rec["obs"][b, i], context[b, i]), -1)[a]
+            grad_log = torch.autograd.grad(log_pi, params)
+            for e, g in zip(expected, grad_log):
+                e -= log_pi.exp().detach() * q[a] * g / len(alive)
+    for got, want in zip(grads, expected):
+        assert torch.allclose(got, want, atol=1e-6)
+    assert any(g.abs().sum() > 0 for g in grads)
+
+
+def test_actor_loss_advantage_and_entropy_terms():
+    torch.manual_seed(1)
+    algo = make_algorithm(SPEC, AlgoConfig(name="ac", hidden=8, entropy_coef=0.3), radius=1.5)
+    rec = {"obs": torch.randn(1, 4, 5), "alive": torch.ones(1, 4, dtype=torch.bool)}
+    context = torch.zeros(1, 4, 0)
+    loss, policy_loss, entropy = algo.actor_loss(rec, context)
+    probs = torch.softmax(algo.actor(rec["obs"], context), -1)
+    q = algo.q(rec["obs"], context)
+    advantage = q - (probs * q).sum(-1, keepdim=True)
+    # Sum_b pi(b) A(b) = 0 at the current policy: the value of the loss is the entropy term only.
+    assert torch.allclose(policy_loss, -(probs * advantage).sum(-1).mean()) and abs(policy_loss) < 1e-6
+    assert torch.allclose(entropy, -(probs * probs.log()).sum(-1).mean())
+    assert torch.allclose(loss, policy_loss - 0.3 * entropy)
+
+
+def test_q_critic_target_evaluates_the_actor():
+    torch.manual_seed(2)
+    algo = make_algorithm(SPEC, AlgoConfig(name="mfac", hidden=8), radius=1.5)
+    nxt = {"obs": torch.randn(3, 4, 5), "mf": torch.rand(3, 4, 3)}
+    probs = torch.softmax(algo.actor(nxt["obs"], nxt["mf"]), -1)
+    expected = (probs * algo.q_target(nxt["obs"], nxt["mf"])).sum(-1)
+    assert torch.allclose(algo.target_value(nxt, explore=0.5), expected)
+    # The actor and the critic are trained by separate optimizers.
+    actor = {id(p) for p in algo.actor.parameters()}
+    assert not actor & {id(p) for p in algo.critic_parameters()}
+    assert {id(p) for p in algo.critic_parameters()} == {id(p) for p in algo.q.parameters()}
+
+
+@pytest.mark.parametrize("critic", ["q", "value"])
+@pytest.mark.parametrize("actor_context", [False, True])
+def test_policy_is_the_acting_distribution(critic, actor_context):
+    torch.manual_seed(3)
+    env = firefighter.batched_env(num_firefighters=8, max_steps=6)
+    cfg = AlgoConfig(name="bmf_ac", hidden=8, num_groups=2, critic=critic, actor_context=actor_context)
+    algo = make_algorithm(env.teams[0], cfg, radius=1.5)
+    assert isinstance(algo, QActorCritic if critic == "q" else ActorCritic)
+    seen = []
+
+    def look(t, views, recs, actions):
+        seen.append((views[0], recs[0]))
+
+    play_episode(env, [algo], "cpu", seed=0, explore=0.5, on_step=look)
+    view, rec = seen[-1]
+    probs = algo.policy(view, rec, 0.5)
+    assert probs.shape == (8, 2) and torch.allclose(probs.sum(-1), torch.ones(8))
+    greedy = algo.policy(view, rec, None)
+    assert torch.equal(greedy.argmax(-1), probs.argmax(-1)) and torch.equal(greedy.sum(-1), torch.ones(8))
+    assert torch.equal(algo.act(view, rec, None), probs.argmax(-1))
+    # The actor reads the critic input only with actor_context.
+    other = {**rec, "mean_action": torch.rand_like(rec["mean_action"])}
+    assert torch.equal(algo.policy(view, other, 0.5), probs) != actor_context
+
+
+@pytest.mark.parametrize("critic", ["q", "value"])
+def test_actor_critic_forms_learn_and_keep_state(critic):
+    torch.manual_seed(4)
+    env = firefighter.batched_env(num_firefighters=8, max_steps=10)
+    cfg = AlgoConfig(name="bmf_ac", hidden=8, num_groups=2, critic=critic, actor_context=True,
+                     learning_starts=2, update_every=2, batch_steps=4, buffer_steps=64)
+    algo = make_algorithm(env.teams[0], cfg, radius=1.5)
+    before = [p.clone() for p in algo.actor.parameters()]
+    result = play_episode(env, [algo], "cpu", seed=0, explore=0.5, learners={0: algo})
+    assert {"losses/policy", "losses/entropy", "losses/vae_rec"} <= set(result.logs)
+    assert all(not torch.equal(a, b) for a, b in zip(before, algo.actor.parameters()))
+    clone = make_algorithm(env.teams[0], cfg, radius=1.5)
+    clone.load_state_dict(algo.state_dict())
+    clone.load_training_state(algo.training_state())
+    if critic == "q":
+        assert clone.actor_optimizer.state_dict()["state"].keys() == algo.actor_optimizer.state_dict()["state"].keys()
+
+
+def test_unknown_critic_is_rejected():
+    with pytest.raises(ValueError, match="algo.critic='v' is not valid; expected one of q, value"):
+        make_algorithm(SPEC, AlgoConfig(name="ac", critic="v"), radius=1.5)
