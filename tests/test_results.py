@@ -72,7 +72,7 @@ def test_comparison_against_brute_force(artifacts: Path):
 
 
 def test_render_tables_and_verdicts(artifacts: Path, tmp_path: Path):
-    text = results.render(artifacts, tmp_path / "assets", figures=False)
+    text = results.render(artifacts, "assets", figures=False)
     assert "| bmf_q | 3 | 3 | 20 | -10.0 ± 0.8 |" in text
     assert "| q | 3 | 3 | 20 | -30.0 ± 0.8 |" in text
     assert "| mfq | 1 | 0 | 10 | -30.0 |" in text
@@ -81,6 +81,7 @@ def test_render_tables_and_verdicts(artifacts: Path, tmp_path: Path):
     assert "ahead of q by 20.0" in text and "not significantly" not in text.split("ahead of q")[1].split(";")[0]
     assert "Not run yet: ac, mfac, gat_mf." in text
     assert "Battle head-to-head" in text and "Not run yet (`head_to_head.json` is missing)." in text
+    assert "Not run yet (no runs under `results/pursuit/`)." in text
 
 
 def test_same_bytes_twice_and_cli(artifacts: Path, tmp_path: Path, monkeypatch):
@@ -102,7 +103,7 @@ def test_head_to_head_and_zero_shot_sections(artifacts: Path, tmp_path: Path):
     for seed, value in enumerate([100.0, 200.0]):
         data = {"sizes": [{"agents": 288, "return": {"mean": value}}, {"agents": 2048, "return": {"mean": -value}}]}
         (shots / f"bmf_q__seed{seed}__random.json").write_text(json.dumps(data))
-    text = results.render(artifacts, tmp_path / "assets", figures=False)
+    text = results.render(artifacts, "assets", figures=False)
     assert "| bmf_q | — | 0.75 [0.50, 0.90] |" in text
     assert "| 288 | 150.0 ± 50.0 | 137.54 ± 306.07 / 91.91 ± 108.44 / 565.83 ± 181.58 / 550.96 ± 68.01 / 613.19 ± 169.70 |" in text
     assert "| 2,048 | -150.0 ± 50.0 | — |" in text
@@ -113,6 +114,13 @@ def test_bad_inputs(artifacts: Path, tmp_path: Path):
     shots.mkdir()
     (shots / "oops.json").write_text("{}")
     with pytest.raises(ValueError, match="zero-shot file 'oops.json' is not named"):
-        results.render(artifacts, tmp_path, figures=False)
+        results.render(artifacts, "assets", figures=False)
     with pytest.raises(SystemExit):
         results.main(["--results", str(tmp_path / "missing"), "--out", str(tmp_path / "r.md")])
+
+
+def test_committed_results_md_is_generated_from_committed_results(tmp_path: Path):
+    """RESULTS.md is exactly what ``python -m bmf_graph.results`` writes from ``results/``."""
+    root = Path(__file__).resolve().parent.parent
+    text = results.render(root / "results", "assets", figure_dir=tmp_path)
+    assert text == (root / "RESULTS.md").read_text()
