@@ -1,41 +1,56 @@
-"""Replay storage of whole-team steps in preallocated tensors.
+"""Replay storage of whole-team steps, one record per env copy and step.
 
-Each record is one team at one environment step: every agent slot's observation, action,
+Each record is one team of one env copy at one step: every agent slot's observation, action,
 reward, alive flag and the interaction inputs the update needs (mean actions, group ids,
-pooled group inputs, ...). The successor of record ``i`` is record ``i + 1`` of the same
-episode, so a transition ``(s, a, r, s')`` is the pair ``(i, i + 1)`` and nothing is stored twice.
+pooled group inputs, ...). Several copies are recorded at once; each copy is a *stream* and
+record ``i``'s successor (the same copy's next step) is kept as an explicit index
+``next[i]``, so a transition ``(s, a, r, s')`` is the pair ``(i, next[i])`` and nothing is
+stored twice. The tensors grow geometrically up to the capacity as records arrive, so memory
+follows what is stored, and :meth:`StepBuffer.state_dict` holds only the filled rows.
 """
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Mapping, Sequence
 
+import numpy as np
 import torch
 from torch import Tensor
 
 Schema = Mapping[str, tuple[tuple[int, ...], torch.dtype]]
 
+INITIAL_ROWS = 64
+"""Records allocated at the first :meth:`StepBuffer.add` (or the first add's size, if larger)."""
+
 
 class StepBuffer:
-    r"""Circular buffer of team-step records with successor links.
+    r"""Circular buffer of team-step records with per-stream successor links.
 
     Args:
-        capacity: number of records (environment steps) kept.
+        capacity: number of records kept (the oldest are overwritten).
         schema: ``name -> (shape of one record, dtype)``.
         device: where the tensors live.
 
-    ``add(record, first)`` writes a record and links it to the previous one unless ``first``
-    (episode start). ``sample(b)`` draws ``b`` records that have a successor and returns the
-    records and their successors, each a dict of ``[b, *shape]`` tensors.
+    ``add(record, streams, first)`` writes one record per stream (env copy) and links each to
+    that stream's previous record unless ``first`` (episode start). ``set_last`` fills a field
+    of each stream's newest record (e.g. the reward, known one step later). ``sample(b)``
+    draws ``b`` records that have a successor and returns the records and their successors,
+    each a dict of ``[b, *shape]`` tensors. Successor links are host (numpy) arrays, so
+    linking and sampling never wait for the device.
     """
 
     def __init__(self, capacity: int, schema: Schema, device: torch.device | str = "cpu"):
         if capacity < 2:
             raise ValueError(f"StepBuffer: capacity={capacity} is too small; expected at least 2")
         self.capacity = capacity
+        self.schema = dict(schema)
         self.device = torch.device(device)
-        self.data = {k: torch.zeros((capacity, *shape), dtype=dtype, device=self.device)
-                     for k, (shape, dtype) in schema.items()}
-        self.has_next = torch.zeros(capacity, dtype=torch.bool, device=self.device)
+        self.data: dict[str, Tensor] = {}
+        self.next = np.full(0, -1, dtype=np.int64)
+        """Slot of each record's successor, ``-1`` if none (yet)."""
+        self.owner = np.full(0, -1, dtype=np.int64)
+        """Stream whose newest record a slot holds, ``-1`` if none."""
+        self.last: dict[int, int] = {}
+        """Stream -> slot of its newest record."""
         self.ptr = 0
         self.size = 0
 
@@ -43,50 +58,105 @@ class StepBuffer:
         return self.size
 
     @property
-    def num_transitions(self) -> int:
-        return int(self.has_next.sum())
+    def allocated(self) -> int:
+        """Records the tensors have room for (grows up to ``capacity``)."""
+        return len(self.next)
 
-    def add(self, record: Mapping[str, Tensor], first: bool) -> int:
-        """Store ``record`` (every schema key) at the next slot; returns its index."""
-        missing = set(self.data) - set(record)
+    @property
+    def num_transitions(self) -> int:
+        return int((self.next[:self.size] >= 0).sum())
+
+    def _reserve(self, rows: int) -> None:
+        """Grow the tensors (doubling, at most ``capacity``) until ``rows`` records fit."""
+        old = self.allocated
+        if rows <= old:
+            return
+        new = min(self.capacity, max(rows, 2 * old, INITIAL_ROWS))
+        for key, (shape, dtype) in self.schema.items():
+            grown = torch.zeros((new, *shape), dtype=dtype, device=self.device)
+            if key in self.data:
+                grown[:old] = self.data[key]
+            self.data[key] = grown
+        self.next = np.concatenate([self.next, np.full(new - old, -1, dtype=np.int64)])
+        self.owner = np.concatenate([self.owner, np.full(new - old, -1, dtype=np.int64)])
+
+    def add(self, record: Mapping[str, Tensor], streams: Sequence[int], first: bool) -> np.ndarray:
+        """Store one record per stream: ``record[key]`` holds the ``len(streams)`` records
+        stacked (``[S, *shape]`` or flattened ``[S * shape[0], ...]``). Returns their slots."""
+        missing = set(self.schema) - set(record)
         if missing:
             raise KeyError(f"StepBuffer.add: record lacks {sorted(missing)}")
-        index = self.ptr
-        for key, value in record.items():
-            self.data[key][index] = value
-        self.has_next[index] = False
-        self.has_next[(index - 1) % self.capacity] = (not first) and self.size > 0
-        self.ptr = (index + 1) % self.capacity
-        self.size = min(self.size + 1, self.capacity)
-        return index
+        count = len(streams)
+        if not 1 <= count <= self.capacity:
+            raise ValueError(f"StepBuffer.add: {count} streams at once; expected 1..{self.capacity} (the capacity)")
+        self._reserve(min(self.capacity, self.ptr + count))
+        slots = (self.ptr + np.arange(count)) % self.capacity
+        for slot in slots[self.owner[slots] >= 0]:  # overwritten newest records: their streams restart
+            del self.last[int(self.owner[slot])]
+        self.owner[slots] = -1
+        self.next[slots] = -1
+        start, stop = self.ptr, self.ptr + count
+        pieces = [(start, min(stop, self.capacity), 0)] + ([(0, stop - self.capacity, self.capacity - start)]
+                                                            if stop > self.capacity else [])
+        for key, (shape, _) in self.schema.items():
+            value = record[key].reshape(count, *shape)
+            for lo, hi, offset in pieces:
+                self.data[key][lo:hi] = value[offset:offset + hi - lo]
+        for stream, slot in zip(streams, slots):
+            previous = self.last.get(stream)
+            if previous is not None:
+                self.owner[previous] = -1
+                if not first:
+                    self.next[previous] = slot
+            self.last[stream] = int(slot)
+            self.owner[slot] = stream
+        self.ptr = stop % self.capacity
+        self.size = min(self.size + count, self.capacity)
+        return slots
 
-    def set(self, index: int, key: str, value: Tensor) -> None:
-        """Fill a field known only after the step (e.g. the reward)."""
-        self.data[key][index] = value
+    def set_last(self, streams: Sequence[int], key: str, value: Tensor) -> None:
+        """Write ``key`` of each stream's newest record (``value`` stacked as in :meth:`add`)."""
+        missing = [s for s in streams if s not in self.last]
+        if missing:
+            raise KeyError(f"StepBuffer.set_last: streams {missing} have no record")
+        slots = torch.as_tensor([self.last[s] for s in streams], dtype=torch.long).to(self.device, non_blocking=True)
+        self.data[key][slots] = value.reshape(len(streams), *self.schema[key][0]).to(self.data[key].dtype)
 
     def sample(self, batch: int, generator: torch.Generator | None = None) -> tuple[dict, dict]:
         """``batch`` transitions drawn uniformly: ``(records, successors)``."""
-        valid = self.has_next.nonzero().squeeze(1)
-        if valid.numel() == 0:
+        valid = np.flatnonzero(self.next[:self.size] >= 0)
+        if valid.size == 0:
             raise RuntimeError("StepBuffer.sample: no complete transition stored yet")
-        pick = torch.randint(valid.numel(), (batch,), generator=generator, device="cpu").to(valid.device)
+        pick = torch.randint(valid.size, (batch,), generator=generator, device="cpu").numpy()
         index = valid[pick]
-        following = (index + 1) % self.capacity
-        return ({k: v[index] for k, v in self.data.items()},
-                {k: v[following] for k, v in self.data.items()})
+        following = self.next[index]
+        index_t = torch.from_numpy(index).to(self.device, non_blocking=True)
+        following_t = torch.from_numpy(following).to(self.device, non_blocking=True)
+        return ({k: v.index_select(0, index_t) for k, v in self.data.items()},
+                {k: v.index_select(0, following_t) for k, v in self.data.items()})
 
     def state_dict(self) -> dict:
-        """Slots as laid out (not re-ordered), so sampling after a reload draws the same records."""
+        """The filled rows only, as laid out (not re-ordered), so sampling after a reload draws
+        the same records. Each tensor's storage is its filled rows (``torch.save`` writes whole
+        storages): the allocation itself once full, else a copy."""
         n = self.size
-        return {"data": {k: v[:n].cpu() for k, v in self.data.items()}, "has_next": self.has_next[:n].cpu(),
+        return {"data": {k: (v if n == len(v) else v[:n].clone()).cpu() for k, v in self.data.items()},
+                "next": self.next[:n].copy(), "owner": self.owner[:n].copy(), "last": dict(self.last),
                 "ptr": self.ptr, "capacity": self.capacity}
 
     def load_state_dict(self, state: dict) -> None:
         if state["capacity"] != self.capacity:
             raise ValueError(f"StepBuffer: checkpoint capacity {state['capacity']} != {self.capacity}")
-        n = state["has_next"].shape[0]
+        n = len(state["next"])
+        self.data, self.next, self.owner = {}, np.full(0, -1, dtype=np.int64), np.full(0, -1, dtype=np.int64)
+        self._reserve(max(n, 1))
         for k, v in state["data"].items():
             self.data[k][:n] = v.to(self.device)
-        self.has_next.zero_()
-        self.has_next[:n] = state["has_next"].to(self.device)
+        self.next[:n], self.owner[:n] = state["next"], state["owner"]
+        self.last = {int(s): int(i) for s, i in state["last"].items()}
         self.size, self.ptr = n, state["ptr"]
+
+
+def replay_records(buffer_size: int, num_agents: int) -> int:
+    """Records of ``num_agents`` slots that hold ``buffer_size`` agent transitions (at least 2)."""
+    return max(2, buffer_size // max(num_agents, 1))

@@ -90,16 +90,18 @@ class AlgoConfig:
     """Expected number of times each stored agent transition is sampled (MFRL's Battle code:
     2). Every recorded step earns ``replay_ratio * alive agents`` of credit; a gradient step on
     ``batch_steps`` records costs ``batch_steps * mean alive agents per stored record``; every
-    ``update_every`` steps the learner takes the gradient steps its credit pays for."""
-    buffer_steps: int = 2000
-    """Replay capacity in environment steps (each step stores the whole team)."""
+    ``update_every`` team records the learner takes the gradient steps its credit pays for. With
+    ``train.envs`` copies, each copy's steps earn credit: the same gradient steps per env step."""
+    buffer_size: int = 128_000
+    """Replay capacity in agent transitions (MFRL's ``memory_size``): the last ``buffer_size // N``
+    team records are kept, one per env copy and step (2,000 at 64 agents, 125 at 1,024)."""
     batch_steps: int = 16
-    """Environment steps per sampled minibatch (all alive agents of each step)."""
+    """Team records (env copy-steps) per sampled minibatch (all alive agents of each)."""
     learning_starts: int = 200
-    """Environment steps before the first update."""
+    """Team records stored (env copy-steps, every copy counts) before the first update."""
     update_every: int = 4
-    """Q family: environment steps between updates (``I_u``); each takes the gradient steps
-    that ``replay_ratio`` pays for."""
+    """Q family: team records stored (env copy-steps) between updates (``I_u``); each takes the
+    gradient steps that ``replay_ratio`` pays for."""
     updates: int = 1
     """Actor-critic family: gradient steps per episode batch (the Q family's number follows
     from ``replay_ratio``)."""
@@ -150,6 +152,11 @@ class AlgoConfig:
     """BMF: value-prediction weight of the VAE loss. 0.1 keeps reconstruction the larger source
     of the encoder's gradient on Firefighter, whose team rewards make the prediction error large
     (docs/method.md lists the measured terms)."""
+    vae_share: float = 1.0
+    """BMF: share of each update's sampled records the agent VAE trains on."""
+    vae_every: int = 1
+    """BMF: the agent VAE takes a gradient step on every ``vae_every``-th update of the critic
+    (on that update's batch); 1 trains it on every update."""
 
 
 @dataclass
@@ -177,7 +184,15 @@ class TrainConfig:
     max_steps: Optional[int] = None
     """Episode length; ``None`` keeps the task's own limit."""
     save_every: int = 25
-    """Episodes between checkpoints (one is always written at the end)."""
+    """Episodes between checkpoints (one is always written at the end; with ``envs`` copies a
+    checkpoint follows the round of episodes that reaches a multiple of ``save_every``)."""
+    envs: int = 16
+    """Env copies each round plays at once, one episode each (one metrics row per episode):
+    every policy runs one forward pass per team and step for all copies (16: measured on Battle
+    64 v 64, see ``docs/performance.md``)."""
+    worker: bool = False
+    """Step the copies in a worker process and play them in two halves, so that the worker
+    steps one half while the networks run on the other (needs ``envs >= 2``)."""
     progress: bool = True
     """Show a progress bar."""
 
@@ -235,9 +250,9 @@ def validate(cfg: Config) -> Config:
     _choice("algo.exploration", cfg.algo.exploration, EXPLORATIONS)
     _choice("opponent.policy", cfg.opponent.policy, OPPONENT_POLICIES)
     _choice("device", cfg.device, DEVICES)
-    for key in ("hidden", "lr", "buffer_steps", "batch_steps", "update_every", "updates", "num_groups",
-                "group_interval", "latent_dim", "heads", "vae_lr", "temperature_start", "temperature_end",
-                "replay_ratio"):
+    for key in ("hidden", "lr", "buffer_size", "batch_steps", "update_every", "updates", "num_groups",
+                "group_interval", "latent_dim", "heads", "vae_lr", "vae_every", "temperature_start",
+                "temperature_end", "replay_ratio"):
         _positive(f"algo.{key}", getattr(cfg.algo, key))
     for key in ("tau", "gamma", "gae_lambda", "explore_fraction", "epsilon_start", "epsilon_mid",
                 "epsilon_mid_fraction", "epsilon_end"):
@@ -246,6 +261,9 @@ def validate(cfg: Config) -> Config:
     _positive("env.radius", cfg.env.radius)
     _positive("train.episodes", cfg.train.episodes)
     _positive("train.save_every", cfg.train.save_every)
+    _positive("train.envs", cfg.train.envs)
+    if cfg.train.worker and cfg.train.envs < 2:
+        raise ConfigError(f"train.worker=true needs train.envs >= 2 (two halves); got train.envs={cfg.train.envs}")
     if cfg.train.max_steps is not None:
         _positive("train.max_steps", cfg.train.max_steps)
     if cfg.opponent.policy == "checkpoint" and not cfg.opponent.checkpoint:

@@ -36,8 +36,7 @@ from bmf_graph.envs import battle, make_env
 from bmf_graph.envs.base import BatchedEnv
 from bmf_graph.envs.copies import WorkerCopies
 from bmf_graph.players import RANDOM, Source, checkpoint_config, describe, setup_play, team_policies
-from bmf_graph.rollout import EpisodeResult, play_episode
-from bmf_graph.vector_rollout import play_episodes
+from bmf_graph.rollout import EpisodeResult, play_episode, play_episodes
 from bmf_graph.winrate import GameResult, schedule, tally, wilson_interval
 
 __all__ = ["evaluate_returns", "head_to_head", "zero_shot", "side_bias", "battle_map_size", "play", "play_copies",
@@ -63,11 +62,11 @@ def play_copies(env: BatchedEnv, env_name: str, env_kwargs: Mapping[str, Any], p
                 seeds: Sequence[int], copies: int, deterministic: bool = True,
                 device: torch.device | str = "cpu", worker: bool = False) -> list[EpisodeResult]:
     """Seeded evaluation episodes, ``copies`` at a time
-    (:func:`~bmf_graph.vector_rollout.play_episodes`); ``copies=1`` plays them one by one
+    (:func:`~bmf_graph.rollout.play_episodes`); ``copies=1`` plays them one by one
     (:func:`play`). Greedy Q, MF and GAT-MF policies give the same episodes either way. With
     ``worker``, the copies are stepped in a worker process and played in two halves
-    (:class:`~bmf_graph.envs.copies.WorkerCopies`); a last, smaller round is padded with
-    repeats of its last seed, whose episodes are dropped."""
+    (:class:`~bmf_graph.envs.copies.WorkerCopies`); a last, smaller round plays only the
+    copies it needs."""
     least = 2 if worker else 1
     if copies < least:
         raise ValueError(f"evaluate: copies={copies!r}; expected an integer >= {least}"
@@ -85,9 +84,8 @@ def play_copies(env: BatchedEnv, env_name: str, env_kwargs: Mapping[str, Any], p
             seed_everything(chunk[0])
             if stepped is None:
                 results += play_episodes(local[:len(chunk)], policies, device, chunk, explore=explore)
-            else:  # a fixed number of copies: the last round repeats its last seed, those episodes are dropped
-                padded = chunk + chunk[-1:] * (needed - len(chunk))
-                results += play_episodes(stepped, policies, device, padded, explore=explore, parts=2)[:len(chunk)]
+            else:
+                results += play_episodes(stepped, policies, device, chunk, explore=explore, parts=min(2, len(chunk)))
     finally:
         for extra in local[1:]:
             extra.close()

@@ -125,8 +125,9 @@ def setup_play(checkpoint: Source, env_name: str | None, env_kwargs: Mapping[str
 class Driver:
     """Policies as a ``save_episode_gif`` policy: ``driver(team_steps) -> actions per team``.
 
-    Keeps the previous actions and observations as :func:`~bmf_graph.rollout.play_episode`
-    does; call :meth:`reset` (or create a new driver) before each episode.
+    Keeps the previous actions, observations and the step index as
+    :func:`~bmf_graph.rollout.play_episodes` does; call :meth:`reset` (or create a new driver)
+    before each episode.
     """
 
     def __init__(self, policies: Sequence[Any], num_actions: Sequence[int], device: torch.device | str,

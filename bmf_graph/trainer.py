@@ -1,6 +1,9 @@
-"""The training loop: episodes of :func:`~bmf_graph.rollout.play_episode` with learners.
+"""The training loop: rounds of ``train.envs`` episodes played at once in env copies by
+:func:`~bmf_graph.rollout.play_episodes`, with learners.
 
-``train(cfg)`` runs a whole configuration and returns its run folder
+Each copy's episode is one training episode: one row of ``metrics.csv``, counted toward
+``train.episodes``; the exploration progress of a round is ``episodes done / (episodes - 1)``
+at its start, and every policy acts with it. ``train(cfg)`` runs a whole configuration and returns its run folder
 ``{runs_dir}/{conf}__{algo}__{seed}__{time}/`` holding ``config.yaml``, ``metrics.csv``,
 TensorBoard events, model files ``checkpoints/model_ep{E}.pt`` / ``model_final.pt`` and the
 resumable state ``checkpoints/last.pt``.
@@ -22,8 +25,9 @@ from bmf_graph.checkpoint import (atomic_save, load_model, rng_state, save_model
                                   set_rng_state)
 from bmf_graph.config import Config, from_yaml, to_yaml
 from bmf_graph.envs import make_env
+from bmf_graph.envs.copies import EnvCopies, LocalCopies, WorkerCopies
 from bmf_graph.logging import RunLogger
-from bmf_graph.rollout import play_episode
+from bmf_graph.rollout import EpisodeResult, play_episodes
 
 
 def resolve_device(name: str) -> torch.device:
@@ -46,7 +50,8 @@ def opponent_seed(seed: int, team: int) -> int:
 
 
 class Trainer:
-    """Owns the env, the team policies, the logger and the run folder of one training run."""
+    """Owns the env copies, the team policies and the run folder of one training run; call
+    :meth:`close` (or use :func:`train`) to stop a worker process."""
 
     def __init__(self, cfg: Config, run_dir: Path | None = None):
         self.cfg = cfg
@@ -65,7 +70,12 @@ class Trainer:
                          for t in cfg.env.learn_teams}
         self.policies: list[Any] = [self.learners.get(t) or self._opponent(t) for t in range(len(teams))]
         self.episode, self.env_steps = 0, 0
-        self.run_dir = run_dir or self._new_run_dir()
+        self.copies = self._copies()
+        try:
+            self.run_dir = run_dir or self._new_run_dir()
+        except BaseException:
+            self.close()
+            raise
 
     # ------------------------------------------------------------------ setup
     def _opponent(self, team: int) -> Any:
@@ -85,6 +95,23 @@ class Trainer:
             opponent = make_algorithm(spec, self.cfg.algo, self.cfg.env.radius)
         return opponent.to(self.device).requires_grad_(False).eval()
 
+    def _copies(self) -> EnvCopies:
+        """``train.envs`` copies of the task (no more than episodes), here or in a worker process."""
+        c = self.cfg
+        num = min(c.train.envs, c.train.episodes)
+        if c.train.worker:
+            copies: EnvCopies = WorkerCopies(c.env.name, c.env.kwargs, num)
+        else:
+            copies = LocalCopies([self.env] + [make_env(c.env.name, c.env.kwargs) for _ in range(num - 1)])
+        if self.device.type == "cuda":
+            copies.pin_memory()
+        return copies
+
+    def close(self) -> None:
+        self.copies.close()  # local copies close self.env with the others
+        if isinstance(self.copies, WorkerCopies):
+            self.env.close()
+
     def _new_run_dir(self) -> Path:
         c = self.cfg
         name = c.run_name or f"{c.conf}__{c.algo.name}__{c.seed}__{time.strftime('%Y%m%d-%H%M%S')}"
@@ -96,11 +123,16 @@ class Trainer:
         return run_dir
 
     # ------------------------------------------------------------------ stepping
-    def run_episode(self, explore: float) -> dict[str, float]:
-        """Play one training episode; returns its metrics row (without counters)."""
-        result = play_episode(self.env, self.policies, self.device, episode_seed(self.cfg.seed, self.episode),
-                              self.max_steps, explore, self.learners)
-        self.env_steps += result.steps
+    def run_round(self, explore: float) -> list[EpisodeResult]:
+        """Play the next ``min(train.envs, episodes left)`` training episodes at once."""
+        c = self.cfg
+        count = min(c.train.envs, c.train.episodes - self.episode)
+        seeds = [episode_seed(c.seed, self.episode + e) for e in range(count)]
+        return play_episodes(self.copies, self.policies, self.device, seeds, self.max_steps, explore, self.learners,
+                             parts=2 if c.train.worker and count >= 2 else 1)
+
+    def metrics(self, result: EpisodeResult, explore: float) -> dict[str, float]:
+        """One episode's metrics row (without counters); the learners' logs are the round's means."""
         teams = self.env.teams
         metrics = {f"charts/return_{t.name}": result.returns[i] for i, t in enumerate(teams)}
         metrics.update({f"charts/kills_{t.name}": result.kills[i] for i, t in enumerate(teams)})
@@ -152,20 +184,23 @@ class Trainer:
 
     # ------------------------------------------------------------------ main loop
     def train(self, logger: RunLogger) -> Path:
-        total = self.cfg.train.episodes
+        total, every = self.cfg.train.episodes, self.cfg.train.save_every
         bar = tqdm(total=total, initial=self.episode, disable=not self.cfg.train.progress, unit="ep", dynamic_ncols=True)
         try:
             while self.episode < total:
                 explore = self.episode / max(total - 1, 1)
-                start, steps_before = time.perf_counter(), self.env_steps
-                metrics = self.run_episode(explore)
-                self._self_play_update(metrics)
-                self.episode += 1
-                sps = (self.env_steps - steps_before) / max(time.perf_counter() - start, 1e-9)
-                logger.log({"episode": self.episode, "env_steps": self.env_steps, **metrics, "perf/sps": sps})
-                bar.update(1)
-                bar.set_postfix(ret=f"{metrics['charts/return']:.1f}", sps=f"{sps:.0f}")
-                if self.episode % self.cfg.train.save_every == 0 or self.episode == total:
+                start, before = time.perf_counter(), self.episode
+                results = self.run_round(explore)
+                sps = sum(r.steps for r in results) / max(time.perf_counter() - start, 1e-9)
+                for result in results:
+                    metrics = self.metrics(result, explore)
+                    self._self_play_update(metrics)
+                    self.episode += 1
+                    self.env_steps += result.steps
+                    logger.log({"episode": self.episode, "env_steps": self.env_steps, **metrics, "perf/sps": sps})
+                    bar.update(1)
+                    bar.set_postfix(ret=f"{metrics['charts/return']:.1f}", sps=f"{sps:.0f}")
+                if self.episode // every > before // every or self.episode == total:
                     self.save()
             self.save(final=True)
         finally:
@@ -186,13 +221,16 @@ def train(cfg: Config) -> Path:
         if not (run_dir / "checkpoints" / "last.pt").is_file():
             raise FileNotFoundError(f"resume={run_dir}: no checkpoints/last.pt to resume from")
         trainer = Trainer(saved, run_dir=run_dir)
-        trainer.load()
-        logger = RunLogger(run_dir, [t.name for t in trainer.env.teams], keep_rows=trainer.episode)
     else:
         trainer = Trainer(cfg)
-        logger = RunLogger(trainer.run_dir, [t.name for t in trainer.env.teams])
     try:
+        if cfg.resume:
+            trainer.load()
+        logger = RunLogger(trainer.run_dir, [t.name for t in trainer.env.teams],
+                           keep_rows=trainer.episode if cfg.resume else None)
         return trainer.train(logger)
     except NonFiniteLoss as error:
-        raise NonFiniteLoss(f"{error} (episode {trainer.episode + 1} of run {trainer.run_dir}); "
+        raise NonFiniteLoss(f"{error} (episodes {trainer.episode + 1}.. of run {trainer.run_dir}); "
                             f"the last good checkpoint is {trainer.run_dir / 'checkpoints' / 'last.pt'}") from None
+    finally:
+        trainer.close()

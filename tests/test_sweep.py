@@ -15,7 +15,7 @@ from bmf_graph.sweep_grid import expand, parse_args, split_values  # noqa: E402
 from bmf_graph.trainer import Trainer, train  # noqa: E402
 
 TINY = ["conf=firefighter", "env.kwargs.num_firefighters=8", "env.kwargs.max_steps=8",
-        "algo.learning_starts=4", "algo.batch_steps=4", "algo.buffer_steps=64", "algo.hidden=16"]
+        "algo.learning_starts=4", "algo.batch_steps=4", "algo.buffer_size=768", "algo.hidden=16", "train.envs=2"]
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +117,7 @@ def test_failing_run_is_recorded_and_the_others_finish(local_ray, tmp_path, caps
 def test_interrupted_runs_resume_or_restart_without_touching_old_folders(local_ray, tmp_path, monkeypatch):
     argv = [*TINY, "train.episodes=4", "train.save_every=2", "algo=q", "seed=0,1", f"runs_dir={tmp_path}"]
     runs = expand(*parse_args(argv))
-    original = Trainer.run_episode
+    original = Trainer.run_round
     crash_at = {0: 2, 1: 0}  # seed 0 stops after its checkpoint at episode 2, seed 1 before any
 
     def crash(self, *args, **kwargs):
@@ -125,11 +125,11 @@ def test_interrupted_runs_resume_or_restart_without_touching_old_folders(local_r
             raise KeyboardInterrupt
         return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(Trainer, "run_episode", crash)
+    monkeypatch.setattr(Trainer, "run_round", crash)
     for run in runs:
         with pytest.raises(KeyboardInterrupt):
             train(replace(run.cfg, run_name=run.name))
-    monkeypatch.setattr(Trainer, "run_episode", original)
+    monkeypatch.setattr(Trainer, "run_round", original)
     assert [plan(r)[0] for r in runs] == ["resume", "fresh"]
 
     result = run_sweep(argv)

@@ -9,7 +9,7 @@ import torch
 
 from bmf_graph.algos import NonFiniteLoss
 from bmf_graph.checkpoint import load_model
-from bmf_graph.config import ALGORITHMS, load_config
+from bmf_graph.config import ALGORITHMS, ConfigError, load_config
 from bmf_graph.envs import make_env
 from bmf_graph.logging import read_metrics
 from bmf_graph.trainer import Trainer, train
@@ -57,29 +57,69 @@ def test_every_algorithm_trains_on_every_task(tmp_path, conf, algo):
     assert any(p.name.startswith("events.out.tfevents") for p in run_dir.iterdir())
 
 
-def test_resume_equals_uninterrupted(tmp_path, monkeypatch):
-    args = ["train.episodes=4", "train.save_every=2"]
-    full = read_metrics(train(tiny(tmp_path / "a", "firefighter", "bmf_q", *args)))
+@pytest.mark.parametrize("algo", ALGORITHMS)
+def test_every_algorithm_trains_with_copies(tmp_path, algo):
+    """Three Battle episodes as a round of two copies and a round of one: every learner records
+    the copies, updates, and each episode is a row."""
+    rows = read_metrics(train(tiny(tmp_path, "battle", algo, "train.episodes=3", "train.envs=2")))
+    assert [r["episode"] for r in rows] == [1, 2, 3] and rows[0]["perf/sps"] == rows[1]["perf/sps"]
+    assert rows[0]["charts/return_red"] != rows[1]["charts/return_red"]  # two seeds, two episodes
+    assert any(k.startswith("losses/") for r in rows for k in r)
+    assert all(math.isfinite(r["charts/entropy"]) for r in rows)
 
-    original = Trainer.run_episode
 
-    def crash_in_third_episode(self, *a, **k):
-        if self.episode == 2:
+@pytest.mark.parametrize("conf,algo,copies", [("firefighter", "bmf_q", ["train.envs=1"]),
+                                               ("battle", "mfq", ["train.envs=3"]),
+                                               ("firefighter", "bmf_q", ["train.envs=3", "train.worker=true"])])
+def test_resume_equals_uninterrupted(tmp_path, monkeypatch, conf, algo, copies):
+    """Interrupted in a round and resumed from the last checkpoint, a run writes the same rows
+    as without the interruption; with copies, a round of 3 episodes, then 3, then the last 1."""
+    per_round = int(copies[0].split("=")[1])
+    args = ["train.episodes=7", f"train.save_every={per_round}", *copies]
+    full = read_metrics(train(tiny(tmp_path / "a", conf, algo, *args)))
+
+    original = Trainer.run_round
+
+    def crash_in_second_round(self, *a, **k):
+        if self.episode == per_round:
             raise KeyboardInterrupt
         return original(self, *a, **k)
 
-    monkeypatch.setattr(Trainer, "run_episode", crash_in_third_episode)
+    monkeypatch.setattr(Trainer, "run_round", crash_in_second_round)
     with pytest.raises(KeyboardInterrupt):
-        train(tiny(tmp_path / "b", "firefighter", "bmf_q", *args))
-    monkeypatch.setattr(Trainer, "run_episode", original)
+        train(tiny(tmp_path / "b", conf, algo, *args))
+    monkeypatch.setattr(Trainer, "run_round", original)
     run_dir = next((tmp_path / "b").iterdir())
-    assert len(read_metrics(run_dir)) == 2
+    assert len(read_metrics(run_dir)) == per_round
     resumed = read_metrics(train(load_config([f"resume={run_dir}"])))
 
-    assert len(resumed) == len(full) == 4
+    assert [r["episode"] for r in resumed] == [r["episode"] for r in full] == list(range(1, 8))
+    assert any(k.startswith("losses/") for k in full[-1])
     for a, b in zip(full, resumed):
         assert {k: v for k, v in a.items() if not k.startswith("perf/")} == \
                {k: v for k, v in b.items() if not k.startswith("perf/")}
+
+
+def test_copies_give_one_row_per_episode(tmp_path):
+    """Each copy's episode is a row, counted as an episode; env_steps adds up each episode's
+    steps as when the episodes are played one by one."""
+    fast = [*TINY["battle"], *FAST, "algo.learning_starts=1000", "train.progress=false"]
+    rows = {}
+    for envs in (1, 4):
+        cfg = load_config(["conf=battle", "algo=mfq", f"runs_dir={tmp_path / str(envs)}", *fast,
+                           "train.episodes=4", f"train.envs={envs}", "env.kwargs.max_steps=6"])
+        rows[envs] = read_metrics(train(cfg))
+    one, four = rows[1], rows[4]
+    assert [r["episode"] for r in four] == [1, 2, 3, 4]
+    assert [r["env_steps"] for r in four] == [6, 12, 18, 24] == [r["env_steps"] for r in one]
+    assert len({r["perf/sps"] for r in four}) == 1  # one round
+
+
+def test_train_copies_config_errors():
+    with pytest.raises(ConfigError, match="train.envs=0 is not valid"):
+        load_config(["train.envs=0"])
+    with pytest.raises(ConfigError, match="train.worker=true needs train.envs >= 2"):
+        load_config(["train.worker=true", "train.envs=1"])
 
 
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):

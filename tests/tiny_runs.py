@@ -9,5 +9,7 @@ TINY = {
 """Task overrides: small maps and teams, short episodes."""
 
 FAST = ["train.progress=false", "algo.learning_starts=4", "algo.update_every=2", "algo.batch_steps=4",
-        "algo.buffer_steps=64", "algo.hidden=16", "algo.num_groups=3", "algo.group_interval=3", "threads=1"]
-"""Algorithm overrides: updates from the first steps, small networks and replay."""
+        "algo.buffer_size=768", "algo.hidden=16", "algo.num_groups=3", "algo.group_interval=3", "threads=1",
+        "train.envs=1"]
+"""Algorithm overrides: updates from the first steps, small networks and replay; one episode per
+round (tests of several copies per round set ``train.envs``)."""

@@ -30,6 +30,8 @@ of Eq. 9 taken exactly over the actions (the baseline adds nothing to it in expe
     \hat A_t = \sum_l (\gamma\lambda)^l \delta_{t+l},
 
 and the loss :math:`-\log\pi(a_t|o_t)\hat A_t + c_v (V - \hat R_t)^2 - c_H\,\mathcal{H}[\pi]`.
+With several env copies, each copy's steps are kept apart and the copies whose episodes end
+at the same step form one batch ``[T + 1, C, N]`` (A2C over parallel environments).
 """
 from __future__ import annotations
 
@@ -160,7 +162,7 @@ class ActorCritic(SoftmaxActing, Algorithm):
         self.actor = make_actor(spec, cfg, interaction)
         self.critic = ValueNetwork(spec.obs_dim, interaction.dim, cfg.hidden)
         self.optimizer: torch.optim.Optimizer | None = None
-        self.episode: list[dict[str, Tensor]] = []
+        self.episodes: dict[int, list[dict[str, Tensor]]] = {}  # env copy -> its records so far
 
     def _optimizer(self) -> torch.optim.Optimizer:
         if self.optimizer is None:
@@ -169,31 +171,37 @@ class ActorCritic(SoftmaxActing, Algorithm):
             self.optimizer = torch.optim.Adam(params, lr=self.cfg.lr)
         return self.optimizer
 
-    def record(self, view: TeamView, rec: dict[str, Tensor], action: Tensor, first: bool) -> None:
-        if first:
-            self.episode = []
+    def _store(self, view: TeamView, rec: dict[str, Tensor], action: Tensor, alive: Tensor, first: bool) -> None:
+        """Append each copy's record to its episode; the previous one gets its reward."""
+        num = view.num_envs
         fields = {k: v for k, v in rec.items() if k != "mean_action"}
-        self.episode.append({**fields, "obs": view.obs, "alive": view.alive, "action": action,
-                             "reward": torch.zeros_like(view.alive, dtype=torch.float32)})
+        fields.update(obs=view.obs, alive=alive, action=action, reward=torch.zeros_like(alive, dtype=torch.float32))
+        split = {k: v.reshape(num, v.shape[0] // num, *v.shape[1:]) for k, v in fields.items()}
+        reward = None if first else view.reward.reshape(num, -1)
+        for j, copy_id in enumerate(view.copies):
+            if first:
+                self.episodes[copy_id] = []
+            else:
+                self.episodes[copy_id][-1]["reward"] = reward[j]
+            self.episodes[copy_id].append({k: v[j] for k, v in split.items()})
 
-    def reward(self, reward: Tensor) -> None:
-        self.episode[-1]["reward"] = reward
+    def record(self, view: TeamView, rec: dict[str, Tensor], action: Tensor, first: bool) -> None:
+        self._store(view, rec, action, view.alive, first)
 
     def end_episode(self, view: TeamView, rec: dict[str, Tensor], terminated: bool, explore: float) -> dict[str, float]:
-        final = {k: v for k, v in rec.items() if k != "mean_action"}
-        final.update(obs=view.obs, alive=view.alive & (not terminated), action=torch.zeros_like(view.alive, dtype=torch.long),
-                     reward=torch.zeros_like(view.alive, dtype=torch.float32))
-        steps = self.episode + [final]
-        self.episode = []
-        batch = {k: torch.stack([s[k] for s in steps]) for k in steps[0]}
+        self._store(view, rec, torch.zeros_like(view.alive, dtype=torch.long), view.alive & (not terminated), False)
+        episodes = [self.episodes.pop(c) for c in view.copies]  # same length: all started at t = 0
+        batch = {k: torch.stack([torch.stack([s[k] for s in steps]) for steps in zip(*episodes)])
+                 for k in episodes[0][0]}
         logs: dict[str, float] = {}
         for _ in range(self.cfg.updates):
             logs = self.update(batch)
         return logs
 
     def update(self, batch: dict[str, Tensor]) -> dict[str, float]:
-        """One gradient step on an episode batch of ``T + 1`` records ``[T + 1, N, ...]``."""
-        context = self.interaction.mean_action(batch)
+        """One gradient step on the episodes of ``C`` copies, ``T + 1`` records each: ``[T + 1, C, N, ...]``."""
+        flat = self.interaction.mean_action({k: v.flatten(0, 1) for k, v in batch.items()})
+        context = flat.view(*batch["obs"].shape[:3], -1)
         value_all = self.critic(batch["obs"], context)
         rec = {k: v[:-1] for k, v in batch.items()}
         value, next_value = value_all[:-1], value_all[1:].detach()

@@ -33,12 +33,16 @@ class TeamView:
         a_prev: ``[N, A]`` one-hot previous actions (zeros for dead agents and at ``t = 0``).
         prev_obs: ``[N, O]`` previous observations (the current ones at ``t = 0``).
         batch: ``[N]`` environment copy of each agent when the team's agents of
-            ``num_envs`` copies are stacked (:func:`bmf_graph.vector_rollout.play_episodes`);
+            ``num_envs`` copies are stacked (:func:`bmf_graph.rollout.play_episodes`);
             ``None`` for one environment. Copies never interact: no edges, groups or
             attention cross them.
         num_envs: number of stacked environment copies.
         step: the env step index ``t`` of the episode (0 at reset); BMF's grouping regroups
             on its schedule of steps.
+        reward: ``[N]`` rewards of the step that led to this view (zeros at ``t = 0``).
+        copy_ids: which copy of the round each stacked entry is (``num_envs`` ints);
+            learners keep per-copy state (replay successor links) under these ids.
+            ``None``: copies ``0 .. num_envs - 1``.
     """
 
     obs: Tensor
@@ -49,6 +53,13 @@ class TeamView:
     batch: Tensor | None = None
     num_envs: int = 1
     step: int = 0
+    reward: Tensor | None = None
+    copy_ids: tuple[int, ...] | None = None
+
+    @property
+    def copies(self) -> tuple[int, ...]:
+        """``copy_ids``, or ``0 .. num_envs - 1`` when unset."""
+        return self.copy_ids if self.copy_ids is not None else tuple(range(self.num_envs))
 
 
 class Interaction(nn.Module):
@@ -164,12 +175,15 @@ class NonFiniteLoss(RuntimeError):
 
 
 class Algorithm(nn.Module):
-    """The protocol the trainer drives, for one team.
+    """The protocol the episode loop (:func:`bmf_graph.rollout.play_episodes`) drives, for one team.
 
-    Per step: ``observe`` (interaction inputs) -> ``act`` -> ``record`` -> env step ->
-    ``reward`` -> ``after_step`` (may update). Per episode: ``begin_episode`` ...
-    ``end_episode(final_view, terminated)`` (may update). ``explore`` in ``[0, 1]`` is the
-    training progress used by exploration schedules; ``None`` means greedy evaluation.
+    Per step: ``observe`` (interaction inputs) -> ``act`` -> env step started -> ``record``
+    -> ``after_step`` (may update). Per episode: ``begin_episode`` ...
+    ``end_episode(final_view, terminated)`` (may update). A view may stack several env
+    copies (``view.copy_ids``); ``record`` and ``end_episode`` get only the copies that
+    are playing, respectively that ended at this step, and the reward of each copy's
+    previous step arrives with its next view (``view.reward``). ``explore`` in ``[0, 1]``
+    is the training progress used by exploration schedules; ``None`` means greedy evaluation.
     """
 
     def __init__(self, spec: TeamSpec, cfg: AlgoConfig, radius: float, interaction: Interaction):
@@ -205,9 +219,8 @@ class Algorithm(nn.Module):
 
     # Learning hooks; a frozen policy (opponent, evaluation) never calls them.
     def record(self, view: TeamView, rec: dict[str, Tensor], action: Tensor, first: bool) -> None:
-        raise NotImplementedError
-
-    def reward(self, reward: Tensor) -> None:
+        """Store step ``view.step`` of the copies in ``view`` (``first``: ``t = 0``); ``view.reward``
+        is the reward of each copy's previous step."""
         raise NotImplementedError
 
     def after_step(self, explore: float) -> dict[str, float]:
@@ -229,12 +242,12 @@ def entropy(probs: Tensor) -> Tensor:
     return -torch.special.xlogy(probs, probs).sum(-1)
 
 
-def mean_entropy(probs: Tensor, alive: Tensor) -> float | None:
-    """Mean entropy of the rows of ``probs`` ``[N, A]`` of the alive agents; ``None`` if none
-    is alive. The training loop logs it as ``charts/entropy``."""
-    if not bool(alive.any()):
-        return None
-    return float(entropy(probs[alive]).mean())
+def mean_entropy(probs: Tensor, alive: Tensor) -> Tensor:
+    """Mean entropy of the rows of ``probs`` ``[N, A]`` of the alive agents, a 0-dim tensor (NaN
+    if none is alive), computed without waiting for the device. The training loop logs it as
+    ``charts/entropy``."""
+    weight = alive.to(probs.dtype)
+    return (entropy(probs) * weight).sum() / weight.sum()
 
 
 def entropy_of_logits(logits: Tensor) -> Tensor:

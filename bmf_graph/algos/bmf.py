@@ -44,7 +44,10 @@ class BiLevelInteraction(Interaction):
         self.intra = IntraGroupMeanField()
         self.attention = InterGroupAttention(cfg.latent_dim, cfg.hidden, heads=cfg.heads, scoring=cfg.scoring)
         self.add_target("attention")
-        self.vae_optimizer = torch.optim.Adam(self.vae.parameters(), lr=cfg.vae_lr)
+        self.vae_optimizer = torch.optim.Adam(self.vae.parameters(), lr=cfg.vae_lr, fused=True)
+        self.vae_every = cfg.vae_every
+        self.vae_share = cfg.vae_share
+        self.aux_calls = 0  # critic updates seen by aux_loss (the VAE steps on every vae_every-th)
 
     def schema(self, num_agents: int) -> dict:
         k, a, d = self.num_groups, self.num_actions, self.vae.latent_dim
@@ -64,7 +67,8 @@ class BiLevelInteraction(Interaction):
                                              self.num_groups * view.num_envs)
         inter_grp, _ = self.attention.attend(h_grp, a_grp, count, self.group_batch(view.num_envs, mu.device))
         mean_action = torch.cat([intra, inter_grp[group]], dim=-1)
-        return {"mf": intra, "group": group, "a_grp": a_grp, "h_grp": h_grp, "count": count,
+        # Records keep each copy's own ids 0..k-1 (a copy's record does not depend on the stacking).
+        return {"mf": intra, "group": group % self.num_groups, "a_grp": a_grp, "h_grp": h_grp, "count": count,
                 "mean_action": mean_action}
 
     def group_batch(self, entries: int, device: torch.device) -> Tensor | None:
@@ -83,11 +87,16 @@ class BiLevelInteraction(Interaction):
         inter = out.reshape(b, k, -1).gather(1, rec["group"].unsqueeze(-1).expand(b, n, out.shape[-1]))
         return torch.cat([rec["mf"], inter], dim=-1)
 
-    def aux_loss(self, rec: dict[str, Tensor], target: Tensor) -> tuple[Tensor, dict[str, float]]:
-        action = torch.nn.functional.one_hot(rec["action"], self.num_actions).float()
-        obs = rec["obs"].reshape(-1, rec["obs"].shape[-1])
-        loss, parts = self.vae.loss(obs, action.reshape(-1, self.num_actions), target.reshape(-1).detach(),
-                                    mask=rec["alive"].reshape(-1))
+    def aux_loss(self, rec: dict[str, Tensor], target: Tensor) -> tuple[Tensor, dict[str, float]] | None:
+        self.aux_calls += 1
+        if (self.aux_calls - 1) % self.vae_every:
+            return None
+        records = max(1, round(self.vae_share * rec["alive"].shape[0]))  # a uniform draw: the first ones
+        rec, target = {k: v[:records] for k, v in rec.items()}, target[:records]
+        alive = rec["alive"].reshape(-1)  # the loss averages over alive agents: only their rows are computed
+        action = torch.nn.functional.one_hot(rec["action"].reshape(-1)[alive], self.num_actions).float()
+        obs = rec["obs"].reshape(-1, rec["obs"].shape[-1])[alive]
+        loss, parts = self.vae.loss(obs, action, target.reshape(-1)[alive].detach())
         return loss, {k: float(v.detach()) for k, v in parts.items()}
 
     def step_aux(self, loss: Tensor) -> None:
@@ -96,11 +105,14 @@ class BiLevelInteraction(Interaction):
         torch.nn.utils.clip_grad_norm_(self.vae.parameters(), 10.0)
         self.vae_optimizer.step()
 
-    def stats(self, rec: dict[str, Tensor]) -> dict[str, float]:
-        return {"charts/groups": float((rec["count"] > 0).sum())}
+    def stats(self, rec: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Non-empty groups per env copy (a tensor: read once the episode is over)."""
+        count = rec["count"]
+        return {"charts/groups": (count > 0).sum() * self.num_groups / count.numel()}
 
     def training_state(self) -> dict:
-        return {"vae_optimizer": self.vae_optimizer.state_dict()}
+        return {"vae_optimizer": self.vae_optimizer.state_dict(), "aux_calls": self.aux_calls}
 
     def load_training_state(self, state: dict) -> None:
         self.vae_optimizer.load_state_dict(state["vae_optimizer"])
+        self.aux_calls = state.get("aux_calls", 0)

@@ -17,8 +17,9 @@ with ``algo.target``:
 
 The acting policy is ε-greedy (``algo.exploration=epsilon``, MFRL's schedule 1 → 0.2 at 80 % of
 the episodes → 0.1 at the end) or Boltzmann with a temperature schedule. Replay of whole-team
-steps, soft target updates, and as many gradient steps as ``algo.replay_ratio`` pays for: every
-stored agent transition is sampled about ``replay_ratio`` times in expectation.
+steps (one record per env copy and step), soft target updates, and as many gradient steps as
+``algo.replay_ratio`` pays for: every stored agent transition is sampled about ``replay_ratio``
+times in expectation, however many env copies record at once.
 """
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ from torch import Tensor, nn
 
 from bmf_graph.algos.base import (Algorithm, Interaction, TeamView, boltzmann, check_finite, epsilon_greedy,
                                   greedy, mlp, piecewise_linear, soft_update)
-from bmf_graph.buffer import StepBuffer
+from bmf_graph.buffer import StepBuffer, replay_records
 from bmf_graph.config import AlgoConfig
 from bmf_graph.envs.base import TeamSpec
 
@@ -57,9 +58,10 @@ class QLearner(Algorithm):
         self.buffer: StepBuffer | None = None
         self.optimizer: torch.optim.Optimizer | None = None
         self.steps = 0
+        """Team records stored (one per env copy and step)."""
         self.credit = 0.0
         """Agent transitions the learner may still sample (see ``AlgoConfig.replay_ratio``)."""
-        self._last = -1
+        self._block = 0  # steps // update_every at the last after_step
 
     # ------------------------------------------------------------------ acting
     def exploration(self, explore: float) -> float:
@@ -94,8 +96,8 @@ class QLearner(Algorithm):
         schema = {"obs": ((n, self.spec.obs_dim), torch.float32), "action": ((n,), torch.long),
                   "reward": ((n,), torch.float32), "alive": ((n,), torch.bool),
                   **self.interaction.schema(n)}
-        self.buffer = StepBuffer(self.cfg.buffer_steps, schema, self.device)
-        self.optimizer = torch.optim.Adam(self.critic_parameters(), lr=self.cfg.lr)
+        self.buffer = StepBuffer(replay_records(self.cfg.buffer_size, n), schema, self.device)
+        self.optimizer = torch.optim.Adam(self.critic_parameters(), lr=self.cfg.lr, fused=True)  # one kernel for all
 
     def critic_parameters(self) -> list[nn.Parameter]:
         """What the critic loss trains: the Q network and the interaction's learned parts (not
@@ -103,49 +105,57 @@ class QLearner(Algorithm):
         return [p for name, p in self.named_parameters() if p.requires_grad and not name.startswith("interaction.vae")]
 
     def _store(self, view: TeamView, rec: dict[str, Tensor], action: Tensor, first: bool) -> None:
+        """One record per copy in ``view``; each copy's previous record gets its reward."""
         if self.buffer is None:
             self._setup()
+        if not first and view.reward is not None:
+            self.buffer.set_last(view.copies, "reward", view.reward)
         fields = {k: v for k, v in rec.items() if k != "mean_action"}
-        self._last = self.buffer.add({**fields, "obs": view.obs, "alive": view.alive, "action": action,
-                                      "reward": torch.zeros_like(view.alive, dtype=torch.float32)}, first)
+        self.buffer.add({**fields, "obs": view.obs, "alive": view.alive, "action": action,
+                         "reward": torch.zeros_like(view.alive, dtype=torch.float32)}, view.copies, first)
 
     def record(self, view: TeamView, rec: dict[str, Tensor], action: Tensor, first: bool) -> None:
-        """Store one team step; its alive agents' transitions earn ``replay_ratio`` samples each."""
+        """Store one team step per copy; its alive agents' transitions earn ``replay_ratio``
+        samples each."""
         self._store(view, rec, action, first)
+        self.steps += view.num_envs
         self.credit += self.cfg.replay_ratio * int(view.alive.sum())
-
-    def reward(self, reward: Tensor) -> None:
-        self.buffer.set(self._last, "reward", reward)
 
     def end_episode(self, view: TeamView, rec: dict[str, Tensor], terminated: bool, explore: float) -> dict[str, float]:
         # The final state closes the last transition; it has no action (nor transition) of its own.
         self._store(view, rec, torch.zeros_like(view.alive, dtype=torch.long), first=False)
         if terminated:
-            self.buffer.set(self._last, "alive", torch.zeros_like(view.alive))
+            self.buffer.set_last(view.copies, "alive", torch.zeros_like(view.alive))
         return {}
 
     # ------------------------------------------------------------------ learning
     def batch_cost(self) -> float:
         """Credit one gradient step costs: ``batch_steps`` times the mean number of alive
         agents over the stored records that have a successor (those :meth:`update` samples)."""
-        valid = self.buffer.has_next
+        size = len(self.buffer)
+        valid = self.buffer.next[:size] >= 0
         records = int(valid.sum())
         if records == 0:
             return 0.0
-        return self.cfg.batch_steps * float(self.buffer.data["alive"][valid].sum()) / records
+        alive = self.buffer.data["alive"][:size].sum(1)
+        return self.cfg.batch_steps * float(alive[torch.from_numpy(valid).to(alive.device)].sum()) / records
 
     def after_step(self, explore: float) -> dict[str, float]:
-        self.steps += 1
+        """Every ``update_every`` stored records (from ``learning_starts`` on), the gradient steps
+        the credit pays for; their logs averaged."""
         c = self.cfg
-        if self.steps < c.learning_starts or self.steps % c.update_every:
+        block = self.steps // c.update_every
+        crossed, self._block = block > self._block, block
+        if self.steps < c.learning_starts or not crossed:
             return {}
-        cost, logs = self.batch_cost(), {}
+        cost, logs = self.batch_cost(), []
         if cost <= 0:
             return {}
         while self.credit >= cost:
-            logs = self.update(explore)
+            logs.append(self.update(explore))
             self.credit -= cost
-        return logs
+        keys = {k for log in logs for k in log}
+        return {k: sum(log[k] for log in logs if k in log) / sum(k in log for log in logs) for k in keys}
 
     def target_value(self, nxt: dict[str, Tensor], explore: float) -> Tensor:
         """``V(o', a_bar')`` per agent, ``[B, N]``, without gradients (``algo.target``)."""
@@ -202,6 +212,7 @@ class QLearner(Algorithm):
 
     def load_training_state(self, state: dict) -> None:
         self.steps, self.credit = state["steps"], state.get("credit", 0.0)
+        self._block = self.steps // self.cfg.update_every
         if "buffer" in state:
             self._setup()
             self.buffer.load_state_dict(state["buffer"])

@@ -1,8 +1,8 @@
 """Copies of one task stepped together, in this process or in a worker process.
 
-A rollout that plays ``E`` copies at once (:func:`bmf_graph.vector_rollout.play_episodes`) sees
-them as one :class:`EnvCopies`: reset them all, then step any *part* (copies ``start .. stop-1``)
-and read that part's arrays back as one :class:`PartStep`. The observations of a team's agents
+The episode loop (:func:`bmf_graph.rollout.play_episodes`) sees ``E`` copies as one
+:class:`EnvCopies`: reset the first ``M <= E`` of them, then step any *part* (copies
+``start .. stop-1``) and read that part's arrays back as one :class:`PartStep`. The observations of a team's agents
 in every copy are rows of one ``[E * N, O]`` buffer (copy ``e`` owns rows ``e*N .. e*N+N-1``);
 each step writes the next observations into the other of two such buffers (the parity of the
 step), so the previous step's observations stay readable while the next are written.
@@ -10,7 +10,9 @@ step), so the previous step's observations stay readable while the next are writ
 :class:`LocalCopies` steps the copies in the calling process. :class:`WorkerCopies` steps them
 in one worker process that writes the observations into shared memory, so while the worker
 steps one part the caller can run the policies of another (``play_episodes(..., parts=2)``).
-A copy whose episode ended is not stepped again; its agents read as dead.
+A copy whose episode ended is not stepped again; its arrays keep its final state.
+:meth:`EnvCopies.pin_memory` page-locks the observation buffers, so that copying them to a GPU
+runs without waiting.
 """
 from __future__ import annotations
 
@@ -38,7 +40,10 @@ class PartStep:
     pos: list[np.ndarray]
     """Per team ``[P * N, 2]`` float32."""
     alive: list[np.ndarray]
-    """Per team ``[P * N]`` bool: alive in a copy that is still playing."""
+    """Per team ``[P * N]`` bool: alive after the copy's last step (an ended copy keeps its final
+    state; the episode loop masks it)."""
+    rewards: list[np.ndarray]
+    """Per team ``[P * N]`` float32: each agent's reward of this step (0 for copies not stepped)."""
     survivors: np.ndarray
     """``[P, T]`` agents alive at the last step of each copy."""
     reward: np.ndarray
@@ -66,7 +71,8 @@ class EnvCopies:
         return self.buffers[team][parity, part[0] * n:part[1] * n]
 
     def reset(self, seeds: Sequence[int | None], parts: Sequence[Part]) -> None:
-        """Reset copy ``e`` with ``seeds[e]``; the first :meth:`result` of each part follows."""
+        """Reset copy ``e`` with ``seeds[e]`` for ``e < len(seeds)`` (the others stay idle); the
+        first :meth:`result` of each part follows."""
         raise NotImplementedError
 
     def step(self, part: Part, actions: Sequence[np.ndarray], t: int) -> None:
@@ -78,8 +84,30 @@ class EnvCopies:
         """The arrays of ``part`` after its last reset or step (waits for the worker)."""
         raise NotImplementedError
 
+    def pin_memory(self) -> None:
+        """Page-lock the observation buffers (CUDA host registration), so their copies to a GPU
+        run asynchronously; a no-op without CUDA or when already pinned."""
+        import torch  # not at module level: the worker process never needs it
+
+        if not torch.cuda.is_available() or getattr(self, "_pinned", False):
+            return
+        cudart = torch.cuda.cudart()
+        for buffer in self.buffers:
+            error = cudart.cudaHostRegister(buffer.ctypes.data, buffer.nbytes, 1)  # 1: cudaHostRegisterPortable
+            if int(error) != 0:
+                raise RuntimeError(f"EnvCopies.pin_memory: cudaHostRegister failed with CUDA error {int(error)}")
+        self._pinned = True
+
+    def _unpin(self) -> None:
+        if getattr(self, "_pinned", False):
+            import torch
+
+            for buffer in self.buffers:
+                torch.cuda.cudart().cudaHostUnregister(buffer.ctypes.data)
+            self._pinned = False
+
     def close(self) -> None:
-        pass
+        self._unpin()
 
     def __enter__(self) -> "EnvCopies":
         return self
@@ -122,22 +150,27 @@ class LocalCopies(EnvCopies):
         self._results: dict[Part, PartStep] = {}
 
     def reset(self, seeds: Sequence[int | None], parts: Sequence[Part]) -> None:
-        if len(seeds) != self.num_envs:
-            raise ValueError(f"EnvCopies.reset: got {len(seeds)} seeds for {self.num_envs} copies; expected one each")
+        if not 1 <= len(seeds) <= self.num_envs:
+            raise ValueError(f"EnvCopies.reset: got {len(seeds)} seeds for {self.num_envs} copies; "
+                             f"expected 1..{self.num_envs}")
+        if any(not 0 <= start < stop <= len(seeds) for start, stop in parts):
+            raise ValueError(f"EnvCopies.reset: parts {list(parts)} must lie within the {len(seeds)} copies reset")
         self._steps = []
         for e, (env, seed) in enumerate(zip(self.envs, seeds)):
             self._steps.append(env.reset(seed=seed))
             self._write(e, 0)
         self._ended[:], self._terminated[:] = False, False
+        self._ended[len(seeds):] = True
         for part in parts:
             zeros = np.zeros((part[1] - part[0], len(self.teams)))
-            self._results[part] = self._collect(part, 0, zeros, zeros)
+            self._results[part] = self._collect(part, 0, np.zeros(part[1] - part[0], bool), zeros, zeros)
 
     def step(self, part: Part, actions: Sequence[np.ndarray], t: int) -> None:
         start, stop = part
         parity = (t + 1) % 2
         reward, kills = np.zeros((stop - start, len(self.teams))), np.zeros((stop - start, len(self.teams)))
         per_copy = [np.asarray(a).reshape(stop - start, -1) for a in actions]
+        stepped = ~self._ended[start:stop]
         for e in range(start, stop):
             if self._ended[e]:
                 continue
@@ -146,7 +179,7 @@ class LocalCopies(EnvCopies):
             reward[e - start] = [s.team_reward() for s in self._steps[e]]
             kills[e - start] = np.asarray(info.get("kills", np.zeros(len(self.teams))), dtype=float)
             self._terminated[e], self._ended[e] = term, term or trunc
-        self._results[part] = self._collect(part, parity, reward, kills)
+        self._results[part] = self._collect(part, parity, stepped, reward, kills)
 
     def result(self, part: Part) -> PartStep:
         return self._results.pop(part)
@@ -156,17 +189,21 @@ class LocalCopies(EnvCopies):
             n = step.alive.shape[0]
             step.obs(out=buffer[parity, e * n:(e + 1) * n])
 
-    def _collect(self, part: Part, parity: int, reward: np.ndarray, kills: np.ndarray) -> PartStep:
-        copies = slice(*part)
+    def _collect(self, part: Part, parity: int, stepped: np.ndarray, reward: np.ndarray,
+                 kills: np.ndarray) -> PartStep:
+        copies, teams = slice(*part), range(len(self.teams))
         steps, ended = self._steps[copies], self._ended[copies].copy()
         return PartStep(parity=parity,
-                        pos=[np.concatenate([s[i].pos for s in steps]) for i in range(len(self.teams))],
-                        alive=[np.concatenate([s[i].alive & ~done for s, done in zip(steps, ended)])
-                               for i in range(len(self.teams))],
+                        pos=[np.concatenate([s[i].pos for s in steps]) for i in teams],
+                        alive=[np.concatenate([s[i].alive for s in steps]) for i in teams],
+                        rewards=[np.concatenate([s[i].reward if on else np.zeros_like(s[i].reward)
+                                                 for s, on in zip(steps, stepped)]).astype(np.float32)
+                                 for i in teams],
                         survivors=np.array([[int(t.alive.sum()) for t in s] for s in steps]),
                         reward=reward, kills=kills, terminated=self._terminated[copies].copy(), ended=ended)
 
     def close(self) -> None:
+        super().close()
         for env in self.envs:
             env.close()
 
@@ -225,6 +262,7 @@ class WorkerCopies(EnvCopies):
                             "script that creates WorkerCopies must do so under `if __name__ == \"__main__\":`")
 
     def close(self) -> None:
+        super().close()
         if self._process.is_alive():
             try:
                 self._conn.send(("close",))

@@ -94,7 +94,7 @@ def test_actor_critic_forms_learn_and_keep_state(critic):
     torch.manual_seed(4)
     env = firefighter.batched_env(num_firefighters=8, max_steps=10)
     cfg = AlgoConfig(name="bmf_ac", hidden=8, num_groups=2, critic=critic, actor_context=True,
-                     learning_starts=2, update_every=2, batch_steps=4, buffer_steps=64)
+                     learning_starts=2, update_every=2, batch_steps=4, buffer_size=512)
     algo = make_algorithm(env.teams[0], cfg, radius=1.5)
     before = [p.clone() for p in algo.actor.parameters()]
     result = play_episode(env, [algo], "cpu", seed=0, explore=0.5, learners={0: algo})

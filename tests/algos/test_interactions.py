@@ -14,7 +14,7 @@ from bmf_graph.rollout import play_episode
 def test_replayed_critic_input_matches_acting_time(name):
     torch.manual_seed(0)
     env = firefighter.batched_env(num_firefighters=16, max_steps=12)
-    cfg = AlgoConfig(name=name, hidden=16, num_groups=3, group_interval=2, buffer_steps=64)
+    cfg = AlgoConfig(name=name, hidden=16, num_groups=3, group_interval=2, buffer_size=1024)
     algo = make_algorithm(env.teams[0], cfg, radius=1.5)
     seen = []
     play_episode(env, [algo], "cpu", seed=0, explore=0.5, learners={0: algo},
@@ -63,7 +63,7 @@ def test_unknown_algorithm_is_rejected():
 def test_target_attention_follows_the_soft_update(name):
     torch.manual_seed(3)
     env = firefighter.batched_env(num_firefighters=12, max_steps=15)
-    cfg = AlgoConfig(name=name, hidden=16, num_groups=3, group_interval=2, buffer_steps=64, learning_starts=4,
+    cfg = AlgoConfig(name=name, hidden=16, num_groups=3, group_interval=2, buffer_size=768, learning_starts=4,
                      update_every=2, batch_steps=4, tau=0.1)
     algo = make_algorithm(env.teams[0], cfg, radius=1.5)
     interaction = algo.interaction
@@ -90,7 +90,7 @@ def test_target_attention_follows_the_soft_update(name):
 def test_bmf_replay_stores_groups_and_critic_loss_reaches_every_attention_parameter(scoring):
     torch.manual_seed(4)
     env = firefighter.batched_env(num_firefighters=16, max_steps=15)
-    cfg = AlgoConfig(name="bmf_q", hidden=16, num_groups=4, group_interval=3, buffer_steps=64,
+    cfg = AlgoConfig(name="bmf_q", hidden=16, num_groups=4, group_interval=3, buffer_size=1024,
                      learning_starts=1000, scoring=scoring)
     algo = make_algorithm(env.teams[0], cfg, radius=1.5)
     play_episode(env, [algo], "cpu", seed=0, explore=1.0, learners={0: algo})
