@@ -152,11 +152,10 @@ class AlgoConfig:
     """BMF: value-prediction weight of the VAE loss. 0.1 keeps reconstruction the larger source
     of the encoder's gradient on Firefighter, whose team rewards make the prediction error large
     (docs/method.md lists the measured terms)."""
-    vae_share: float = 1.0
-    """BMF: share of each update's sampled records the agent VAE trains on."""
-    vae_every: int = 1
+    vae_every: int = 4
     """BMF: the agent VAE takes a gradient step on every ``vae_every``-th update of the critic
-    (on that update's batch); 1 trains it on every update."""
+    (on that update's batch, its alive agents); 1 trains it on every update. 4 halves BMF-Q's
+    update time with returns as good on a short Battle run (``docs/performance.md``)."""
 
 
 @dataclass

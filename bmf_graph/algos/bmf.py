@@ -46,7 +46,6 @@ class BiLevelInteraction(Interaction):
         self.add_target("attention")
         self.vae_optimizer = torch.optim.Adam(self.vae.parameters(), lr=cfg.vae_lr, fused=True)
         self.vae_every = cfg.vae_every
-        self.vae_share = cfg.vae_share
         self.aux_calls = 0  # critic updates seen by aux_loss (the VAE steps on every vae_every-th)
 
     def schema(self, num_agents: int) -> dict:
@@ -91,8 +90,6 @@ class BiLevelInteraction(Interaction):
         self.aux_calls += 1
         if (self.aux_calls - 1) % self.vae_every:
             return None
-        records = max(1, round(self.vae_share * rec["alive"].shape[0]))  # a uniform draw: the first ones
-        rec, target = {k: v[:records] for k, v in rec.items()}, target[:records]
         alive = rec["alive"].reshape(-1)  # the loss averages over alive agents: only their rows are computed
         action = torch.nn.functional.one_hot(rec["action"].reshape(-1)[alive], self.num_actions).float()
         obs = rec["obs"].reshape(-1, rec["obs"].shape[-1])[alive]
