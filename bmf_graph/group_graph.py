@@ -2,7 +2,7 @@
 
 :func:`capture_groups` plays an episode and records, at chosen steps, the evaluated team's
 agent positions, groups, the intra-group radius edges (radius-graph edges whose endpoints
-share a group, DESIGN.md section 1 step 1) and the inter-group attention weights ``w_mn``
+share a group; docs/method.md) and the inter-group attention weights ``w_mn``
 (step 3, from the recorded ``h_grp``, ``a_grp``, ``count``). :func:`draw_snapshot` draws one
 snapshot on a matplotlib axis: agents coloured by group, intra-group edges in the group
 colour, group nodes at their members' mean position, and an arrow ``n -> m`` per pair whose
