@@ -33,7 +33,7 @@ Q_FAMILY = ("q", "mfq", "gat_mf", "bmf_q")
 def breakdown(algo: str, updates: int, overrides: list[str], tmp: Path) -> dict:
     cfg = load_config(["conf=battle", f"algo={algo}", f"runs_dir={tmp}", f"run_name={algo}", "train.progress=false",
                        "train.max_steps=40", "train.episodes=8", "train.envs=8", "algo.learning_starts=1000000",
-                       "device=cpu", *overrides])
+                       "device=cpu", "threads=1", *overrides])
     trainer = Trainer(cfg)
     try:
         trainer.run_round(0.5)
@@ -84,7 +84,6 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     parser.add_argument("overrides", nargs="*", help="KEY=VALUE settings over conf/battle.yaml")
     args = parser.parse_args()
-    torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
         rows = [breakdown(a, args.updates, args.overrides, Path(tmp)) for a in args.algos]
     emit({"benchmark": "update_cost", "task": "battle 64v64", "overrides": args.overrides, "results": rows}, args.out)

@@ -1,4 +1,4 @@
-"""Neighbour graphs from agent positions (DESIGN.md §1, §6).
+"""Neighbour graphs from agent positions (docs/method.md).
 
 ``radius_graph`` links ``j -> i`` iff ``i != j``, both lie in the same ``batch`` entry and
 ``‖pos_i − pos_j‖ < r`` (strict, as torch-cluster). Two backends give identical edges, sorted by

@@ -2,7 +2,7 @@
 
 :func:`capture_groups` plays an episode and records, at chosen steps, the evaluated team's
 agent positions, groups, the intra-group radius edges (radius-graph edges whose endpoints
-share a group, DESIGN.md section 1 step 1) and the inter-group attention weights ``w_mn``
+share a group; docs/method.md) and the inter-group attention weights ``w_mn``
 (step 3, from the recorded ``h_grp``, ``a_grp``, ``count``). :func:`draw_snapshot` draws one
 snapshot on a matplotlib axis: agents coloured by group, intra-group edges in the group
 colour, group nodes at their members' mean position, and an arrow ``n -> m`` per pair whose
@@ -52,7 +52,7 @@ class GroupSnapshot:
     others: np.ndarray
     """``[M, 2]`` positions of alive agents of the other teams."""
     houses: tuple[np.ndarray, np.ndarray, int] | None = None
-    """Firefighter: house positions ``[H, 2]``, fire levels ``[H]`` and the highest level."""
+    """Firefighter: house positions ``[H, 2]``, fire levels ``[H]`` and the level drawn darkest."""
     map_size: int | None = None
     """Grid tasks: side of the map (positions are cells, row = y, drawn downwards)."""
 
@@ -128,7 +128,7 @@ def capture_groups(model: Any, env: BatchedEnv, policies: Sequence[Any], steps: 
         if wanted is not None and t not in wanted:
             return
         others = [v.pos[v.alive].cpu().numpy() for i, v in enumerate(views) if i != team]
-        houses = (env.house_positions(), env.levels, env.max_fire) if hasattr(env, "house_positions") else None
+        houses = (env.house_positions(), env.levels, env.fire_scale) if hasattr(env, "house_positions") else None
         shots.append(snapshot(t, interaction, views[team], recs[team], others, houses, map_size))
 
     seed_everything(seed)
@@ -151,8 +151,8 @@ def draw_snapshot(ax: plt.Axes, snap: GroupSnapshot, min_weight: float = 0.0, ti
     """Draw one snapshot on ``ax``; arrows only for ``w_mn > min_weight``."""
     drawn, colors = Drawn(), group_colors(len(snap.count))
     if snap.houses is not None:
-        pos, level, max_fire = snap.houses
-        ax.scatter(pos[:, 0], pos[:, 1], s=40, marker="s", c=level, cmap="YlOrRd", vmin=0, vmax=max_fire,
+        pos, level, top = snap.houses
+        ax.scatter(pos[:, 0], pos[:, 1], s=40, marker="s", c=level, cmap="YlOrRd", vmin=0, vmax=top,
                    edgecolors="0.6", linewidths=0.5, zorder=1)
     if len(snap.others):
         drawn.others = ax.scatter(snap.others[:, 0], snap.others[:, 1], s=10, c="0.7", zorder=2, label="other team")

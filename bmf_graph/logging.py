@@ -9,8 +9,11 @@ files from different algorithms line up; cells of metrics an algorithm lacks sta
 from __future__ import annotations
 
 import csv
+import math
 from pathlib import Path
 from typing import Mapping, Sequence
+
+import numpy as np
 
 COLUMNS = ("episode", "env_steps", "charts/return", "charts/entropy", "charts/epsilon", "charts/temperature",
            "charts/groups",
@@ -68,3 +71,15 @@ def read_metrics(path: Path | str) -> list[dict[str, float]]:
         path = path / "metrics.csv"
     with path.open(newline="") as f:
         return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(f)]
+
+
+FINAL_FRACTION = 0.1
+"""Share of a run's last episodes its *final* values average over (sweep summaries, RESULTS.md)."""
+
+
+def final_mean(values: Sequence[float]) -> float:
+    """Mean of the last 10 % of ``values`` (at least one); NaN when there are none."""
+    values = list(values)
+    if not values:
+        return math.nan
+    return float(np.mean(values[-max(1, math.ceil(FINAL_FRACTION * len(values))):]))

@@ -49,7 +49,7 @@ class EpisodeResult:
     """What one copy's episode produced, per team in ``env.teams`` order."""
 
     returns: np.ndarray
-    """Sum over steps and agents of the rewards."""
+    """Sum over steps of each team's reward (:meth:`~bmf_graph.envs.base.TeamStep.team_reward`)."""
     kills: np.ndarray
     """Opponents killed (zeros where the task has no kills)."""
     alive: np.ndarray

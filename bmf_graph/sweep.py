@@ -10,6 +10,15 @@ finished runs (``checkpoints/model_final.pt``) are skipped, interrupted ones res
 finished is ever overwritten. A failing run is recorded and the others go on; the command
 exits with 1 when any run failed.
 
+With ``sweep.layout=results`` the run folders are ``{runs_dir}/{label}/seed{S}/`` instead, the
+layout RESULTS.md is generated from (:mod:`bmf_graph.results`); the label is the algorithm's name
+or ``sweep.label``:
+
+    python -m bmf_graph.sweep conf=firefighter algo=q,mfq,bmf_q seed=0,1,2,3 \
+        runs_dir=results/firefighter sweep.layout=results
+    python -m bmf_graph.sweep conf=battle algo=bmf_q algo.num_groups=4 seed=0,1,2 \
+        runs_dir=results/battle_ablations sweep.layout=results sweep.label=bmf_q-k4
+
 Sweep options ``sweep.KEY=VALUE`` (never part of a run's configuration) are the fields of
 :class:`SweepOptions`; ``--help`` lists them.
 
@@ -37,11 +46,8 @@ from omegaconf import OmegaConf
 from tqdm.auto import tqdm
 
 from bmf_graph.config import Config, ConfigError
-from bmf_graph.logging import read_metrics
+from bmf_graph.logging import final_mean, read_metrics
 from bmf_graph.sweep_grid import Run, SweepOptions, expand, options_help, parse_args
-
-FINAL_FRACTION = 0.1
-
 
 class RayMissing(ImportError):
     """Ray, the optional ``[sweep]`` extra, is not installed."""
@@ -77,7 +83,7 @@ def attempts(run: Run) -> list[tuple[int, Path]]:
     root = Path(run.cfg.runs_dir)
     found = [(1, root / run.name)] if (root / run.name).is_dir() else []
     for path in root.glob(f"{run.name}__try*"):
-        suffix = path.name[len(run.name) + len("__try"):]
+        suffix = path.name[len(Path(run.name).name) + len("__try"):]
         if suffix.isdigit() and path.is_dir():
             found.append((int(suffix), path))
     return sorted(found)
@@ -102,10 +108,7 @@ def plan(run: Run) -> tuple[str, Path]:
 
 def final_return(run_dir: Path) -> float:
     """Mean ``charts/return`` over the last 10% of a run's episodes (at least one)."""
-    returns = [row["charts/return"] for row in read_metrics(run_dir) if "charts/return" in row]
-    if not returns:
-        return math.nan
-    return float(np.mean(returns[-max(1, math.ceil(FINAL_FRACTION * len(returns))):]))
+    return final_mean(row["charts/return"] for row in read_metrics(run_dir) if "charts/return" in row)
 
 
 # ---------------------------------------------------------------------- Ray
@@ -164,7 +167,7 @@ def execute(todo: list[tuple[Run, str, Path]], options: SweepOptions) -> list[Ou
                 while pending and len(in_flight) < limit:
                     run, action, folder = pending.pop(0)
                     cfg = (replace(run.cfg, resume=str(folder)) if action == "resume"
-                           else replace(run.cfg, run_name=folder.name))
+                           else replace(run.cfg, run_name=str(folder.relative_to(run.cfg.runs_dir))))
                     in_flight[task.remote(cfg)] = (run, action, folder)
                 [ref], _ = ray.wait(list(in_flight), num_returns=1)
                 run, action, folder = in_flight.pop(ref)

@@ -16,6 +16,7 @@ from omegaconf.errors import OmegaConfBaseException
 from bmf_graph.config import SHORTHANDS, Config, ConfigError, load_config
 
 MANAGED_KEYS = ("resume", "run_name", "threads")
+LAYOUTS = ("runs", "results")
 GROUP_KEYS = ("conf", "algo.name", "seed")
 """Keys the summary shows in their own columns (``seed`` is averaged over)."""
 
@@ -33,6 +34,11 @@ class SweepOptions:
         "help": "at most this many runs at once (null: as many as the resources allow)"})
     name: Optional[str] = field(default=None, metadata={
         "help": "sweep folder {runs_dir}/sweep__{name} (null: a hash of the run names)"})
+    layout: str = field(default="runs", metadata={
+        "help": "runs: {runs_dir}/{conf}__{algo}__{seed}__{hash}; results: {runs_dir}/{label}/seed{S}, "
+                "the layout of results/ that RESULTS.md is generated from"})
+    label: Optional[str] = field(default=None, metadata={
+        "help": "layout=results only: the label folder, e.g. bmf_q-k4 (null: the algorithm's name)"})
 
 
 def options_help() -> str:
@@ -121,8 +127,14 @@ def parse_options(items: Sequence[str]) -> SweepOptions:
     if address is not None and not (address == "auto" or address.startswith("ray://")
                                     or re.fullmatch(r"[\w.-]+:\d+", address)):
         raise ConfigError(f"sweep.address={address!r} is not valid; expected auto, ray://HOST:PORT or HOST:PORT")
-    if opts.name is not None and not re.fullmatch(r"[\w.-]+", opts.name):
-        raise ConfigError(f"sweep.name={opts.name!r} is not valid; expected letters, digits, '_', '-' or '.'")
+    for key in ("name", "label"):
+        value = getattr(opts, key)
+        if value is not None and not re.fullmatch(r"[\w.-]+", value):
+            raise ConfigError(f"sweep.{key}={value!r} is not valid; expected letters, digits, '_', '-' or '.'")
+    if opts.layout not in LAYOUTS:
+        raise ConfigError(f"sweep.layout={opts.layout!r} is not valid; expected one of {', '.join(LAYOUTS)}")
+    if opts.label is not None and opts.layout != "results":
+        raise ConfigError("sweep.label names the label folder of sweep.layout=results; add sweep.layout=results")
     return opts
 
 
@@ -133,6 +145,14 @@ def config_hash(cfg: Config) -> str:
         data.pop(key)
     data["train"].pop("progress")
     return hashlib.sha1(json.dumps(data, sort_keys=True).encode()).hexdigest()[:8]
+
+
+def run_folder(cfg: Config, options: SweepOptions) -> str:
+    """A run's folder under ``runs_dir``: ``{conf}__{algo}__{seed}__{hash}`` or, with
+    ``layout=results``, ``{label}/seed{S}`` (the label defaults to the algorithm)."""
+    if options.layout == "results":
+        return f"{options.label or cfg.algo.name}/seed{cfg.seed}"
+    return f"{cfg.conf}__{cfg.algo.name}__{cfg.seed}__{config_hash(cfg)}"
 
 
 def expand(axes: list[tuple[str, list[str]]], options: SweepOptions) -> list[Run]:
@@ -150,9 +170,13 @@ def expand(axes: list[tuple[str, list[str]]], options: SweepOptions) -> list[Run
             raise ConfigError("device=cuda needs sweep.gpus_per_run > 0 (Ray hides GPUs from tasks without one)")
         cfg = replace(cfg, runs_dir=str(Path(cfg.runs_dir).resolve()), threads=threads,
                       train=replace(cfg.train, progress=False))
-        name = f"{cfg.conf}__{cfg.algo.name}__{cfg.seed}__{config_hash(cfg)}"
+        name = run_folder(cfg, options)
         if name in names:
-            raise ConfigError(f"grid points {names[name]!r} and {' '.join(overrides)!r} are the same run")
+            same = (f"grid points {names[name]!r} and {' '.join(overrides)!r} are the same run"
+                    if options.layout == "runs" else
+                    f"grid points {names[name]!r} and {' '.join(overrides)!r} both go to {name}; with "
+                    f"sweep.layout=results sweep one setting per label (sweep.label=NAME) besides algo and seed")
+            raise ConfigError(same)
         names[name] = " ".join(overrides)
         group = tuple(o for (key, _), o in zip(axes, overrides) if key in swept)
         runs.append(Run(name, overrides, cfg, group))

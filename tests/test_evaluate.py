@@ -226,7 +226,7 @@ def test_evaluate_returns_pursuit_against_random_prey(ckpt):
 
 
 def test_evaluate_returns_errors_name_the_problem(ckpt):
-    with pytest.raises(ValueError, match="obs_dim=.*team 'firefighter' needs obs_dim=4"):
+    with pytest.raises(ValueError, match="obs_dim=.*team 'firefighter' needs obs_dim=2"):
         evaluate.evaluate_returns(ckpt[("battle", "bmf_q")], "firefighter", {"num_firefighters": 12}, episodes=1)
     with pytest.raises(ValueError, match="episodes=0"):
         evaluate.evaluate_returns(ckpt[("firefighter", "bmf_q")], episodes=0)

@@ -23,8 +23,12 @@ def runs(tmp_path_factory):
     out = {}
     for conf, algo, seed in [("firefighter", "bmf_q", 0), ("firefighter", "bmf_q", 1), ("firefighter", "mfq", 0),
                              ("battle", "bmf_q", 0)]:
+        # Firefighter with rules="ffg": its observed levels tell agents apart, so the group
+        # tests below see several groups (under the paper's rules a greedy team whose houses
+        # all burn sees identical flags, acts alike and may form a single group)
+        ffg = ["env.kwargs.rules=ffg"] if conf == "firefighter" else []
         cfg = load_config([f"conf={conf}", f"algo={algo}", f"seed={seed}", f"runs_dir={root / conf}",
-                           f"run_name={algo}_{seed}", "train.episodes=3", *TINY[conf], *FAST])
+                           f"run_name={algo}_{seed}", "train.episodes=3", *TINY[conf], *FAST, *ffg])
         out[(conf, algo, seed)] = train(cfg)
     return out
 

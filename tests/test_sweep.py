@@ -100,12 +100,12 @@ def test_tiny_sweep_runs_every_point_then_skips_them(local_ray, tmp_path):
 
 
 def test_failing_run_is_recorded_and_the_others_finish(local_ray, tmp_path, capsys):
-    code = main([*TINY, "train.episodes=2", "algo=q", "seed=0", "env.kwargs.max_fire=5,1", f"runs_dir={tmp_path}", "sweep.name=bad"])
+    code = main([*TINY, "train.episodes=2", "algo=q", "seed=0", "env.kwargs.rules=paper,x", f"runs_dir={tmp_path}", "sweep.name=bad"])
     assert code == 1
     failures = json.loads((tmp_path / "sweep__bad" / "sweep_failures.json").read_text())
     assert len(failures) == 1
     [failure] = failures.values()
-    assert "env.kwargs.max_fire=1" in failure["overrides"] and "max_fire=1" in failure["error"]
+    assert "env.kwargs.rules=x" in failure["overrides"] and "rules='x'" in failure["error"]
     assert "Traceback" in failure["traceback"]
     [run_dir] = [p for p in tmp_path.iterdir() if p.name.startswith("firefighter__")]
     assert (run_dir / "checkpoints" / "model_final.pt").is_file()
@@ -139,3 +139,37 @@ def test_interrupted_runs_resume_or_restart_without_touching_old_folders(local_r
     assert (restarted.status, restarted.run_dir) == ("done", tmp_path / f"{runs[1].name}__try2")
     assert len(read_metrics(restarted.run_dir)) == 4
     assert read_metrics(tmp_path / runs[1].name) == []  # the stale attempt is kept as it was
+
+
+def test_results_layout_names_label_and_seed_folders(tmp_path):
+    axes, options = parse_args(["algo=q,bmf_q", "seed=0,1", f"runs_dir={tmp_path}", "sweep.layout=results"])
+    assert sorted(r.name for r in expand(axes, options)) == ["bmf_q/seed0", "bmf_q/seed1", "q/seed0", "q/seed1"]
+    axes, options = parse_args(["algo=bmf_q", "algo.num_groups=4", "seed=2", f"runs_dir={tmp_path}",
+                                "sweep.layout=results", "sweep.label=bmf_q-k4"])
+    [run] = expand(axes, options)
+    assert run.name == "bmf_q-k4/seed2" and plan(run) == ("fresh", tmp_path / "bmf_q-k4" / "seed2")
+    (tmp_path / "bmf_q-k4" / "seed2" / "checkpoints").mkdir(parents=True)
+    assert plan(run) == ("fresh", tmp_path / "bmf_q-k4" / "seed2__try2")
+    (tmp_path / "bmf_q-k4" / "seed2__try2" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "bmf_q-k4" / "seed2__try2" / "checkpoints" / "model_final.pt").write_bytes(b"")
+    assert plan(run) == ("skip", tmp_path / "bmf_q-k4" / "seed2__try2")
+
+
+@pytest.mark.parametrize("args, match", [
+    (["algo=bmf_q", "algo.num_groups=2,4", "sweep.layout=results"], r"both go to bmf_q/seed0; .*sweep.label"),
+    (["algo=q", "sweep.label=x"], r"sweep.label names the label folder of sweep.layout=results"),
+    (["algo=q", "sweep.layout=flat"], r"sweep.layout='flat' is not valid; expected one of runs, results"),
+    (["algo=q", "sweep.layout=results", "sweep.label=a/b"], r"sweep.label='a/b' is not valid"),
+])
+def test_results_layout_refuses_ambiguous_grids(tmp_path, args, match):
+    with pytest.raises(ConfigError, match=match):
+        run_sweep([*args, f"runs_dir={tmp_path}"])
+    assert not any(tmp_path.iterdir())
+
+
+def test_tiny_sweep_in_the_results_layout(local_ray, tmp_path):
+    result = run_sweep([*TINY, "algo=q", "seed=0", "train.episodes=2", f"runs_dir={tmp_path}",
+                        "sweep.layout=results", "sweep.max_concurrent=1"])
+    assert [o.status for o in result.outcomes] == ["done"]
+    assert (tmp_path / "q" / "seed0" / "checkpoints" / "model_final.pt").is_file()
+    assert len(read_metrics(tmp_path / "q" / "seed0")) == 2

@@ -38,9 +38,12 @@ def test_every_algorithm_trains_on_every_task(tmp_path, conf, algo):
     num_actions = make_env(conf, cfg.env.kwargs).teams[cfg.env.learn_teams[0]].num_actions
     entropies = [r["charts/entropy"] for r in rows]
     assert all(0 <= h <= math.log(num_actions) + 1e-6 for h in entropies)
-    if algo in Q_FAMILY:
+    if algo in Q_FAMILY and cfg.algo.exploration == "epsilon":
         assert [r["charts/epsilon"] for r in rows] == pytest.approx([1.0, 0.1])
         assert entropies[0] == pytest.approx(math.log(num_actions), rel=1e-6)
+    elif algo in Q_FAMILY:  # conf/firefighter.yaml: Boltzmann
+        a = cfg.algo
+        assert [r["charts/temperature"] for r in rows] == pytest.approx([a.temperature_start, a.temperature_end])
     else:
         assert all("charts/epsilon" not in r and "charts/temperature" not in r for r in rows)
     if algo.startswith("bmf"):

@@ -49,6 +49,8 @@ class TeamStep:
         alive: ``[N]`` bool, alive after this step.
         reward: ``[N]`` float32 reward of the step just taken (zeros after ``reset``); an
             agent that died during the step still receives its reward here.
+        shared_reward: the task gives one team reward per step and every slot of ``reward``
+            holds it (Firefighter); the team's reward is then that value, not the sum.
     """
 
     view: np.ndarray
@@ -56,6 +58,12 @@ class TeamStep:
     pos: np.ndarray
     alive: np.ndarray
     reward: np.ndarray
+    shared_reward: bool = False
+
+    def team_reward(self) -> float:
+        """The team's reward for the step: ``reward.sum()`` over slots, or the one shared value
+        when ``shared_reward``. A team's return is the sum of this over the episode's steps."""
+        return float(self.reward[0]) if self.shared_reward else float(self.reward.sum())
 
     def obs(self, out: np.ndarray | None = None) -> np.ndarray:
         """Flat observations ``[N, obs_dim]``: the view flattened, then the features; written

@@ -176,7 +176,7 @@ class LocalCopies(EnvCopies):
                 continue
             self._steps[e], term, trunc, info = self.envs[e].step([a[e - start] for a in per_copy])
             self._write(e, parity)
-            reward[e - start] = [float(s.reward.sum()) for s in self._steps[e]]
+            reward[e - start] = [s.team_reward() for s in self._steps[e]]
             kills[e - start] = np.asarray(info.get("kills", np.zeros(len(self.teams))), dtype=float)
             self._terminated[e], self._ended[e] = term, term or trunc
         self._results[part] = self._collect(part, parity, stepped, reward, kills)

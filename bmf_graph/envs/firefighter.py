@@ -1,32 +1,33 @@
-"""Firefighter: FireFightingGraph (Oliehoek et al.) scaled up to thousands of agents.
+"""Firefighter: the cooperative task of the BMF paper (after Jiang & Amato 2021), at any size.
 
 ``H`` houses stand on a ring (``layout="ring"``, ``H = N``) or a line (``layout="line"``,
-``H = N + 1``). Firefighter ``i`` stands between houses ``i`` and ``i + 1`` (mod ``H`` on a
-ring) and each step fights the fire in one of them.
+``H = N + 1``, as the public source). Firefighter ``i`` stands between houses ``i`` and
+``i + 1`` (mod ``H`` on a ring) and each step fights the fire in one of them. Two rule sets
+(``rules=``); docs/firefighter.md gives the full account and the reference code.
 
 =================  ==========================================================================
 Agents             ``firefighter_0`` ... ``firefighter_{N-1}``, one team ``"firefighter"``
 Action space       ``Discrete(2)``: 0 = house ``i``, 1 = house ``i + 1``
-Observation space  ``Box(0, 1, (4,), float32)``: the levels of the two houses divided by
-                   ``max_fire``, then one noisy flame flag per house (1 with probability
-                   ``1 - exp(-level)``, drawn independently for every agent)
 Positions          ring: houses evenly spaced on a circle with adjacent houses exactly 1
-                   apart, firefighters on the same circle halfway between their two houses
-                   (so adjacent firefighters are 1 apart too); line: house ``h`` at
-                   ``(h, 0)``, firefighter ``i`` at ``(i + 0.5, 0)``
-Rewards            agent ``i``: minus the mean level of its two houses after the step;
-                   team (``info["team_reward"]``): minus the sum of all levels
+                   apart, firefighters on the same circle halfway between their two houses;
+                   line: house ``h`` at ``(h, 0)``, firefighter ``i`` at ``(i + 0.5, 0)``
 Start              every house at level 3
-Transition         per house, ``n`` firefighters present, ``b`` = a neighbouring house
-                   burning (level > 0) before the step: ``n >= 2`` -> level 0;
-                   ``n = 1`` -> a burning house drops one level with probability 1 (not
-                   ``b``) or 0.6 (``b``); ``n = 0`` -> a burning house rises one level with
-                   probability 0.8 (``b``) or 0.4 (not ``b``), capped at ``max_fire``, and a
-                   house at 0 catches fire (-> 1) with probability 0.8 if ``b``
-Termination        when every fire is out (level 0 everywhere is absorbing: no house can
-                   catch fire again and every later reward is 0)
+Flame flag         per agent and house, drawn independently: 1 with probability
+                   ``1 - exp(-level)`` (never at level 0)
 Truncation         after ``max_steps`` steps (default 100)
 =================  ==========================================================================
+
+``rules="paper"`` (default), the paper's task: the rules of its cited source
+(:mod:`bmf_graph.envs.firefighter_rules`), every house at once from the levels before the
+step, levels clipped at 0 and no cap. Observation ``Box(0, 1, (2,))``: the two flame flags
+only. Reward: one team reward ``-sum(levels)`` after the step, the same for every agent
+(``TeamStep.shared_reward``: the team's return counts it once per step). No termination:
+the horizon ``max_steps`` is fixed.
+
+``rules="ffg"``, the easier variant this project used first: a cap ``max_fire`` (default
+5); observation ``Box(0, 1, (4,))``: the two levels divided by ``max_fire``, then the two
+flags; reward of agent ``i``: minus the mean level of its two houses; terminates when every
+fire is out.
 
 :class:`FirefighterBatchedEnv` holds the state as arrays and is what the trainer uses;
 :class:`FirefighterParallelEnv` is the PettingZoo face over the same core, so both give
@@ -43,19 +44,16 @@ from gymnasium import logger, spaces
 from pettingzoo import ParallelEnv
 
 from bmf_graph.envs.base import BatchedEnv, TeamSpec, TeamStep
+from bmf_graph.envs.firefighter_rules import (RULES, START_LEVEL, ffg_transition, flame_flags, neighbour_burns,
+                                              paper_transition)
 
 __all__ = ["FirefighterBatchedEnv", "FirefighterParallelEnv", "batched_env", "parallel_env"]
 
 LAYOUTS = ("ring", "line")
 RENDER_MODES = ("rgb_array",)
-START_LEVEL = 3
+PAPER_FIRE_SCALE = 10  # rules="paper" has no cap: renders draw levels >= 10 darkest
 
-# Probability that a house changes level this step, indexed [min(n, 1), burning, b];
-# with no firefighter a change is +1 (or catching fire), with one it is -1.
-_P_CHANGE = np.array([[[0.0, 0.8], [0.4, 0.8]],
-                      [[0.0, 0.0], [1.0, 0.6]]])
-
-_METADATA = {"name": "firefighter_v0", "render_modes": list(RENDER_MODES), "render_fps": 10}
+_METADATA = {"name": "firefighter_v1", "render_modes": list(RENDER_MODES), "render_fps": 10}
 
 
 def _check_int(name: str, value: Any, low: int, valid: str) -> int:
@@ -70,6 +68,12 @@ def _check_int(name: str, value: Any, low: int, valid: str) -> int:
     return value
 
 
+def _choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ValueError(f"Firefighter: {name}={value!r} is unknown; valid: {', '.join(choices)}")
+    return value
+
+
 class FirefighterBatchedEnv(BatchedEnv):
     """Array core of the Firefighter task (one team, ``N`` slots, nobody dies).
 
@@ -78,8 +82,9 @@ class FirefighterBatchedEnv(BatchedEnv):
         num_houses: ``None`` (derived) or exactly the derived value: ``N`` on a ring,
             ``N + 1`` on a line.
         layout: ``"ring"`` (default) or ``"line"``.
-        max_fire: highest fire level (>= 3, the start level). Default 5.
-        max_steps: episode length before truncation (>= 1). Default 100.
+        rules: ``"paper"`` (default) or ``"ffg"`` (see the module docstring).
+        max_fire: ``rules="ffg"`` only: highest fire level (>= 3, default 5); ``None``.
+        max_steps: episode length (>= 1). Default 100.
         render_mode: ``None`` or ``"rgb_array"``; :meth:`render` returns a frame either way.
 
     The ``view``, ``pos`` and ``alive`` arrays of every :class:`TeamStep` are shared and
@@ -89,30 +94,33 @@ class FirefighterBatchedEnv(BatchedEnv):
     metadata = _METADATA
 
     def __init__(self, num_firefighters: int = 50, num_houses: int | None = None,
-                 layout: str = "ring", max_fire: int = 5, max_steps: int = 100,
-                 render_mode: str | None = None) -> None:
-        if layout not in LAYOUTS:
-            raise ValueError(f"Firefighter: layout={layout!r} is unknown; valid: {', '.join(LAYOUTS)}")
+                 layout: str = "ring", rules: str = "paper", max_fire: int | None = None,
+                 max_steps: int = 100, render_mode: str | None = None) -> None:
+        self.layout = _choice("layout", layout, LAYOUTS)
+        self.rules = _choice("rules", rules, RULES)
         n = _check_int("num_firefighters", num_firefighters, 2, "an integer >= 2")
         h = n if layout == "ring" else n + 1
         if num_houses is not None and num_houses != h:
             need = "num_firefighters" if layout == "ring" else "num_firefighters + 1"
             raise ValueError(f"Firefighter: num_houses={num_houses!r} does not fit layout={layout!r} "
                              f"with num_firefighters={n}; valid: None or {h} ({need})")
-        self.max_fire = _check_int("max_fire", max_fire, START_LEVEL, f"an integer >= {START_LEVEL}")
+        if rules == "paper" and max_fire is not None:
+            raise ValueError(f"Firefighter: max_fire={max_fire!r} does not apply to rules='paper' "
+                             "(no cap); valid: None, or rules='ffg'")
+        self.max_fire = None if rules == "paper" else \
+            _check_int("max_fire", 5 if max_fire is None else max_fire, START_LEVEL, f"an integer >= {START_LEVEL}")
         self.max_steps = _check_int("max_steps", max_steps, 1, "an integer >= 1")
         if render_mode is not None and render_mode not in RENDER_MODES:
             raise ValueError(f"Firefighter: render_mode={render_mode!r} is unknown; valid: None, 'rgb_array'")
         self.render_mode = render_mode
-        self.layout = layout
         self.num_firefighters, self.num_houses = n, h
-        self.teams = (TeamSpec("firefighter", n, (), 4, 2),)
+        self.teams = (TeamSpec("firefighter", n, (), 2 if rules == "paper" else 4, 2),)
 
         left = np.arange(n)
         self._pair = np.stack([left, (left + 1) % h], axis=1)  # [N, 2] house of each action
         self._flat_pair = self._pair.ravel()
         self._two_i = 2 * left
-        self._pos = self._positions()
+        self._pos = _circle(np.arange(n) + 0.5, h) if layout == "ring" else _row(np.arange(n) + 0.5)
         self._view = np.zeros((n, 0), np.float32)
         self._alive = np.ones(n, bool)
         for a in (self._pair, self._pos, self._view, self._alive):
@@ -136,6 +144,12 @@ class FirefighterBatchedEnv(BatchedEnv):
         return self._pos
 
     @property
+    def fire_scale(self) -> int:
+        """The level drawn darkest by :meth:`render` and the plots: ``max_fire`` under
+        ``rules="ffg"``, 10 under ``rules="paper"`` (higher levels look the same)."""
+        return PAPER_FIRE_SCALE if self.max_fire is None else self.max_fire
+
+    @property
     def levels(self) -> np.ndarray:
         """``[H]`` fire level of every house (a copy); assign to set the state."""
         return self._levels.copy()
@@ -146,9 +160,10 @@ class FirefighterBatchedEnv(BatchedEnv):
         if arr.shape != (self.num_houses,) or not np.issubdtype(arr.dtype, np.integer):
             raise ValueError(f"Firefighter: levels must be {self.num_houses} integers, "
                              f"got shape {arr.shape} dtype {arr.dtype}")
-        if arr.min() < 0 or arr.max() > self.max_fire:
-            raise ValueError(f"Firefighter: levels must lie in [0, {self.max_fire}] (max_fire), "
-                             f"got [{arr.min()}, {arr.max()}]")
+        top = np.inf if self.max_fire is None else self.max_fire
+        if arr.min() < 0 or arr.max() > top:
+            valid = ">= 0 (no cap)" if self.max_fire is None else f"in [0, {self.max_fire}] (max_fire)"
+            raise ValueError(f"Firefighter: levels must be {valid}, got [{arr.min()}, {arr.max()}]")
         self._levels = arr.astype(np.int64)
 
     @property
@@ -156,27 +171,18 @@ class FirefighterBatchedEnv(BatchedEnv):
         """``[N]`` actions of the last step (``None`` right after ``reset``)."""
         return None if self._last_action is None else self._last_action.copy()
 
-    def _positions(self) -> np.ndarray:
-        n, h = self.num_firefighters, self.num_houses
-        if self.layout == "line":
-            return np.stack([np.arange(n) + 0.5, np.zeros(n)], axis=1).astype(np.float32)
-        radius = 0.5 / np.sin(np.pi / h)  # chord between neighbours = 1
-        angle = 2.0 * np.pi * (np.arange(n) + 0.5) / h
-        return (radius * np.stack([1.0 + np.cos(angle), 1.0 + np.sin(angle)], axis=1)).astype(np.float32)
-
     def house_positions(self) -> np.ndarray:
         """``[H, 2]`` float32 house positions in the same frame as :attr:`positions`."""
         h = self.num_houses
-        if self.layout == "line":
-            return np.stack([np.arange(h), np.zeros(h)], axis=1).astype(np.float32)
-        radius = 0.5 / np.sin(np.pi / h)
-        angle = 2.0 * np.pi * np.arange(h) / h
-        return (radius * np.stack([1.0 + np.cos(angle), 1.0 + np.sin(angle)], axis=1)).astype(np.float32)
+        return _circle(np.arange(h), h) if self.layout == "ring" else _row(np.arange(h))
 
     # --- dynamics ----------------------------------------------------------------------
     def _team_step(self, reward: np.ndarray) -> TeamStep:
         lv = self._levels[self._pair]
-        flags = self._rng.random(lv.shape) < -np.expm1(-lv)
+        flags = flame_flags(lv, self._rng)
+        if self.rules == "paper":
+            return TeamStep(self._view, flags.astype(np.float32), self._pos, self._alive, reward,
+                            shared_reward=True)
         feature = np.concatenate([lv / self.max_fire, flags], axis=1).astype(np.float32)
         return TeamStep(self._view, feature, self._pos, self._alive, reward)
 
@@ -189,7 +195,7 @@ class FirefighterBatchedEnv(BatchedEnv):
         self.elapsed_steps = 0
         return [self._team_step(np.zeros(self.num_firefighters, np.float32))]
 
-    def step(self, actions: Sequence[np.ndarray]) -> tuple[list[TeamStep], bool, bool, dict[str, Any]]:
+    def _check_actions(self, actions: Sequence[np.ndarray]) -> np.ndarray:
         if self._rng is None or self._done:
             raise RuntimeError("Firefighter: call reset() before step() "
                                + ("(the episode is over)" if self._done else "(no episode started)"))
@@ -201,40 +207,42 @@ class FirefighterBatchedEnv(BatchedEnv):
                              f"got shape {a.shape} dtype {a.dtype}")
         if a.min() < 0 or a.max() > 1:
             raise ValueError(f"Firefighter: actions must be 0 or 1, got [{a.min()}, {a.max()}]")
+        return a
 
+    def step(self, actions: Sequence[np.ndarray]) -> tuple[list[TeamStep], bool, bool, dict[str, Any]]:
+        a = self._check_actions(actions)
         lv, h = self._levels, self.num_houses
         n = np.bincount(self._flat_pair[self._two_i + a], minlength=h)
-        burning = lv > 0
-        b = np.zeros(h, bool)
-        b[1:] |= burning[:-1]
-        b[:-1] |= burning[1:]
-        if self.layout == "ring":
-            b[0] |= burning[-1]
-            b[-1] |= burning[0]
-        attended = np.minimum(n, 1)
-        change = self._rng.random(h) < _P_CHANGE[attended, burning.view(np.int8), b.view(np.int8)]
-        new = np.minimum(lv + change * (1 - 2 * attended), self.max_fire)
-        new[n >= 2] = 0
+        b = neighbour_burns(lv, self.layout == "ring")  # before the step
+        if self.rules == "paper":
+            new = paper_transition(lv, n, b, self._rng.random(h), self._rng.random(h))
+        else:
+            new = ffg_transition(lv, n, b, self._rng.random(h), self.max_fire)
         self._levels = new
         self._last_action = a.astype(np.int64)
         self.elapsed_steps += 1
 
-        reward = (-new[self._pair].sum(axis=1) * 0.5).astype(np.float32)
-        terminated = not new.any()
+        team_reward = -float(new.sum())
+        if self.rules == "paper":
+            reward = np.full(self.num_firefighters, team_reward, np.float32)
+            terminated = False
+        else:
+            reward = (-new[self._pair].sum(axis=1) * 0.5).astype(np.float32)
+            terminated = not new.any()
         truncated = self.elapsed_steps >= self.max_steps
         self._done = terminated or truncated
-        info = {"team_reward": [float(-new.sum())], "burning_houses": [int(np.count_nonzero(new))]}
+        info = {"team_reward": [team_reward], "burning_houses": [int(np.count_nonzero(new))]}
         return [self._team_step(reward)], terminated, truncated, info
 
     # --- rendering ---------------------------------------------------------------------
     def _palette(self) -> np.ndarray:
-        t = np.linspace(0.0, 1.0, self.max_fire)[:, None]
+        t = np.linspace(0.0, 1.0, self.fire_scale)[:, None]
         fire = (1 - t) * np.array([255, 215, 0]) + t * np.array([140, 0, 0])
         return np.concatenate([[[190, 225, 190]], fire]).astype(np.uint8)
 
     def render(self) -> np.ndarray:
         """RGB frame: houses in reading order wrapped into rows, coloured by level (green =
-        no fire, yellow -> dark red = level 1 -> ``max_fire``). Below each row every
+        no fire, yellow -> dark red = level 1 -> :attr:`fire_scale`). Below each row every
         firefighter is a dark square on the border of its two houses and, after a step, a
         blue bar leaning into the house it chose. On a ring the last firefighter's right
         house is house 0 (the first row)."""
@@ -249,7 +257,7 @@ class FirefighterBatchedEnv(BatchedEnv):
         house = np.arange(h)
         y = gap + (house // per_row) * row_h
         x = margin + (house % per_row) * c
-        _fill(img, y, x, c - 1, c - 1, self._palette()[self._levels])
+        _fill(img, y, x, c - 1, c - 1, self._palette()[np.minimum(self._levels, self.fire_scale)])
 
         ff = np.arange(n)
         yb = gap + (ff // per_row) * row_h + c
@@ -261,6 +269,19 @@ class FirefighterBatchedEnv(BatchedEnv):
         s = max(2, c // 4)
         _fill(img, yb + (band - s) // 2 + 1, xb - s // 2, s, s, np.array([20, 40, 110], np.uint8))
         return img
+
+
+def _circle(index: np.ndarray, h: int) -> np.ndarray:
+    """Points ``index`` (fractional allowed) of ``h`` evenly spaced on a circle whose adjacent
+    points are exactly 1 apart, shifted into the positive quadrant; ``[len, 2]`` float32."""
+    radius = 0.5 / np.sin(np.pi / h)
+    angle = 2.0 * np.pi * index / h
+    return (radius * np.stack([1.0 + np.cos(angle), 1.0 + np.sin(angle)], axis=1)).astype(np.float32)
+
+
+def _row(x: np.ndarray) -> np.ndarray:
+    """Points ``(x, 0)``, ``[len, 2]`` float32."""
+    return np.stack([x, np.zeros_like(x)], axis=1).astype(np.float32)
 
 
 def _fill(img: np.ndarray, y0: np.ndarray, x0: np.ndarray, height: int, width: int,
@@ -277,7 +298,8 @@ class FirefighterParallelEnv(ParallelEnv[str, np.ndarray, int]):
     """PettingZoo ``ParallelEnv`` over a :class:`FirefighterBatchedEnv` core (``self.core``).
 
     Takes the same arguments as :class:`FirefighterBatchedEnv`. ``infos[agent]`` holds
-    ``"team_reward"`` (minus the sum of all levels after the step).
+    ``"team_reward"`` (minus the sum of all levels after the step); :meth:`state` is the
+    levels of all houses.
     """
 
     metadata = _METADATA
@@ -288,21 +310,18 @@ class FirefighterParallelEnv(ParallelEnv[str, np.ndarray, int]):
         self.possible_agents = [f"firefighter_{i}" for i in range(self.core.num_firefighters)]
         self.agents: list[str] = []
         self._index = {agent: i for i, agent in enumerate(self.possible_agents)}
-        self._observation_spaces: dict[str, spaces.Box] = {}
-        self._action_spaces: dict[str, spaces.Discrete] = {}
-        self.state_space = spaces.Box(0.0, 1.0, (self.core.num_houses,), np.float32)
+        self._obs_space = spaces.Box(0.0, 1.0, (self.core.teams[0].feature_dim,), np.float32)
+        self._act_space = spaces.Discrete(2)
+        top = np.inf if self.core.max_fire is None else self.core.max_fire
+        self.state_space = spaces.Box(0.0, top, (self.core.num_houses,), np.float32)
 
     def observation_space(self, agent: str) -> spaces.Box:
         self._index[agent]  # KeyError for unknown agents
-        if agent not in self._observation_spaces:
-            self._observation_spaces[agent] = spaces.Box(0.0, 1.0, (4,), np.float32)
-        return self._observation_spaces[agent]
+        return self._obs_space
 
     def action_space(self, agent: str) -> spaces.Discrete:
         self._index[agent]
-        if agent not in self._action_spaces:
-            self._action_spaces[agent] = spaces.Discrete(2)
-        return self._action_spaces[agent]
+        return self._act_space
 
     def _obs(self, team: TeamStep) -> dict[str, np.ndarray]:
         return dict(zip(self.possible_agents, team.feature))
@@ -331,8 +350,8 @@ class FirefighterParallelEnv(ParallelEnv[str, np.ndarray, int]):
                 {agent: {"team_reward": team_reward} for agent in agents})
 
     def state(self) -> np.ndarray:
-        """All house levels divided by ``max_fire``, ``[H]`` float32."""
-        return (self.core.levels / self.core.max_fire).astype(np.float32)
+        """The level of every house, ``[H]`` float32."""
+        return self.core.levels.astype(np.float32)
 
     def render(self) -> np.ndarray | None:
         if self.render_mode is None:

@@ -1,0 +1,70 @@
+"""The figures of RESULTS.md: learning curves per task and the head-to-head heat map.
+
+Written with fixed metadata, so the same artifacts give the same files.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from bmf_graph.logging import read_metrics  # noqa: E402
+from bmf_graph.plot import aggregate, smooth_series  # noqa: E402
+
+METADATA = {"Software": None}
+"""PNG metadata: no matplotlib version string, so the bytes depend on the data only."""
+
+
+def curves_figure(task: str, groups: dict, assets: Path, points: int = 50) -> Path:
+    """Mean ± std over seeds of ``charts/return`` per label against the episode, each run
+    smoothed by a trailing window of ``episodes / points`` episodes; ``assets/results_{task}.png``."""
+    path = assets / f"results_{task}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for label in sorted(groups):
+        series = []
+        for run in groups[label]:
+            rows = [r for r in read_metrics(run.path) if "charts/return" in r]
+            x = np.array([r["episode"] for r in rows])
+            y = np.array([r["charts/return"] for r in rows])
+            series.append((x, smooth_series(y, max(1, len(y) // points))))
+        grid, mean, std = aggregate(series, "episode")
+        line, = ax.plot(grid, mean, label=f"{label} (n={len(series)})", linewidth=1.4)
+        ax.fill_between(grid, mean - std, mean + std, color=line.get_color(), alpha=0.18, linewidth=0)
+    ax.set_xlabel("training episode")
+    ax.set_ylabel("return of the learning team")
+    ax.set_title(f"{task}: mean ± std over seeds", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110, metadata=METADATA)
+    plt.close(fig)
+    return path
+
+
+def head_to_head_figure(names: Sequence[str], win_rate: Sequence[Sequence[float | None]], assets: Path) -> Path:
+    """Heat map of the row player's win rate against each column; ``assets/results_head_to_head.png``."""
+    path = assets / "results_head_to_head.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rate = np.array([[np.nan if v is None else v for v in row] for row in win_rate], dtype=float)
+    n = len(names)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.8 * n, 0.8 + 0.7 * n))
+    image = ax.imshow(rate, vmin=0, vmax=1, cmap="RdBu")
+    for i in range(n):
+        for j in range(n):
+            if not np.isnan(rate[i, j]):
+                ax.text(j, i, f"{rate[i, j]:.2f}", ha="center", va="center", fontsize=8)
+    ax.set_xticks(range(n), names, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(n), names, fontsize=8)
+    ax.set_xlabel("opponent (column)")
+    ax.set_ylabel("player (row)")
+    fig.colorbar(image, ax=ax, label="win rate of row")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110, metadata=METADATA)
+    plt.close(fig)
+    return path

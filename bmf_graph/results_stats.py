@@ -1,0 +1,185 @@
+r"""The numbers of RESULTS.md: per-run summaries read from ``metrics.csv`` and comparisons over seeds.
+
+A run's *final* values average its last 10 % of episodes (at least one), as the sweep summary:
+the return ``charts/return`` of the learning team and, in Battle, its kills, its deaths (the
+opponent's kills) and its win rate against the opponent (episodes with more kills than deaths).
+Comparisons over seeds use Welch's t-test (two-sided) and the Mann–Whitney U test (one-sided:
+is the reference ahead?).
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from scipy import stats
+
+from bmf_graph.config import Config, from_yaml
+from bmf_graph.logging import final_mean, read_metrics
+
+REFERENCE_LABELS = ("bmf_q", "bmf_ac")
+"""Labels compared against every other method of a task, the first present."""
+SEED_DIR = re.compile(r"^seed(\d+)$")
+ALPHA = 0.05
+
+
+@dataclass
+class Run:
+    """One training run's summary."""
+
+    path: Path
+    label: str
+    seed: int
+    cfg: Config
+    episodes: int
+    complete: bool
+    final_return: float
+    kills: float | None = None
+    deaths: float | None = None
+    win_rate: float | None = None
+
+
+def read_run(path: Path, label: str) -> Run:
+    """Summarise the run folder ``path`` (``seed{S}``)."""
+    cfg = from_yaml(path / "config.yaml", check=False)
+    rows = read_metrics(path)
+    if not rows:
+        raise ValueError(f"results: {path / 'metrics.csv'} has no rows; expected one row per training episode")
+    finished = (path / "checkpoints" / "model_final.pt").is_file()
+    run = Run(path, label, int(SEED_DIR.match(path.name).group(1)), cfg, len(rows),
+              finished and len(rows) >= cfg.train.episodes, final_mean(r["charts/return"] for r in rows))
+    kill_columns = sorted(k for k in rows[0] if k.startswith("charts/kills_"))
+    if len(kill_columns) == 2 and cfg.env.name == "battle":
+        team_order = _team_order(path)
+        mine = f"charts/kills_{team_order[cfg.env.learn_teams[0]]}"
+        theirs = next(c for c in (f"charts/kills_{t}" for t in team_order) if c != mine)
+        kills = [r.get(mine, 0.0) for r in rows]
+        deaths = [r.get(theirs, 0.0) for r in rows]
+        run.kills, run.deaths = final_mean(kills), final_mean(deaths)
+        run.win_rate = final_mean([float(k > d) for k, d in zip(kills, deaths)])
+    return run
+
+
+def _team_order(path: Path) -> list[str]:
+    """Team names in env order, from the ``charts/return_{team}`` columns of ``metrics.csv``."""
+    header = (path / "metrics.csv").read_text().splitlines()[0].split(",")
+    return [c[len("charts/return_"):] for c in header if c.startswith("charts/return_")]
+
+
+def collect(results: Path) -> dict[str, dict[str, list[Run]]]:
+    """``{task: {label: [runs sorted by seed]}}`` for every ``results/{task}/{label}/seed{S}/``."""
+    out: dict[str, dict[str, list[Run]]] = {}
+    for task_dir in sorted(p for p in results.iterdir() if p.is_dir()):
+        for label_dir in sorted(p for p in task_dir.iterdir() if p.is_dir()):
+            runs = [read_run(p, label_dir.name) for p in label_dir.iterdir()
+                    if p.is_dir() and SEED_DIR.match(p.name) and (p / "metrics.csv").is_file()]
+            if runs:
+                out.setdefault(task_dir.name, {})[label_dir.name] = sorted(runs, key=lambda r: r.seed)
+    return out
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and standard deviation (``ddof=0``) of the finite values; NaN when there are none."""
+    a = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=float)
+    return (float(a.mean()), float(a.std())) if a.size else (math.nan, math.nan)
+
+
+def fmt(values: Sequence[float], digits: int = 1) -> str:
+    """``mean ± std`` (a single value alone); ``—`` when there is none."""
+    mean, std = mean_std(values)
+    if math.isnan(mean):
+        return "—"
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    return f"{mean:.{digits}f}" if len(finite) == 1 else f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+@dataclass
+class Comparison:
+    """The reference method against ``other`` over seeds."""
+
+    other: str
+    difference: float
+    welch_p: float
+    mannwhitney_p: float
+    seeds: tuple[int, int]
+
+    def row(self) -> str:
+        return (f"| {self.other} | {self.difference:+.1f} | {p_value(self.welch_p)} | {p_value(self.mannwhitney_p)} | "
+                f"{self.seeds[0]} v {self.seeds[1]} |")
+
+    @property
+    def ahead(self) -> bool:
+        """Ahead with Welch's p below :data:`ALPHA` (two seeds at least on each side). The
+        one-sided Mann–Whitney p is reported beside it; with 3 v 3 seeds it cannot go below 0.05."""
+        return self.difference > 0 and self.welch_p < ALPHA
+
+
+def p_value(p: float) -> str:
+    """``0.012``, ``<0.001`` or ``—`` (no test)."""
+    return "—" if math.isnan(p) else ("<0.001" if p < 0.001 else f"{p:.3f}")
+
+
+def compare(groups: dict[str, list[Run]], reference: str) -> list[Comparison]:
+    """``reference`` against every other label, on the final returns of their seeds."""
+    mine = [r.final_return for r in groups[reference]]
+    out = []
+    for label in sorted(groups):
+        if label == reference:
+            continue
+        theirs = [r.final_return for r in groups[label]]
+        welch = mannwhitney = math.nan
+        if len(mine) >= 2 and len(theirs) >= 2:
+            welch = float(stats.ttest_ind(mine, theirs, equal_var=False).pvalue)
+            mannwhitney = float(stats.mannwhitneyu(mine, theirs, alternative="greater").pvalue)
+        out.append(Comparison(label, mean_std(mine)[0] - mean_std(theirs)[0], welch, mannwhitney,
+                              (len(mine), len(theirs))))
+    return out
+
+
+def verdict(groups: dict[str, list[Run]], reference: str, against: Sequence[str]) -> str:
+    """Whether ``reference`` beats each label of ``against`` on these runs, one clause per label."""
+    results = {c.other: c for c in compare(groups, reference) if c.other in against}
+    parts = []
+    for label in against:
+        c = results.get(label)
+        if c is None:
+            continue
+        if c.ahead:
+            parts.append(f"ahead of {label} by {c.difference:.1f} (Welch p {_p_clause(c.welch_p)}): reproduces")
+        elif c.difference > 0:
+            parts.append(f"ahead of {label} by {c.difference:.1f}, not significantly (Welch p {_p_clause(c.welch_p)}, "
+                         f"{c.seeds[0]} v {c.seeds[1]} seeds): not shown")
+        else:
+            parts.append(f"behind {label} by {-c.difference:.1f}: does not reproduce")
+    missing = [label for label in against if label not in groups]
+    text = f"{reference} is " + "; ".join(parts) + "." if parts else f"{reference} has nothing to compare with yet."
+    return text + (f" Not run yet: {', '.join(missing)}." if missing else "")
+
+
+def _p_clause(p: float) -> str:
+    text = p_value(p)
+    return text if text.startswith("<") else f"= {text}"
+
+
+ZERO_SHOT_FILE = re.compile(r"^(?P<label>.+)__seed(?P<seed>\d+)__(?P<opponent>.+)\.json$")
+
+
+def zero_shot_rows(folder: Path) -> dict[str, dict[int, dict[str, list[float]]]]:
+    """``{opponent: {agents: {label: [mean return per seed]}}}`` from ``{label}__seed{S}__{opp}.json``
+    files written by ``python -m bmf_graph.evaluate zero-shot --out``."""
+    table: dict[str, dict[int, dict[str, list[float]]]] = {}
+    if not folder.is_dir():
+        return table
+    for path in sorted(folder.glob("*.json")):
+        match = ZERO_SHOT_FILE.match(path.name)
+        if match is None:
+            raise ValueError(f"results: zero-shot file {path.name!r} is not named {{label}}__seed{{S}}__{{opponent}}.json")
+        data = json.loads(path.read_text())
+        for row in data["sizes"]:
+            cells = table.setdefault(match["opponent"], {}).setdefault(int(row["agents"]), {})
+            cells.setdefault(match["label"], []).append(float(row["return"]["mean"]))
+    return table

@@ -1,0 +1,126 @@
+"""RESULTS.md generator on tiny hand-made artifacts whose numbers can be written down."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bmf_graph import results
+from bmf_graph.config import Config, to_yaml
+from bmf_graph.logging import RunLogger
+from bmf_graph.results_stats import collect, compare
+
+
+def make_run(root: Path, task: str, label: str, seed: int, returns: list[float], episodes: int | None = None,
+             kills: list[tuple[float, float]] | None = None, final: bool = True) -> Path:
+    """A run folder with ``config.yaml``, one metrics row per return and (``final``) a model file."""
+    run = root / task / label / f"seed{seed}"
+    (run / "checkpoints").mkdir(parents=True)
+    cfg = Config(seed=seed)
+    cfg.env.name = "battle" if kills is not None else "firefighter"
+    cfg.algo.name = label.split("-")[0]
+    cfg.train.episodes = episodes or len(returns)
+    (run / "config.yaml").write_text(to_yaml(cfg))
+    teams = ["red", "blue"] if kills is not None else ["firefighters"]
+    logger = RunLogger(run, teams, tensorboard=False)
+    for e, ret in enumerate(returns):
+        row = {"episode": e + 1, "env_steps": 10 * (e + 1), "charts/return": ret, f"charts/return_{teams[0]}": ret}
+        if kills is not None:
+            row.update({"charts/return_blue": -ret, "charts/kills_red": kills[e][0], "charts/kills_blue": kills[e][1]})
+        logger.log(row)
+    logger.close()
+    if final:
+        (run / "checkpoints" / "model_final.pt").write_bytes(b"")
+    return run
+
+
+@pytest.fixture
+def artifacts(tmp_path: Path) -> Path:
+    root = tmp_path / "results"
+    # 20 episodes: the final return is the mean of the last 2.
+    for seed, level in enumerate([-10.0, -11.0, -12.0]):
+        make_run(root, "firefighter", "bmf_q", seed, [-50.0] * 18 + [level, level + 2])
+        make_run(root, "firefighter", "q", seed, [-50.0] * 18 + [level - 20, level - 18])
+    make_run(root, "firefighter", "mfq", 0, [-30.0] * 10, episodes=100, final=False)  # interrupted
+    kills = [(3.0, 1.0)] * 9 + [(1.0, 4.0)]  # last 10 %: one episode, a loss
+    make_run(root, "battle", "bmf_q", 0, [float(e) for e in range(10)], kills=kills)
+    return root
+
+
+def test_final_values_and_completeness(artifacts: Path):
+    groups = collect(artifacts)
+    ff = groups["firefighter"]
+    assert [r.final_return for r in ff["bmf_q"]] == [-9.0, -10.0, -11.0]
+    assert [r.final_return for r in ff["q"]] == [-29.0, -30.0, -31.0]
+    assert all(r.complete for r in ff["bmf_q"]) and not ff["mfq"][0].complete
+    battle = groups["battle"]["bmf_q"][0]
+    assert (battle.final_return, battle.kills, battle.deaths, battle.win_rate) == (9.0, 1.0, 4.0, 0.0)
+
+
+def test_comparison_against_brute_force(artifacts: Path):
+    from scipy import stats
+
+    groups = collect(artifacts)
+    by_other = {c.other: c for c in compare(groups["firefighter"], "bmf_q")}
+    assert by_other["q"].difference == pytest.approx(20.0)
+    mine, theirs = [-9.0, -10.0, -11.0], [-29.0, -30.0, -31.0]
+    assert by_other["q"].welch_p == pytest.approx(stats.ttest_ind(mine, theirs, equal_var=False).pvalue)
+    assert by_other["q"].mannwhitney_p == pytest.approx(0.05)  # 3 v 3, complete separation: 1/20
+    assert np.isnan(by_other["mfq"].welch_p)  # one seed: no test
+
+
+def test_render_tables_and_verdicts(artifacts: Path, tmp_path: Path):
+    text = results.render(artifacts, "assets", figures=False)
+    assert "| bmf_q | 3 | 3 | 20 | -10.0 ± 0.8 |" in text
+    assert "| q | 3 | 3 | 20 | -30.0 ± 0.8 |" in text
+    assert "| mfq | 1 | 0 | 10 | -30.0 |" in text
+    assert "| firefighter | 3 | 7 | 6 | 10–20 |" in text
+    assert "| bmf_q | 1 | 1 | 10 | 9.0 | 1.0 | 4.0 | 0.00 |" in text
+    assert "ahead of q by 20.0" in text and "not significantly" not in text.split("ahead of q")[1].split(";")[0]
+    assert "Not run yet: ac, mfac, gat_mf." in text
+    assert "Battle head-to-head" in text and "Not run yet (`head_to_head.json` is missing)." in text
+    assert "Not run yet (no runs under `results/pursuit/`)." in text
+
+
+def test_same_bytes_twice_and_cli(artifacts: Path, tmp_path: Path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    out1, out2 = tmp_path / "a.md", tmp_path / "b.md"
+    assert results.main(["--results", str(artifacts), "--out", str(out1), "--assets", "figs"]) == 0
+    assert results.main(["--results", str(artifacts), "--out", str(out2), "--assets", "figs"]) == 0
+    assert out1.read_bytes() == out2.read_bytes()
+    assert "![firefighter learning curves](figs/results_firefighter.png)" in out1.read_text()
+    assert (tmp_path / "figs" / "results_battle.png").stat().st_size > 0
+
+
+def test_head_to_head_and_zero_shot_sections(artifacts: Path, tmp_path: Path):
+    table = {"players": ["bmf_q", "mfq"], "win_rate": [[None, 0.75], [0.25, None]],
+             "ci95_low": [[None, 0.5], [0.1, None]], "ci95_high": [[None, 0.9], [0.5, None]]}
+    (artifacts / "battle" / "head_to_head.json").write_text(json.dumps({"games_per_pair": 50, "table": table}))
+    shots = artifacts / "battle" / "zero_shot"
+    shots.mkdir()
+    for seed, value in enumerate([100.0, 200.0]):
+        data = {"sizes": [{"agents": 288, "return": {"mean": value}}, {"agents": 2048, "return": {"mean": -value}}]}
+        (shots / f"bmf_q__seed{seed}__random.json").write_text(json.dumps(data))
+    text = results.render(artifacts, "assets", figures=False)
+    assert "| bmf_q | — | 0.75 [0.50, 0.90] |" in text
+    assert "| 288 | 150.0 ± 50.0 | 137.54 ± 306.07 / 91.91 ± 108.44 / 565.83 ± 181.58 / 550.96 ± 68.01 / 613.19 ± 169.70 |" in text
+    assert "| 2,048 | -150.0 ± 50.0 | — |" in text
+
+
+def test_bad_inputs(artifacts: Path, tmp_path: Path):
+    shots = artifacts / "battle" / "zero_shot"
+    shots.mkdir()
+    (shots / "oops.json").write_text("{}")
+    with pytest.raises(ValueError, match="zero-shot file 'oops.json' is not named"):
+        results.render(artifacts, "assets", figures=False)
+    with pytest.raises(SystemExit):
+        results.main(["--results", str(tmp_path / "missing"), "--out", str(tmp_path / "r.md")])
+
+
+def test_committed_results_md_is_generated_from_committed_results(tmp_path: Path):
+    """RESULTS.md is exactly what ``python -m bmf_graph.results`` writes from ``results/``."""
+    root = Path(__file__).resolve().parent.parent
+    text = results.render(root / "results", "assets", figure_dir=tmp_path)
+    assert text == (root / "RESULTS.md").read_text()
