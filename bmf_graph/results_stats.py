@@ -52,9 +52,9 @@ def read_run(path: Path, label: str) -> Run:
     finished = (path / "checkpoints" / "model_final.pt").is_file()
     run = Run(path, label, int(SEED_DIR.match(path.name).group(1)), cfg, len(rows),
               finished and len(rows) >= cfg.train.episodes, final_mean(r["charts/return"] for r in rows))
-    kill_columns = sorted(k for k in rows[0] if k.startswith("charts/kills_"))
-    if len(kill_columns) == 2 and cfg.env.name == "battle":
-        team_order = _team_order(path)
+    # Team names in env order: the per-team return columns, which every row fills, in header order.
+    team_order = [k[len("charts/return_"):] for k in rows[0] if k.startswith("charts/return_")]
+    if len(team_order) == 2 and cfg.env.name == "battle":
         mine = f"charts/kills_{team_order[cfg.env.learn_teams[0]]}"
         theirs = next(c for c in (f"charts/kills_{t}" for t in team_order) if c != mine)
         kills = [r.get(mine, 0.0) for r in rows]
@@ -62,12 +62,6 @@ def read_run(path: Path, label: str) -> Run:
         run.kills, run.deaths = final_mean(kills), final_mean(deaths)
         run.win_rate = final_mean([float(k > d) for k, d in zip(kills, deaths)])
     return run
-
-
-def _team_order(path: Path) -> list[str]:
-    """Team names in env order, from the ``charts/return_{team}`` columns of ``metrics.csv``."""
-    header = (path / "metrics.csv").read_text().splitlines()[0].split(",")
-    return [c[len("charts/return_"):] for c in header if c.startswith("charts/return_")]
 
 
 def collect(results: Path) -> dict[str, dict[str, list[Run]]]:
