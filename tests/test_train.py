@@ -165,7 +165,7 @@ def test_train_py_command_line(tmp_path):
                              *TINY["firefighter"], *FAST, "train.episodes=1"],
                             cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
-    run_dir = Path(result.stdout.strip().split("run folder: ")[-1])
-    assert len(read_metrics(run_dir)) == 1
+    run_dir = Path(result.stdout.split("run folder:")[-1].split("\n")[0].strip())
+    assert len(read_metrics(run_dir)) == 1 and f"bmf-train resume={run_dir}" in result.stdout
     bad = subprocess.run([sys.executable, "train.py", "algo=sarsa"], cwd=ROOT, capture_output=True, text=True)
     assert bad.returncode == 2 and "algo.name='sarsa' is not valid" in bad.stderr
