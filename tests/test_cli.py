@@ -109,3 +109,19 @@ def test_train_py_help_from_any_folder(tmp_path):
     result = subprocess.run([sys.executable, str(ROOT / "train.py"), "--help"], cwd=tmp_path, capture_output=True,
                             text=True, timeout=120)
     assert result.returncode == 0 and "algo.num_groups=" in result.stdout and "Shipped task files" in result.stdout
+
+
+def test_license_and_citation_files():
+    """LICENSE is the MIT text pyproject.toml declares; CITATION.cff cites the library and the paper."""
+    import yaml
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["license"] == "MIT" and project["license-files"] == ["LICENSE"]
+    license_text = (ROOT / "LICENSE").read_text()
+    assert license_text.startswith("MIT License") and "bmf_graph authors" in license_text
+    cff = yaml.safe_load((ROOT / "CITATION.cff").read_text())
+    assert cff["cff-version"] == "1.2.0" and cff["version"] == project["version"] and cff["license"] == "MIT"
+    paper = cff["preferred-citation"]
+    assert paper["title"] == "Bi-level Mean Field: Dynamic Grouping for Large-Scale MARL"
+    assert [a["family-names"] for a in paper["authors"]] == ["Zheng", "Zhou", "Xu", "Song", "Liu"]
+    assert paper["year"] == 2025 and "ECAI" in paper["conference"]["name"]
