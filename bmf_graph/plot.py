@@ -241,7 +241,7 @@ def _draw_panels(snaps: list[GroupSnapshot], out: Path, min_weight: float, title
     houses = next((d.houses for d in drawn if d.houses is not None), None)
     if houses is not None:  # Firefighter: one fire-level scale for every panel
         fig.colorbar(houses, ax=list(axes[0]), label="fire level", fraction=0.04, pad=0.02)
-    fig.savefig(out, dpi=120)
+    fig.savefig(out, dpi=120, bbox_inches="tight")  # keeps the colour bar's labels inside
     plt.close(fig)
     return drawn, fig
 
@@ -280,6 +280,7 @@ def group_strip(checkpoint: Any, out: Path | str, steps: Sequence[int] | None = 
                              f"steps; choose steps in -{len(snaps)}..{len(snaps) - 1}")
         snaps = [snaps[i] for i in sorted({s % len(snaps) for s in steps})]
     name = getattr(getattr(policies[team], "cfg", None), "name", "model")
+    name = ALGO_NAMES.get(name, name)
     drawn, fig = _draw_panels(snaps, path, min_weight, f"{name}: groups (colours), intra-group edges, inter-group "
                               f"attention as arrows n -> m (width ~ w_mn); seed {seed}")
     return GroupFigure(path, snaps, drawn, fig)
