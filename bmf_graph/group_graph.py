@@ -195,5 +195,6 @@ def draw_snapshot(ax: plt.Axes, snap: GroupSnapshot, min_weight: float = 0.0, ti
     ax.set_xticks([])
     ax.set_yticks([])
     if title:
-        ax.set_title(f"t = {snap.step}: {snap.num_groups} groups, {len(snap.pos)} agents", fontsize=9)
+        groups = f"{snap.num_groups} group" + ("s" if snap.num_groups != 1 else "")
+        ax.set_title(f"t = {snap.step}: {groups}, {len(snap.pos)} agents", fontsize=9)
     return drawn

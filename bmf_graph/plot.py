@@ -239,8 +239,10 @@ def _draw_panels(snaps: list[GroupSnapshot], out: Path, min_weight: float, title
     fig.suptitle(textwrap.fill(title, 50 * n), fontsize=9)
     fig.tight_layout()
     houses = next((d.houses for d in drawn if d.houses is not None), None)
-    if houses is not None:  # Firefighter: one fire-level scale for every panel
-        fig.colorbar(houses, ax=list(axes[0]), label="fire level", fraction=0.04, pad=0.02)
+    if houses is not None:  # Firefighter: one fire-level scale for every panel; levels above it look alike
+        above = any(s.houses is not None and (s.houses[1] > s.houses[2]).any() for s in snaps)
+        fig.colorbar(houses, ax=list(axes[0]), label="fire level", fraction=0.04, pad=0.02,
+                     extend="max" if above else "neither")
     fig.savefig(out, dpi=120, bbox_inches="tight")  # keeps the colour bar's labels inside
     plt.close(fig)
     return drawn, fig
