@@ -31,7 +31,8 @@ def test_compile_fullgraph_matches_eager():
     cases = [(InterGroupAttention(6, 8, heads=2), (flat_h, flat_x, flat_group, 3)),
              (InterGroupAttention(6, 8, scoring="cosine").dense, (h, x, group, 3)),
              (MeanField(), (flat_x, edge_index)),
-             (IntraGroupMeanField(), (flat_x, edge_index, flat_group))]
+             (IntraGroupMeanField(), (flat_x, edge_index, flat_group)),
+             (GATMeanField(6, 8), (flat_h, flat_x, edge_index))]
     for fn, args in cases:
         compiled = torch.compile(fn, fullgraph=True, backend="aot_eager")
         eager, out = fn(*args), compiled(*args)
