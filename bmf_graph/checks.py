@@ -37,11 +37,16 @@ def get_checks() -> str:
     return _mode
 
 
+def tracing() -> bool:
+    """Whether ``torch.compile`` traces or a ``torch.func`` transform (``vmap``, ``grad``) runs
+    now: then no shape may depend on tensor data."""
+    return torch.compiler.is_compiling() or torch._C._functorch.maybe_current_level() is not None
+
+
 def checking() -> bool:
-    """Whether checks run now: not ``"off"``, not while ``torch.compile`` traces, not inside a
-    ``torch.func`` transform (``vmap``'s batched tensors have no single value to test)."""
-    return (_mode != "off" and not torch.compiler.is_compiling()
-            and torch._C._functorch.maybe_current_level() is None)
+    """Whether checks run now: not ``"off"`` and not :func:`tracing` (``vmap``'s batched
+    tensors have no single value to test)."""
+    return _mode != "off" and not tracing()
 
 
 def checking_values(t: Tensor) -> bool:

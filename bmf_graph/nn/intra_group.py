@@ -2,7 +2,7 @@
 from torch import Tensor
 
 from bmf_graph.checks import as_actions, check_dense, check_edge_index, check_index, \
-    check_node_tensor, checking
+    check_node_tensor, checking, tracing
 from bmf_graph.nn.mean_field import MeanField
 
 
@@ -15,8 +15,9 @@ class IntraGroupMeanField(MeanField):
         \qquad \mathcal{N}_g(i) = \{ j : (j \to i) \in \mathcal{E},\ g_j = g_i \}
 
     An agent without a neighbour in its group gets the zero vector: this is
-    :class:`~bmf_graph.nn.MeanField` over the edges whose two ends share a group (computed
-    as a 0/1 weight per edge, so the shapes never depend on the groups).
+    :class:`~bmf_graph.nn.MeanField` over the edges whose two ends share a group. Under
+    ``torch.compile`` and ``vmap`` it is computed as a 0/1 weight per edge instead, so that no
+    shape depends on the groups (the same values; the tests compare both).
 
     Args:
         num_actions (int, optional): as in :class:`~bmf_graph.nn.MeanField`.
@@ -34,7 +35,11 @@ class IntraGroupMeanField(MeanField):
         check_edge_index(edge_index, x.size(0), "IntraGroupMeanField")
         check_index(group, "group", "IntraGroupMeanField", x.size(0))
         ends = group.index_select(0, edge_index.reshape(-1)).view(2, -1)
-        return self._mean(x, edge_index, (ends[0] == ends[1]).to(x.dtype))
+        same_group = ends[0] == ends[1]
+        if tracing():  # a 0/1 weight per edge: no shape depends on the groups
+            return self._mean(x, edge_index, same_group.to(x.dtype))
+        # Eager: keep the same-group edges only (about twice as fast with many groups).
+        return self._mean(x, edge_index.index_select(1, same_group.nonzero().view(-1)))
 
     def dense(self, x: Tensor, adj: Tensor, group: Tensor) -> Tensor:
         r"""The same mean over a dense adjacency ``adj`` :math:`(B, n, n)` (see

@@ -48,15 +48,13 @@ class MeanField(MessagePassing):
         check_edge_index(edge_index, x.size(0), "MeanField")
         return self._mean(x, edge_index, None)
 
-    def _mean(self, x: Tensor, edge_index: Tensor, weight: Optional[Tensor]) -> Tensor:
-        # Sum of the messages over the count of the edges with weight 1 (all edges without
-        # weight): the same shapes for any data, so torch.compile and vmap see one graph.
+    def _mean(self, x: Tensor, edge_index: Tensor, weight: Optional[Tensor] = None) -> Tensor:
+        # The sum of the messages over the summed edge weights (1 per edge without weight).
         n = x.size(0)
-        ones = x.new_ones(edge_index.size(1), 1) if weight is None else weight.unsqueeze(1)
-        total = self.propagate(edge_index, x=x, weight=ones, size=(n, n))
-        count = torch.zeros(n, 1, dtype=x.dtype, device=x.device).index_add_(
-            0, edge_index[1], ones)
-        return total / count.clamp(min=1)
+        total = self.propagate(edge_index, x=x, weight=weight, size=(n, n))
+        per_edge = x.new_ones(edge_index.size(1)) if weight is None else weight
+        count = x.new_zeros(n).index_add_(0, edge_index[1], per_edge)
+        return total / count.clamp(min=1).unsqueeze(1)
 
     def dense(self, x: Tensor, adj: Tensor) -> Tensor:
         r"""The same mean over a dense adjacency: ``x`` :math:`(B, n, F)` (or indices
@@ -71,8 +69,8 @@ class MeanField(MessagePassing):
         weight = adj.to(x.dtype)
         return torch.bmm(weight, x) / weight.sum(-1, keepdim=True).clamp(min=1)
 
-    def message(self, x_j: Tensor, weight: Tensor) -> Tensor:
-        return x_j * weight
+    def message(self, x_j: Tensor, weight: Optional[Tensor]) -> Tensor:
+        return x_j if weight is None else x_j * weight.unsqueeze(1)
 
     def __repr__(self) -> str:
         actions = "" if self.num_actions is None else f"num_actions={self.num_actions}"

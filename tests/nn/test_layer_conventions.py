@@ -167,3 +167,13 @@ def test_layers_under_vmap_match_a_loop():
     vmapped = torch.vmap(bmf)(*stacked)
     looped = torch.stack([bmf(*(t[i] for t in stacked)) for i in range(2)])
     assert torch.allclose(vmapped, looped, atol=1e-6)
+
+
+def test_intra_group_weighted_form_equals_filtered_edges(monkeypatch):
+    """Under compile/vmap the layer weights edges 0/1 instead of dropping them: same bits."""
+    import bmf_graph.nn.intra_group as intra_group
+    h, action, group, pos = batched_inputs(b=1, n=40, k=5)
+    x, edge_index = torch.randn(40, 3), radius_graph(pos[0], 0.4)
+    eager = IntraGroupMeanField()(x, edge_index, group[0])
+    monkeypatch.setattr(intra_group, "tracing", lambda: True)
+    assert torch.equal(IntraGroupMeanField()(x, edge_index, group[0]), eager)
