@@ -19,7 +19,7 @@ from omegaconf.errors import OmegaConfBaseException
 from bmf_graph.envs import TASKS
 
 ALGORITHMS = ("q", "mfq", "ac", "mfac", "gat_mf", "bmf_q", "bmf_ac")
-ENVIRONMENTS = tuple(TASKS)  # firefighter, battle, pursuit
+ENVIRONMENTS = tuple(TASKS)  # firefighter, battle, pursuit, vmas
 GROUPINGS = ("vae", "ae", "random")
 SCORINGS = ("gatv2", "gat", "cosine")
 CRITICS = ("q", "value")
@@ -39,7 +39,8 @@ class EnvConfig:
     """The task."""
 
     name: str = "firefighter"
-    """Task: one of ``firefighter``, ``battle``, ``pursuit``."""
+    """Task: one of ``firefighter``, ``battle``, ``pursuit``, ``vmas`` (continuous actions;
+    ``kwargs.scenario`` picks the VMAS scenario, docs/continuous.md)."""
     kwargs: dict[str, Any] = field(default_factory=dict)
     """Keyword arguments of the task's ``batched_env`` (e.g. ``num_firefighters``, ``map_size``)."""
     radius: float = 1.5
