@@ -122,3 +122,22 @@ def test_bad_arguments_are_named():
         env_copies(0, n_agents=2)
     with pytest.raises(ValueError, match="scenario=''"):
         batched_env("")
+
+
+@pytest.mark.parametrize("algo", ["ac", "mfac", "bmf_ac", "gat_mf"])
+def test_train_entry_point_runs_the_ddpg_forms_on_the_vmas_conf(tmp_path, algo):
+    from bmf_graph.algos import DDPG
+    from bmf_graph.checkpoint import load_model
+    from bmf_graph.config import load_config
+    from bmf_graph.logging import read_metrics
+    from bmf_graph.trainer import train
+    from tiny_runs import FAST
+
+    cfg = load_config(["conf=vmas_crowd_navigation", f"algo={algo}", f"runs_dir={tmp_path}", *FAST,
+                       "env.kwargs.n_agents=8", "env.kwargs.max_steps=6", "train.envs=2", "train.episodes=4"])
+    run_dir = train(cfg)
+    rows = read_metrics(run_dir)
+    assert [r["episode"] for r in rows] == [1.0, 2.0, 3.0, 4.0]
+    assert rows[0]["charts/noise"] == pytest.approx(cfg.algo.noise_start)
+    assert all(np.isfinite(r["charts/return"]) and "losses/policy" in r for r in rows[2:])
+    assert isinstance(load_model(run_dir / "checkpoints" / "model_final.pt"), DDPG)
