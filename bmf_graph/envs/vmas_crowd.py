@@ -1,9 +1,10 @@
 r"""Crowd navigation: a VMAS scenario whose cost per step grows linearly with the agents.
 
 ``N`` holonomic point agents (VMAS's default dynamics: force actions in ``Box(-1, 1, (2,))``,
-drag, no collisions) each have a goal of their own, drawn uniformly in a square arena whose
-side grows with ``sqrt(N)`` so that the density stays ``density`` agents per unit area at any
-size. Agents interact locally: an agent pays for every other agent closer than
+drag, no collisions) start at uniform positions in a square and each has a goal of its own,
+drawn uniformly in the same square, whose side grows with ``sqrt(N)`` so that the density stays
+``density`` agents per unit area at any size; the world itself is unbounded (as VMAS's
+``navigation``). Agents interact locally: an agent pays for every other agent closer than
 ``crowd_radius``,
 
 .. math::
@@ -62,7 +63,7 @@ class CrowdNavigation(BaseScenario):
             raise ValueError(f"CrowdNavigation: n_agents={n}, density={self.density}, crowd_radius="
                              f"{self.crowd_radius}; expected n_agents >= 1 and positive density and radius")
         self.half = 0.5 * math.sqrt(n / self.density)
-        world = FreeWorld(batch_dim, device, x_semidim=self.half, y_semidim=self.half)
+        world = FreeWorld(batch_dim, device)  # unbounded: no wall for agents to pile up at
         for i in range(n):
             world.add_agent(Agent(name=f"agent_{i}", collide=False, shape=Sphere(radius=0.03)))
         self.goal = torch.zeros(batch_dim, n, 2, device=device)
