@@ -58,7 +58,7 @@ class CrowdNavigation(BaseScenario):
         self.crowd_penalty = kwargs.pop("crowd_penalty", 0.05)
         self.goal_radius = kwargs.pop("goal_radius", 0.05)
         self.shaping = kwargs.pop("pos_shaping_factor", 1.0)
-        ScenarioUtils.check_kwargs_consumed(kwargs)
+        ScenarioUtils.check_kwargs_consumed(kwargs, warn=False)  # a misspelt argument is an error
         if n < 1 or self.density <= 0 or self.crowd_radius <= 0:
             raise ValueError(f"CrowdNavigation: n_agents={n}, density={self.density}, crowd_radius="
                              f"{self.crowd_radius}; expected n_agents >= 1 and positive density and radius")

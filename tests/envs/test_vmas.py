@@ -122,6 +122,8 @@ def test_bad_arguments_are_named():
         env_copies(0, n_agents=2)
     with pytest.raises(ValueError, match="scenario=''"):
         batched_env("")
+    with pytest.raises(ValueError, match="n_agent"):
+        batched_env(n_agent=5)
 
 
 @pytest.mark.parametrize("algo", ["ac", "mfac", "bmf_ac", "gat_mf"])
