@@ -1,7 +1,8 @@
-"""Structured configuration: one dataclass per component, ``conf/*.yaml`` only overrides.
+"""Structured configuration: one dataclass per component, the task files only override.
 
 ``load_config(argv)`` builds the run configuration from, in order, these dataclass defaults,
-``conf/{conf}.yaml`` and ``key=value`` command-line overrides. OmegaConf rejects unknown keys
+the task file ``conf=NAME`` (``bmf_graph/conf/NAME.yaml``, shipped with the package, or a path
+to a YAML file of your own) and ``key=value`` command-line overrides. OmegaConf rejects unknown keys
 and wrong types; :func:`validate` rejects invalid values, naming the key and the valid choices.
 
     python train.py conf=battle algo=mfq seed=3 device=cuda train.episodes=200 algo.num_groups=6
@@ -27,7 +28,8 @@ TARGETS = ("double_q", "expectation")
 EXPLORATIONS = ("epsilon", "boltzmann")
 OPPONENT_POLICIES = ("self_play", "random", "checkpoint")
 DEVICES = ("auto", "cpu", "cuda")
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+CONF_DIR = Path(__file__).resolve().parent / "conf"
+"""The shipped task files (package data): ``conf=firefighter`` reads ``CONF_DIR / "firefighter.yaml"``."""
 
 
 class ConfigError(ValueError):
@@ -213,7 +215,8 @@ class Config:
     """A whole run."""
 
     conf: str = "firefighter"
-    """Name of the ``conf/*.yaml`` file the run started from."""
+    """The task file the run started from: a shipped one by name (``firefighter``, ``battle``,
+    ``pursuit``: ``bmf_graph/conf/NAME.yaml``) or a path to a YAML file (the run keeps its stem)."""
     seed: int = 0
     """Seeds ``random``, numpy, torch and every episode's ``reset(seed=)``."""
     device: str = "auto"
@@ -312,16 +315,33 @@ def _expand(overrides: Sequence[str]) -> tuple[str, list[str]]:
     return conf, dotlist
 
 
-def load_config(overrides: Sequence[str] = (), conf_dir: Path | str = CONF_DIR) -> Config:
-    """Defaults <- ``conf/{conf}.yaml`` <- ``key=value`` overrides, validated."""
-    conf, dotlist = _expand(overrides)
+def conf_path(conf: str, conf_dir: Path | str = CONF_DIR) -> Path:
+    """The task file of ``conf=``: ``conf_dir/{conf}.yaml`` for a name, the file itself for a
+    path ending in ``.yaml`` / ``.yml``."""
+    if conf.endswith((".yaml", ".yml")):
+        path = Path(conf)
+        if not path.is_file():
+            raise ConfigError(f"conf={conf!r} is not a file; expected a YAML file or one of {', '.join(conf_names(conf_dir))}")
+        return path
     path = Path(conf_dir) / f"{conf}.yaml"
     if not path.is_file():
-        available = sorted(p.stem for p in Path(conf_dir).glob("*.yaml"))
-        raise ConfigError(f"conf={conf!r} has no file {path.name}; expected one of {', '.join(available)}")
+        raise ConfigError(f"conf={conf!r} has no file {path.name}; expected one of {', '.join(conf_names(conf_dir))} "
+                          f"or a path to a YAML file")
+    return path
+
+
+def conf_names(conf_dir: Path | str = CONF_DIR) -> list[str]:
+    """Names of the task files in ``conf_dir`` (the shipped ones by default)."""
+    return sorted(p.stem for p in Path(conf_dir).glob("*.yaml"))
+
+
+def load_config(overrides: Sequence[str] = (), conf_dir: Path | str = CONF_DIR) -> Config:
+    """Defaults <- the task file of ``conf=`` (:func:`conf_path`) <- ``key=value`` overrides, validated."""
+    conf, dotlist = _expand(overrides)
+    path = conf_path(conf, conf_dir)
     try:
         merged = OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.load(path),
-                                 OmegaConf.from_dotlist(dotlist), {"conf": conf})
+                                 OmegaConf.from_dotlist(dotlist), {"conf": path.stem})
         cfg = OmegaConf.to_object(merged)
     except OmegaConfBaseException as error:
         raise ConfigError(str(error).splitlines()[0] + f" (in {path.name} or the command line)") from error
