@@ -20,7 +20,7 @@ from omegaconf.errors import OmegaConfBaseException
 from bmf_graph.envs import TASKS
 
 ALGORITHMS = ("q", "mfq", "ac", "mfac", "gat_mf", "bmf_q", "bmf_ac")
-ENVIRONMENTS = tuple(TASKS)  # firefighter, battle, pursuit
+ENVIRONMENTS = tuple(TASKS)  # firefighter, battle, pursuit, vmas
 GROUPINGS = ("vae", "ae", "random")
 SCORINGS = ("gatv2", "gat", "cosine")
 CRITICS = ("q", "value")
@@ -41,7 +41,8 @@ class EnvConfig:
     """The task."""
 
     name: str = "firefighter"
-    """Task: one of ``firefighter``, ``battle``, ``pursuit``."""
+    """Task: one of ``firefighter``, ``battle``, ``pursuit``, ``vmas`` (continuous actions;
+    ``kwargs.scenario`` picks the VMAS scenario, docs/continuous.md)."""
     kwargs: dict[str, Any] = field(default_factory=dict)
     """Keyword arguments of the task's ``batched_env`` (e.g. ``num_firefighters``, ``map_size``)."""
     radius: float = 1.5
@@ -87,7 +88,8 @@ class AlgoConfig:
     temperature_end: float = 0.1
     """Boltzmann temperature after ``explore_fraction`` of the episodes."""
     explore_fraction: float = 0.6
-    """Fraction of the episodes over which the temperature decays linearly."""
+    """Fraction of the episodes over which the temperature (Boltzmann) or the DDPG noise
+    (continuous actions) decays linearly."""
     replay_ratio: float = 2.0
     """Expected number of times each stored agent transition is sampled (MFRL's Battle code:
     2). Every recorded step earns ``replay_ratio * alive agents`` of credit; a gradient step on
@@ -124,6 +126,16 @@ class AlgoConfig:
     """AC family: entropy bonus weight."""
     value_coef: float = 0.5
     """``critic=value``: value loss weight."""
+    # Continuous actions: the DDPG form of ac, mfac, bmf_ac and gat_mf (docs/continuous.md)
+    noise_start: float = 0.5
+    """Continuous actions: standard deviation of the Gaussian exploration noise at the start of
+    training, as a fraction of the action Box's half-width (noisy actions are clipped to the Box)."""
+    noise_end: float = 0.05
+    """Continuous actions: the noise's standard deviation after ``explore_fraction`` of the
+    episodes (linear from ``noise_start``), kept to the end."""
+    actor_lr: float = 1e-4
+    """Continuous actions: Adam learning rate of the deterministic actor (the critic uses ``lr``;
+    a slower actor as in DDPG, Lillicrap et al. 2016)."""
     # GAT-MF
     dense: bool = False
     """GAT-MF only: full N x N attention masked by adjacency, as the reference code."""
@@ -254,10 +266,10 @@ def validate(cfg: Config) -> Config:
     _choice("device", cfg.device, DEVICES)
     for key in ("hidden", "lr", "buffer_size", "batch_steps", "update_every", "updates", "num_groups",
                 "group_interval", "latent_dim", "heads", "vae_lr", "vae_every", "temperature_start",
-                "temperature_end", "replay_ratio"):
+                "temperature_end", "replay_ratio", "actor_lr"):
         _positive(f"algo.{key}", getattr(cfg.algo, key))
     for key in ("tau", "gamma", "gae_lambda", "explore_fraction", "epsilon_start", "epsilon_mid",
-                "epsilon_mid_fraction", "epsilon_end"):
+                "epsilon_mid_fraction", "epsilon_end", "noise_start", "noise_end"):
         _unit(f"algo.{key}", getattr(cfg.algo, key))
     _unit("opponent.tau", cfg.opponent.tau)
     _positive("env.radius", cfg.env.radius)

@@ -34,7 +34,7 @@ import torch
 from omegaconf import OmegaConf
 
 from bmf_graph.checkpoint import load_model, seed_everything
-from bmf_graph.envs import battle, make_env
+from bmf_graph.envs import TASKS, battle, make_env
 from bmf_graph.envs.base import BatchedEnv
 from bmf_graph.envs.copies import WorkerCopies
 from bmf_graph.players import (RANDOM, Source, checkpoint_config, describe, is_file_source, model_file,
@@ -378,7 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("returns", parents=[common], help="mean ± std return over episodes", epilog=GREEDY_NOTE,
                        formatter_class=DefaultsFormatter)
     p.add_argument("checkpoint", help="model file (.pt) or run folder (its checkpoints/model_final.pt)")
-    p.add_argument("--env", choices=("firefighter", "battle", "pursuit"), help="default: the run's env")
+    p.add_argument("--env", choices=tuple(TASKS), help="default: the run's env")
     p.add_argument("--episodes", type=int, default=10, help="episodes to average over")
     p.add_argument("--team", type=int, default=0, help="index of the evaluated team")
     p.add_argument("--opponent", default=RANDOM, help="other teams: random, self or a model file")

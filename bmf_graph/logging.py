@@ -1,8 +1,9 @@
 """Run logs: ``metrics.csv`` (one row per episode) and TensorBoard events.
 
 Metric names are grouped as ``charts/`` (returns, kills, groups, the exploration level
-``charts/epsilon`` or ``charts/temperature`` and ``charts/entropy``, the mean entropy of the
-learning team's acting policy over alive agents), ``losses/`` and ``perf/``.
+``charts/epsilon``, ``charts/temperature`` or, for continuous actions, ``charts/noise``, and
+``charts/entropy``, the mean entropy of the learning team's acting policy over alive agents),
+``losses/`` and ``perf/``. A resumed run keeps its file's header.
 The CSV has a fixed header (:data:`COLUMNS` plus a return, kills and entropy column per team) so
 files from different algorithms line up; cells of metrics an algorithm lacks stay empty.
 """
@@ -16,7 +17,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 COLUMNS = ("episode", "env_steps", "charts/return", "charts/entropy", "charts/epsilon", "charts/temperature",
-           "charts/groups",
+           "charts/noise", "charts/groups",
            "losses/q", "losses/q_mean", "losses/policy", "losses/value", "losses/entropy",
            "losses/vae_rec", "losses/vae_pred", "losses/vae_kl", "perf/sps")
 
@@ -36,6 +37,7 @@ class RunLogger:
         if keep_rows is not None and self.path.exists():
             with self.path.open(newline="") as f:
                 rows = list(csv.reader(f))[: keep_rows + 1]
+            self.columns = rows[0] if rows else self.columns  # a resumed run keeps its file's header
             with self.path.open("w", newline="") as f:
                 csv.writer(f).writerows(rows)
         elif not self.path.exists():

@@ -83,8 +83,10 @@ def team_view(step: TeamStep, a_prev: Tensor, prev_obs: Tensor | None, device: t
 
 
 def previous_actions(action: Tensor, num_actions: int, view: TeamView) -> Tensor:
-    """The next step's ``a_prev``: one-hot ``action`` of the agents alive in ``view``, zeros for
-    the dead."""
+    """The next step's ``a_prev``: one-hot ``action`` (or, for a continuous team, the action
+    vectors ``[N, A]`` themselves) of the agents alive in ``view``, zeros for the dead."""
+    if action.is_floating_point():
+        return action * view.alive[:, None]
     return torch.nn.functional.one_hot(action, num_actions).float() * view.alive[:, None]
 
 
@@ -205,9 +207,10 @@ class PartPlayer:
 
     def act(self, team: int, view: TeamView, rec: dict[str, Tensor], explore: float | None) -> Tensor:
         """Team ``team``'s actions; a learner's acting distribution's mean entropy over its alive
-        agents goes to the logs as ``charts/entropy_{team name}``."""
+        agents goes to the logs as ``charts/entropy_{team name}`` (not for continuous actions,
+        whose deterministic policy explores by added noise)."""
         policy = self.policies[team]
-        if team not in self.learners:
+        if team not in self.learners or self.copies.teams[team].continuous:
             return policy.act(view, rec, explore)
         probs = policy.policy(view, rec, explore)
         self.logs.add({f"charts/entropy_{self.copies.teams[team].name}": mean_entropy(probs, view.alive)})

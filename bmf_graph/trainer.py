@@ -24,7 +24,7 @@ from bmf_graph.algos.random_policy import RandomPolicy
 from bmf_graph.checkpoint import (atomic_save, load_model, rng_state, save_model, seed_everything,
                                   set_rng_state)
 from bmf_graph.config import Config, from_yaml, to_yaml
-from bmf_graph.envs import make_env
+from bmf_graph.envs import TASKS, make_env
 from bmf_graph.envs.copies import EnvCopies, LocalCopies, WorkerCopies
 from bmf_graph.logging import RunLogger
 from bmf_graph.rollout import EpisodeResult, play_episodes
@@ -99,8 +99,10 @@ class Trainer:
         """``train.envs`` copies of the task (no more than episodes), here or in a worker process."""
         c = self.cfg
         num = min(c.train.envs, c.train.episodes)
-        if c.train.worker:
-            copies: EnvCopies = WorkerCopies(c.env.name, c.env.kwargs, num)
+        if hasattr(TASKS[c.env.name], "env_copies"):  # a vectorised simulator (VMAS): its envs are the copies
+            copies: EnvCopies = TASKS[c.env.name].env_copies(num, **c.env.kwargs)
+        elif c.train.worker:
+            copies = WorkerCopies(c.env.name, c.env.kwargs, num)
         else:
             copies = LocalCopies([self.env] + [make_env(c.env.name, c.env.kwargs) for _ in range(num - 1)])
         if self.device.type == "cuda":
@@ -109,7 +111,7 @@ class Trainer:
 
     def close(self) -> None:
         self.copies.close()  # local copies close self.env with the others
-        if isinstance(self.copies, WorkerCopies):
+        if not isinstance(self.copies, LocalCopies):
             self.env.close()
 
     def _new_run_dir(self) -> Path:
@@ -129,7 +131,7 @@ class Trainer:
         count = min(c.train.envs, c.train.episodes - self.episode)
         seeds = [episode_seed(c.seed, self.episode + e) for e in range(count)]
         return play_episodes(self.copies, self.policies, self.device, seeds, self.max_steps, explore, self.learners,
-                             parts=2 if c.train.worker and count >= 2 else 1)
+                             parts=2 if isinstance(self.copies, WorkerCopies) and count >= 2 else 1)
 
     def metrics(self, result: EpisodeResult, explore: float) -> dict[str, float]:
         """One episode's metrics row (without counters); the learners' logs are the round's means."""

@@ -86,10 +86,6 @@ class QActorCritic(SoftmaxActing, QLearner):
         self.actor = make_actor(spec, cfg, interaction)
         self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=cfg.lr)
 
-    def critic_parameters(self) -> list[nn.Parameter]:
-        actor = {id(p) for p in self.actor.parameters()}
-        return [p for p in super().critic_parameters() if id(p) not in actor]
-
     def target_value(self, nxt: dict[str, Tensor], explore: float) -> Tensor:
         """``sum_a pi(a | o') Q_target(o', a, context')`` per agent, ``[B, N]``; the actor as it
         acts (online context), the target network with the target copies of learned parts."""

@@ -79,6 +79,7 @@ class Interaction(nn.Module):
     def __init__(self, spec: TeamSpec, cfg: AlgoConfig, radius: float):
         super().__init__()
         self.num_actions = spec.num_actions
+        self.continuous = spec.continuous
         self.radius = radius
         self.targets: list[str] = []
 
@@ -116,6 +117,11 @@ class Interaction(nn.Module):
         b, n = adj.shape[:2]
         blocks = (view.a_prev.view(b, n, -1), adj) + (() if group is None else (group.view(b, n),))
         return layer.dense(*blocks).view(b * n, -1)
+
+    def action_vectors(self, action: Tensor) -> Tensor:
+        """Recorded actions as the vectors mean actions average: one-hot ``[..., A]`` of
+        discrete actions, continuous action vectors as they are."""
+        return action if self.continuous else nn.functional.one_hot(action, self.num_actions).float()
 
     def observe(self, view: TeamView) -> dict[str, Tensor]:
         return {"mean_action": view.obs.new_zeros(view.obs.shape[0], 0)}

@@ -91,7 +91,8 @@ class BiLevelInteraction(Interaction):
         if (self.aux_calls - 1) % self.vae_every:
             return None
         alive = rec["alive"].reshape(-1)  # the loss averages over alive agents: only their rows are computed
-        action = torch.nn.functional.one_hot(rec["action"].reshape(-1)[alive], self.num_actions).float()
+        action = rec["action"]
+        action = self.action_vectors((action.reshape(-1, action.shape[-1]) if self.continuous else action.reshape(-1))[alive])
         obs = rec["obs"].reshape(-1, rec["obs"].shape[-1])[alive]
         loss, parts = self.vae.loss(obs, action, target.reshape(-1)[alive].detach())
         return loss, {k: float(v.detach()) for k, v in parts.items()}

@@ -53,7 +53,7 @@ class QLearner(Algorithm):
 
     def __init__(self, spec: TeamSpec, cfg: AlgoConfig, radius: float, interaction: Interaction):
         super().__init__(spec, cfg, radius, interaction)
-        self.q = QNetwork(spec.obs_dim, interaction.dim, spec.num_actions, cfg.hidden)
+        self.q = self.make_critic(spec, cfg, interaction)
         self.q_target = copy.deepcopy(self.q).requires_grad_(False)
         self.buffer: StepBuffer | None = None
         self.optimizer: torch.optim.Optimizer | None = None
@@ -62,6 +62,18 @@ class QLearner(Algorithm):
         self.credit = 0.0
         """Agent transitions the learner may still sample (see ``AlgoConfig.replay_ratio``)."""
         self._block = 0  # steps // update_every at the last after_step
+
+    def make_critic(self, spec: TeamSpec, cfg: AlgoConfig, interaction: Interaction) -> nn.Module:
+        """``Q(o, ., context) -> [.., A]``, one value per discrete action."""
+        return QNetwork(spec.obs_dim, interaction.dim, spec.num_actions, cfg.hidden)
+
+    def action_schema(self) -> tuple[tuple[int, ...], torch.dtype]:
+        """Shape and dtype of a record's actions: one index per agent."""
+        return (self.spec.num_agents,), torch.long
+
+    def q_taken(self, rec: dict[str, Tensor], context: Tensor) -> Tensor:
+        """``Q(o, a, context)`` of the recorded actions, ``[B, N]``."""
+        return self.q(rec["obs"], context).gather(-1, rec["action"].unsqueeze(-1)).squeeze(-1)
 
     # ------------------------------------------------------------------ acting
     def exploration(self, explore: float) -> float:
@@ -93,7 +105,7 @@ class QLearner(Algorithm):
     # ------------------------------------------------------------------ recording
     def _setup(self) -> None:
         n = self.spec.num_agents
-        schema = {"obs": ((n, self.spec.obs_dim), torch.float32), "action": ((n,), torch.long),
+        schema = {"obs": ((n, self.spec.obs_dim), torch.float32), "action": self.action_schema(),
                   "reward": ((n,), torch.float32), "alive": ((n,), torch.bool),
                   **self.interaction.schema(n)}
         self.buffer = StepBuffer(replay_records(self.cfg.buffer_size, n), schema, self.device)
@@ -101,8 +113,9 @@ class QLearner(Algorithm):
 
     def critic_parameters(self) -> list[nn.Parameter]:
         """What the critic loss trains: the Q network and the interaction's learned parts (not
-        the target copies, not the agent VAE, which has its own optimizer)."""
-        return [p for name, p in self.named_parameters() if p.requires_grad and not name.startswith("interaction.vae")]
+        the target copies, not the agent VAE nor an actor, which have optimizers of their own)."""
+        return [p for name, p in self.named_parameters()
+                if p.requires_grad and not name.startswith(("interaction.vae", "actor"))]
 
     def _store(self, view: TeamView, rec: dict[str, Tensor], action: Tensor, first: bool) -> None:
         """One record per copy in ``view``; each copy's previous record gets its reward."""
@@ -123,7 +136,9 @@ class QLearner(Algorithm):
 
     def end_episode(self, view: TeamView, rec: dict[str, Tensor], terminated: bool, explore: float) -> dict[str, float]:
         # The final state closes the last transition; it has no action (nor transition) of its own.
-        self._store(view, rec, torch.zeros_like(view.alive, dtype=torch.long), first=False)
+        shape, dtype = self.action_schema()
+        self._store(view, rec, torch.zeros((view.alive.shape[0], *shape[1:]), dtype=dtype, device=view.alive.device),
+                    first=False)
         if terminated:
             self.buffer.set_last(view.copies, "alive", torch.zeros_like(view.alive))
         return {}
@@ -174,7 +189,7 @@ class QLearner(Algorithm):
         # An agent alive before the step and dead (or the episode terminated) after it is done.
         not_done = nxt["alive"].float()
         y = rec["reward"] + self.cfg.gamma * not_done * self.target_value(nxt, explore)
-        q = self.q(rec["obs"], self.interaction.mean_action(rec)).gather(-1, rec["action"].unsqueeze(-1)).squeeze(-1)
+        q = self.q_taken(rec, self.interaction.mean_action(rec))
         return ((q - y)[mask] ** 2).mean(), y, q
 
     def update(self, explore: float) -> dict[str, float]:

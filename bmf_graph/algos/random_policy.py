@@ -30,4 +30,9 @@ class RandomPolicy(nn.Module):
         return torch.full((n, a), 1.0 / a, device=view.alive.device)
 
     def act(self, view: TeamView, rec: dict[str, Tensor], explore: float | None) -> Tensor:
+        """Uniform actions: indices, or ``[N, A]`` vectors uniform in the Box of a continuous team."""
+        if self.spec.continuous:
+            low, high = self.spec.action_range
+            n, a = view.alive.shape[0], self.spec.num_actions
+            return torch.empty(n, a, device=view.alive.device).uniform_(low, high)
         return sample_rows(self.policy(view, rec, explore))

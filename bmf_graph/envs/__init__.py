@@ -1,14 +1,16 @@
-"""Environments: Firefighter, Battle and Adversarial Pursuit.
+"""Environments: Firefighter, Battle, Adversarial Pursuit and VMAS tasks (continuous actions).
 
 Each module offers ``parallel_env(**kwargs)`` (a PettingZoo ``ParallelEnv``) and
-``batched_env(**kwargs)`` (the array path of :mod:`bmf_graph.envs.base` that training uses).
+``batched_env(**kwargs)`` (the array path of :mod:`bmf_graph.envs.base` that training uses);
+:mod:`~bmf_graph.envs.vmas` offers no dict face and ``env_copies(num_envs, **kwargs)``, its
+vectorised envs as the episode loop's env copies.
 """
 from typing import Any, Mapping
 
-from bmf_graph.envs import battle, firefighter, pursuit
+from bmf_graph.envs import battle, firefighter, pursuit, vmas
 from bmf_graph.envs.base import BatchedEnv, TeamSpec, TeamStep
 
-TASKS = {"firefighter": firefighter, "battle": battle, "pursuit": pursuit}
+TASKS = {"firefighter": firefighter, "battle": battle, "pursuit": pursuit, "vmas": vmas}
 
 
 def make_env(env_name: str, env_kwargs: Mapping[str, Any] | None = None) -> BatchedEnv:
@@ -21,4 +23,4 @@ def make_env(env_name: str, env_kwargs: Mapping[str, Any] | None = None) -> Batc
         raise ValueError(f"env_kwargs={dict(env_kwargs or {})!r} do not fit the {env_name} task: {error}") from None
 
 
-__all__ = ["firefighter", "battle", "pursuit", "BatchedEnv", "TeamSpec", "TeamStep", "TASKS", "make_env"]
+__all__ = ["firefighter", "battle", "pursuit", "vmas", "BatchedEnv", "TeamSpec", "TeamStep", "TASKS", "make_env"]

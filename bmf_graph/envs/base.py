@@ -22,7 +22,10 @@ class TeamSpec:
         num_agents: number of slots ``N`` (agents at episode start).
         view_shape: shape of one agent's spatial view ``(H, W, C)``; ``()`` if none.
         feature_dim: length of one agent's feature vector.
-        num_actions: size of the discrete action space.
+        num_actions: size of the discrete action space, or the length ``A`` of an action
+            vector when ``action_range`` is set.
+        action_range: ``(low, high)`` of a continuous action space ``Box(low, high, (A,))``
+            (every component in the same range); ``None``: discrete actions.
     """
 
     name: str
@@ -30,6 +33,12 @@ class TeamSpec:
     view_shape: tuple[int, ...]
     feature_dim: int
     num_actions: int
+    action_range: tuple[float, float] | None = None
+
+    @property
+    def continuous(self) -> bool:
+        """Actions are vectors in ``Box(*action_range, (num_actions,))``."""
+        return self.action_range is not None
 
     @property
     def obs_dim(self) -> int:
@@ -95,7 +104,8 @@ class BatchedEnv(ABC):
         """Advance one step.
 
         Args:
-            actions: one ``[N_t]`` integer array per team (entries of dead slots are ignored).
+            actions: one ``[N_t]`` integer array per team, or ``[N_t, A]`` float action vectors
+                for a continuous team (entries of dead slots are ignored).
 
         Returns:
             ``(team_steps, terminated, truncated, info)``; ``info`` holds per-team counters

@@ -23,7 +23,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from bmf_graph.envs import make_env
+import bmf_graph.envs
 from bmf_graph.envs.base import BatchedEnv, TeamSpec, TeamStep
 
 __all__ = ["PartStep", "EnvCopies", "LocalCopies", "WorkerCopies"]
@@ -219,7 +219,7 @@ class WorkerCopies(EnvCopies):
     def __init__(self, env_name: str, env_kwargs: Mapping[str, Any] | None, num_envs: int):
         if int(num_envs) < 1:
             raise ValueError(f"WorkerCopies: num_envs={num_envs!r}; expected an integer >= 1")
-        probe = make_env(env_name, env_kwargs)  # the teams, and a clear error for a bad task
+        probe = bmf_graph.envs.make_env(env_name, env_kwargs)  # the teams, and a clear error for a bad task
         self.teams, self.max_steps, self.num_envs = probe.teams, probe.max_steps, int(num_envs)
         probe.close()
         context = mp.get_context("spawn")  # no fork of a process that may run torch threads
@@ -283,7 +283,7 @@ def _serve(conn: Any, env_name: str, env_kwargs: dict, num_envs: int, shared: li
     """The worker: :class:`LocalCopies` over shared buffers, one request at a time."""
     copies = None
     try:
-        envs = [make_env(env_name, env_kwargs) for _ in range(num_envs)]
+        envs = [bmf_graph.envs.make_env(env_name, env_kwargs) for _ in range(num_envs)]
         copies = LocalCopies(envs, _shared_buffers(shared, envs[0].teams, num_envs))
         while True:
             request = conn.recv()
