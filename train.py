@@ -9,7 +9,10 @@ Examples::
 import sys
 
 from bmf_graph.algos import NonFiniteLoss
+from bmf_graph.checkpoint import UnreadableFile
 from bmf_graph.config import ConfigError, load_config
+from bmf_graph.files import DiskFull
+from bmf_graph.runlock import RunLocked
 from bmf_graph.trainer import train
 
 
@@ -17,7 +20,8 @@ def main(argv: list[str]) -> int:
     try:
         cfg = load_config(argv)
         run_dir = train(cfg)
-    except (ConfigError, NonFiniteLoss, FileExistsError, FileNotFoundError) as error:
+    except (ConfigError, NonFiniteLoss, FileExistsError, FileNotFoundError, RunLocked, DiskFull,
+            UnreadableFile) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2 if isinstance(error, ConfigError) else 1
     print(f"run folder: {run_dir}")

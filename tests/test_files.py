@@ -1,0 +1,98 @@
+"""Safe writes: temporary file + rename, the overwrite check at rename time, a full disk, and
+the metrics log that a kill at any moment cannot empty."""
+import errno
+import os
+
+import pytest
+
+from bmf_graph import files
+from bmf_graph.files import DiskFull, atomic_write, atomic_write_text, remove_temp_files
+from bmf_graph.logging import RunLogger, read_metrics
+
+
+def test_atomic_write_replaces_and_leaves_no_temp_file(tmp_path):
+    path = tmp_path / "sub" / "a.txt"
+    atomic_write_text(path, "one")
+    atomic_write_text(path, "two")
+    assert path.read_text() == "two" and sorted(p.name for p in path.parent.iterdir()) == ["a.txt"]
+
+
+def test_overwrite_check_happens_at_rename(tmp_path):
+    """A file that appears while the new one is being written is kept."""
+    path = tmp_path / "out.json"
+
+    def write(f):
+        path.write_text("theirs")  # another process creates the file meanwhile
+        f.write(b"mine")
+
+    with pytest.raises(FileExistsError, match="out.json exists"):
+        atomic_write(path, write, overwrite=False)
+    assert path.read_text() == "theirs" and sorted(p.name for p in tmp_path.iterdir()) == ["out.json"]
+
+
+def test_disk_full_names_the_file_and_keeps_the_old_one(tmp_path, monkeypatch):
+    path = tmp_path / "config.yaml"
+    atomic_write_text(path, "old")
+
+    def full(*_):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(files.os, "fsync", full)
+    with pytest.raises(DiskFull, match=r"no space left on the device while writing .*config\.yaml"):
+        atomic_write_text(path, "new")
+    assert path.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["config.yaml"]
+
+
+def test_remove_temp_files(tmp_path):
+    (tmp_path / "checkpoints").mkdir()
+    orphan = tmp_path / "checkpoints" / ".last.pt.abc123.tmp"
+    orphan.write_bytes(b"x")
+    keep = tmp_path / "checkpoints" / "last.pt"
+    keep.write_bytes(b"y")
+    assert remove_temp_files(tmp_path) == [orphan]
+    assert keep.is_file() and not orphan.exists()
+
+
+def _log(run, rows, keep_rows=None):
+    logger = RunLogger(run, ["red"], keep_rows=keep_rows, tensorboard=False)
+    for e in rows:
+        logger.log({"episode": e, "env_steps": 10 * e, "charts/return": float(e)})
+    logger.close()
+
+
+def test_metrics_rows_are_appended_and_flushed(tmp_path):
+    logger = RunLogger(tmp_path, ["red"], tensorboard=False)
+    logger.log({"episode": 1, "env_steps": 10})
+    assert [r["episode"] for r in read_metrics(tmp_path)] == [1]  # on disk before close
+    logger.close()
+
+
+def test_metrics_truncation_killed_at_the_rename_loses_no_row(tmp_path, monkeypatch):
+    """The resume cut (to the checkpoint's episode) is a rewrite renamed over the file: a kill at
+    the rename leaves the whole old file, and the next resume cuts it right."""
+    _log(tmp_path, [1, 2, 3, 4, 5])
+    before = (tmp_path / "metrics.csv").read_bytes()
+
+    class Killed(BaseException):
+        pass
+
+    def killed(*_):
+        raise Killed
+
+    monkeypatch.setattr(files.os, "replace", killed)
+    with pytest.raises(Killed):
+        RunLogger(tmp_path, ["red"], keep_rows=3, tensorboard=False)
+    assert (tmp_path / "metrics.csv").read_bytes() == before
+    monkeypatch.undo()
+    _log(tmp_path, [4], keep_rows=3)
+    assert [r["episode"] for r in read_metrics(tmp_path)] == [1, 2, 3, 4]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.csv"]
+
+
+def test_metrics_with_lost_rows_or_header_is_refused(tmp_path):
+    _log(tmp_path, [1, 2])
+    with pytest.raises(ValueError, match="holds 2 episode rows but the checkpoint is at episode 3"):
+        RunLogger(tmp_path, ["red"], keep_rows=3, tensorboard=False)
+    (tmp_path / "metrics.csv").write_text("")
+    with pytest.raises(ValueError, match="metrics.csv does not start with the expected header"):
+        RunLogger(tmp_path, ["red"], keep_rows=1, tensorboard=False)
