@@ -210,9 +210,12 @@ class Config:
     runs_dir: str = "runs"
     """Parent folder of run folders."""
     run_name: Optional[str] = None
-    """Run folder name; default ``{conf}__{algo}__{seed}__{time}``."""
+    """Run folder name, a relative path inside ``runs_dir`` (no ``..``); default
+    ``{conf}__{algo}__{seed}__{time}``."""
     resume: Optional[str] = None
-    """Run folder to continue exactly where its last checkpoint stopped."""
+    """Run folder to continue exactly where its last checkpoint stopped, with its own
+    ``config.yaml``; only :data:`RESUME_KEYS` may be given with it (``train.episodes=N``
+    extends the run)."""
     threads: int = 0
     """torch CPU threads; 0 keeps torch's default."""
     env: EnvConfig = field(default_factory=EnvConfig)

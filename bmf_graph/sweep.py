@@ -47,7 +47,7 @@ from omegaconf import OmegaConf
 from tqdm.auto import tqdm
 
 from bmf_graph.config import Config, ConfigError
-from bmf_graph.files import atomic_write_text
+from bmf_graph.files import DiskFull, atomic_write_text
 from bmf_graph.logging import final_mean, read_metrics
 from bmf_graph.runlock import RunLocked, holder
 from bmf_graph.sweep_grid import Run, SweepOptions, expand, options_help, parse_args
@@ -312,6 +312,9 @@ def main(argv: Sequence[str]) -> int:
     except (ConfigError, RayMissing) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except DiskFull as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     if result.busy:
         print(f"{len(result.busy)} of {len(result.outcomes)} runs were in use by another process and were skipped; "
               f"run the sweep again once it ends", file=sys.stderr)

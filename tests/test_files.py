@@ -96,3 +96,43 @@ def test_metrics_with_lost_rows_or_header_is_refused(tmp_path):
     (tmp_path / "metrics.csv").write_text("")
     with pytest.raises(ValueError, match="metrics.csv does not start with the expected header"):
         RunLogger(tmp_path, ["red"], keep_rows=1, tensorboard=False)
+
+
+def test_disk_full_during_training_is_one_line_and_keeps_the_last_checkpoint(tmp_path, monkeypatch):
+    """ENOSPC at the second checkpoint: train.py prints one line naming the file, and last.pt of
+    the first checkpoint is intact (resumable)."""
+    import torch
+
+    import train as entry
+    from tiny_runs import FAST, TINY
+
+    real, calls = files.os.fsync, []
+
+    def fill_up(fd):
+        calls.append(fd)
+        if len(calls) > 4:  # config.yaml, metrics.csv, model_ep000001, last.pt; then the disk is full
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(fd)
+
+    monkeypatch.setattr(files.os, "fsync", fill_up)
+    code = entry.main(["conf=firefighter", "algo=q", f"runs_dir={tmp_path}", *TINY["firefighter"], *FAST,
+                       "train.episodes=4", "train.save_every=1"])
+    assert code == 1
+    run_dir = next(tmp_path.iterdir())
+    assert torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)["episode"] == 1
+    assert not list(run_dir.rglob(".*.tmp"))
+
+
+def test_disk_full_message_from_train_py(tmp_path, monkeypatch, capsys):
+    import train as entry
+    from tiny_runs import FAST, TINY
+
+    def full(*_):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(files.os, "fsync", full)
+    assert entry.main(["conf=firefighter", "algo=q", f"runs_dir={tmp_path}", *TINY["firefighter"], *FAST,
+                       "train.episodes=1"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert err.startswith("error: [Errno 28] no space left on the device while writing ") and "config.yaml" in err

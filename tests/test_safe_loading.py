@@ -214,3 +214,18 @@ def test_plot_and_zero_shot_refuse_outputs_and_sizes_they_cannot_honour(run_dir,
         int_list(",")
     with pytest.raises(ValueError, match=r"zero_shot: env_kwargs map_size=40 is not valid: every size sets its own"):
         zero_shot("model.pt", [128], env_kwargs={"map_size": 40})
+
+
+def test_evaluate_and_plot_refuse_cuda_without_it(run_dir, tmp_path, capsys):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    from bmf_graph import evaluate, plot
+
+    model = str(run_dir / "checkpoints" / "model_final.pt")
+    for main, args in ((evaluate.main, ["returns", model, "--device", "cuda"]),
+                       (plot.main, ["gif", model, "--device", "cuda", "--out", str(tmp_path / "a.gif")])):
+        with pytest.raises(SystemExit) as exit_:
+            main(args)
+        assert exit_.value.code == 2
+        assert "device='cuda' is not available: torch sees no CUDA device" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
