@@ -2,6 +2,7 @@
 
     python -m bmf_graph.results                      # rewrites RESULTS.md and its figures in assets/
     python -m bmf_graph.results --out /tmp/r.md      # the same text elsewhere (a check: diff it)
+    python -m bmf_graph.results --pictures           # also the Battle group strip and GIF (plays a model)
 
 What it reads (every part optional: a missing part is reported as missing, never filled in):
 
@@ -28,7 +29,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from bmf_graph.results_figures import curves_figure, head_to_head_figure
+from bmf_graph.results_figures import curves_figure, head_to_head_figure, zero_shot_figure
 from bmf_graph.results_paper import CLAIMS, TABLE1, TABLE2, TASK_TITLES
 from bmf_graph.results_stats import (REFERENCE_LABELS, Run, collect, compare, fmt, mean_std, verdict,
                                      zero_shot_rows)
@@ -132,7 +133,7 @@ def _head_to_head(path: Path, assets: str, figure_dir: Path | None) -> list[str]
     return lines
 
 
-def _zero_shot(folder: Path) -> list[str]:
+def _zero_shot(folder: Path, assets: str, figure_dir: Path | None) -> list[str]:
     lines = ["## Zero-shot scaling (Battle; the paper's Table 2 beside)", ""]
     rows = zero_shot_rows(folder)
     if not rows:
@@ -148,7 +149,42 @@ def _zero_shot(folder: Path) -> list[str]:
             lines.append(f"| {agents:,} | " + " | ".join(fmt(table[agents].get(label, [])) for label in labels)
                          + f" | {paper_cell} |")
         lines.append("")
+        if figure_dir is not None:
+            figure = zero_shot_figure(opponent, table, figure_dir)
+            lines += [f"![zero-shot against {opponent}]({_link(assets, figure)})", ""]
     return lines
+
+
+PICTURE_MODEL = ("battle", "bmf_q")
+"""Whose model the pictures show: the lowest reported seed of this task and label."""
+
+
+def _pictures(results: Path, assets: str, figure_dir: Path | None) -> list[str]:
+    """The learned group graph over a Battle episode and a replay GIF. With ``figure_dir`` they
+    are drawn by playing the committed BMF-Q model (:func:`bmf_graph.plot.group_strip`,
+    :func:`bmf_graph.plot.replay_gif`) on game seed 0, each only when its file is missing."""
+    task, label = PICTURE_MODEL
+    lines = ["## Pictures: BMF-Q's learned groups on Battle", ""]
+    models = sorted((results / task / label).glob("seed*/checkpoints/model_final.pt"),
+                    key=lambda p: int(p.parent.parent.name[4:]))
+    if not models:
+        return lines + [f"Not drawn yet (no `results/{task}/{label}/seed*/` model).", ""]
+    model = models[0]
+    strip, gif = f"results_{task}_groups.png", f"results_{task}.gif"
+    if figure_dir is not None:
+        from bmf_graph.plot import group_strip, replay_gif  # plays games: imported only to draw
+
+        figure_dir.mkdir(parents=True, exist_ok=True)
+        if not (figure_dir / strip).is_file():
+            group_strip(model, figure_dir / strip, panels=4, seed=0)
+        if not (figure_dir / gif).is_file():
+            replay_gif(model, figure_dir / gif, seed=0, max_steps=150)
+    seed = model.parent.parent.name
+    return lines + [f"The {label} model of {seed} playing both sides, game seed 0 (greedy): its groups (colours), "
+                    "intra-group edges and the inter-group attention as arrows, at four steps of the episode; "
+                    "then the first 150 steps of the game.", "",
+                    f"![{label} groups over a {task} episode]({assets.rstrip('/')}/{strip})", "",
+                    f"![{label} {task} replay]({assets.rstrip('/')}/{gif})", ""]
 
 
 def _table1(path: Path) -> list[str]:
@@ -165,10 +201,10 @@ def _table1(path: Path) -> list[str]:
 
 
 def render(results: Path | str = "results", assets: str = "assets", figures: bool = True,
-           figure_dir: Path | str | None = None) -> str:
+           figure_dir: Path | str | None = None, pictures: bool = False) -> str:
     """The whole RESULTS.md text. Figures are linked as ``{assets}/results_*.png`` and, when
-    ``figures``, drawn into ``figure_dir`` (default: ``assets``); the text does not depend on
-    where they are drawn."""
+    ``figures``, drawn into ``figure_dir`` (default: ``assets``); with ``pictures`` too, the
+    Battle pictures that play the model (:func:`_pictures`). The text depends on neither."""
     results = Path(results)
     figure_dir = None if not figures else Path(figure_dir if figure_dir is not None else assets)
     groups_by_task = collect(results)
@@ -183,7 +219,8 @@ def render(results: Path | str = "results", assets: str = "assets", figures: boo
                            if k in REFERENCE_LABELS and k not in groups})
         lines += _task_section(task, groups, assets, figure_dir)
     lines += _head_to_head(results / "battle" / "head_to_head.json", assets, figure_dir)
-    lines += _zero_shot(results / "battle" / "zero_shot")
+    lines += _zero_shot(results / "battle" / "zero_shot", assets, figure_dir)
+    lines += _pictures(results, assets, figure_dir if pictures else None)
     lines += _table1(results / "table1.json")
     return "\n".join(lines).rstrip("\n") + "\n"
 
@@ -202,10 +239,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", default="RESULTS.md", help="the Markdown file to write (default: RESULTS.md)")
     parser.add_argument("--assets", default="assets", help="folder of the figures (default: assets)")
     parser.add_argument("--no-figures", action="store_true", help="write the text only")
+    parser.add_argument("--pictures", action="store_true",
+                        help="also draw the Battle group strip and GIF that are missing (plays the BMF-Q model)")
     args = parser.parse_args(argv)
     if not Path(args.results).is_dir():
         parser.error(f"--results {args.results!r} is not a folder; expected the results/ folder of a checkout")
-    text = render(args.results, args.assets, figures=not args.no_figures)
+    text = render(args.results, args.assets, figures=not args.no_figures, pictures=args.pictures)
     write_atomic(Path(args.out), text)
     print(f"wrote {args.out}", file=sys.stderr)
     return 0

@@ -1,4 +1,5 @@
-"""The figures of RESULTS.md: learning curves per task and the head-to-head heat map.
+"""The figures of RESULTS.md: learning curves per task, the head-to-head heat map and the
+zero-shot bars.
 
 Written with fixed metadata, so the same artifacts give the same files.
 """
@@ -64,6 +65,34 @@ def head_to_head_figure(names: Sequence[str], win_rate: Sequence[Sequence[float 
     ax.set_xlabel("opponent (column)")
     ax.set_ylabel("player (row)")
     fig.colorbar(image, ax=ax, label="win rate of row")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110, metadata=METADATA)
+    plt.close(fig)
+    return path
+
+
+def zero_shot_figure(opponent: str, table: dict[int, dict[str, list[float]]], assets: Path) -> Path:
+    """Bars of the mean return (± std over seeds) per team size, one bar per label, against
+    ``opponent``; ``assets/results_zero_shot_{opponent}.png``."""
+    path = assets / f"results_zero_shot_{opponent}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sizes = sorted(table)
+    labels = sorted({label for cells in table.values() for label in cells})
+    width = 0.8 / max(1, len(labels))
+    fig, ax = plt.subplots(figsize=(1.6 + 1.3 * len(sizes), 3.8))
+    for k, label in enumerate(labels):
+        values = [table[n].get(label, []) for n in sizes]
+        mean = [float(np.mean(v)) if v else np.nan for v in values]
+        std = [float(np.std(v)) if v else 0.0 for v in values]
+        ax.bar(np.arange(len(sizes)) + (k - (len(labels) - 1) / 2) * width, mean, width, yerr=std,
+               capsize=2, label=label)
+    ax.set_xticks(range(len(sizes)), [f"{n:,}" for n in sizes])
+    ax.set_xlabel("agents per game (trained at 128)")
+    ax.set_ylabel("return of the model's team")
+    ax.set_title(f"zero-shot against {opponent}: mean ± std over seeds", fontsize=10)
+    ax.axhline(0, color="black", linewidth=0.6)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110, metadata=METADATA)
     plt.close(fig)

@@ -124,10 +124,14 @@ def final_return(run_dir: Path) -> float:
 
 
 # ---------------------------------------------------------------------- Ray
-def _train_task(cfg: Config) -> dict[str, Any]:
-    """Body of a Ray task: one training run; an exception comes back as data."""
+def _train_task(cfg: Config, cwd: Optional[str] = None) -> dict[str, Any]:
+    """Body of a Ray task: one training run in the sweep's working directory ``cwd`` (so a
+    relative ``runs_dir`` means the same folder, and is stored as given in ``config.yaml``); an
+    exception comes back as data."""
     from bmf_graph.trainer import train
 
+    if cwd is not None and os.path.isdir(cwd):
+        os.chdir(cwd)
     start = time.perf_counter()
     try:
         run_dir = train(cfg)
@@ -187,7 +191,7 @@ def execute(todo: list[tuple[Run, str, Path]], options: SweepOptions) -> list[Ou
                     run, action, folder = pending.pop(0)
                     cfg = (replace(run.cfg, resume=str(folder)) if action == "resume"
                            else replace(run.cfg, run_name=str(folder.relative_to(run.cfg.runs_dir))))
-                    in_flight[task.remote(cfg)] = (run, action, folder)
+                    in_flight[task.remote(cfg, os.getcwd())] = (run, action, folder)
                 [ref], _ = ray.wait(list(in_flight), num_returns=1)
                 run, action, folder = in_flight.pop(ref)
                 try:

@@ -168,7 +168,7 @@ def expand(axes: list[tuple[str, list[str]]], options: SweepOptions) -> list[Run
             raise ConfigError(f"grid point {' '.join(overrides)}: {error}") from None
         if cfg.device == "cuda" and options.gpus_per_run == 0:
             raise ConfigError("device=cuda needs sweep.gpus_per_run > 0 (Ray hides GPUs from tasks without one)")
-        cfg = replace(cfg, runs_dir=str(Path(cfg.runs_dir).resolve()), threads=threads,
+        cfg = replace(cfg, threads=threads,
                       train=replace(cfg.train, progress=False))
         name = run_folder(cfg, options)
         if name in names:

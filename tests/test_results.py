@@ -124,3 +124,40 @@ def test_committed_results_md_is_generated_from_committed_results(tmp_path: Path
     root = Path(__file__).resolve().parent.parent
     text = results.render(root / "results", "assets", figure_dir=tmp_path)
     assert text == (root / "RESULTS.md").read_text()
+
+
+def test_zero_shot_bars_drawn_and_linked(artifacts: Path, tmp_path: Path):
+    shots = artifacts / "battle" / "zero_shot"
+    shots.mkdir()
+    for label in ("bmf_q", "mfq"):
+        data = {"sizes": [{"agents": 288, "return": {"mean": 1.0}}, {"agents": 512, "return": {"mean": 2.0}}]}
+        (shots / f"{label}__seed10__random.json").write_text(json.dumps(data))
+    text = results.render(artifacts, "figs", figure_dir=tmp_path / "figs")
+    assert "![zero-shot against random](figs/results_zero_shot_random.png)" in text
+    assert (tmp_path / "figs" / "results_zero_shot_random.png").stat().st_size > 0
+    assert "results_zero_shot" not in results.render(artifacts, "figs", figures=False)  # no figure, no link
+
+
+def test_pictures_play_the_lowest_seed_model_once(artifacts: Path, tmp_path: Path, monkeypatch):
+    import bmf_graph.plot as plot
+
+    make_run(artifacts, "battle", "bmf_q", 11, [1.0] * 10, kills=[(1.0, 0.0)] * 10)
+    calls = []
+
+    def fake(kind):
+        def draw(model, out, **kwargs):
+            calls.append((kind, Path(model).parent.parent.name, Path(out).name, kwargs["seed"]))
+            Path(out).write_bytes(b"x")
+        return draw
+
+    monkeypatch.setattr(plot, "group_strip", fake("strip"))
+    monkeypatch.setattr(plot, "replay_gif", fake("gif"))
+    figs = tmp_path / "figs"
+    text = results.render(artifacts, "figs", figure_dir=figs)  # pictures off: nothing played
+    assert calls == [] and "![bmf_q groups over a battle episode](figs/results_battle_groups.png)" in text
+    assert results.render(artifacts, "figs", figure_dir=figs, pictures=True) == text
+    assert calls == [("strip", "seed0", "results_battle_groups.png", 0), ("gif", "seed0", "results_battle.gif", 0)]
+    results.render(artifacts, "figs", figure_dir=figs, pictures=True)
+    assert len(calls) == 2  # drawn only when missing
+    (artifacts / "battle" / "bmf_q").rename(artifacts / "battle" / "mfq2")
+    assert "Not drawn yet (no `results/battle/bmf_q/seed*/` model)." in results.render(artifacts, figures=False)

@@ -169,12 +169,16 @@ def test_results_layout_refuses_ambiguous_grids(tmp_path, args, match):
     assert not any(tmp_path.iterdir())
 
 
-def test_tiny_sweep_in_the_results_layout(local_ray, tmp_path):
-    result = run_sweep([*TINY, "algo=q", "seed=0", "train.episodes=2", f"runs_dir={tmp_path}",
+def test_tiny_sweep_in_the_results_layout(local_ray, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a relative runs_dir, as in the committed results/
+    result = run_sweep([*TINY, "algo=q", "seed=0", "train.episodes=2", "runs_dir=results/firefighter",
                         "sweep.layout=results", "sweep.max_concurrent=1"])
     assert [o.status for o in result.outcomes] == ["done"]
-    assert (tmp_path / "q" / "seed0" / "checkpoints" / "model_final.pt").is_file()
-    assert len(read_metrics(tmp_path / "q" / "seed0")) == 2
+    run = tmp_path / "results" / "firefighter" / "q" / "seed0"
+    assert (run / "checkpoints" / "model_final.pt").is_file()
+    assert len(read_metrics(run)) == 2
+    # the stored configuration names the folder as given, never this machine's absolute path
+    assert "runs_dir: results/firefighter\n" in (run / "config.yaml").read_text()
 
 
 def test_a_run_locked_by_another_process_is_skipped_and_said(tmp_path, monkeypatch, capsys):
