@@ -8,12 +8,20 @@ Examples::
 """
 import sys
 
-from bmf_graph.algos import NonFiniteLoss
-from bmf_graph.checkpoint import UnreadableFile
-from bmf_graph.config import ConfigError, load_config
-from bmf_graph.files import DiskFull
-from bmf_graph.runlock import RunLocked
-from bmf_graph.trainer import train
+from bmf_graph.runlock import RunLocked, refuse_locked_resume
+
+if __name__ == "__main__":  # a locked run folder is refused before the heavy imports below
+    try:
+        refuse_locked_resume(sys.argv[1:])
+    except RunLocked as locked:
+        print(f"error: {locked}", file=sys.stderr)
+        sys.exit(1)
+
+from bmf_graph.algos import NonFiniteLoss  # noqa: E402
+from bmf_graph.checkpoint import UnreadableFile  # noqa: E402
+from bmf_graph.config import ConfigError, load_config  # noqa: E402
+from bmf_graph.files import DiskFull  # noqa: E402
+from bmf_graph.trainer import train  # noqa: E402
 
 
 def main(argv: list[str]) -> int:

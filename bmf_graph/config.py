@@ -391,7 +391,8 @@ def load_config(overrides: Sequence[str] = (), conf_dir: Path | str = CONF_DIR) 
     if resume is not None:
         if not (Path(resume) / "config.yaml").is_file():
             raise ConfigError(f"resume={resume!r} is not a run folder (no config.yaml in it)")
-        return resume_config(_merge(Path(resume) / "config.yaml", OmegaConf.from_dotlist(dotlist)))
+        named = [{"conf": conf}] if any(item.startswith("conf=") for item in overrides) else []
+        return resume_config(_merge(Path(resume) / "config.yaml", OmegaConf.from_dotlist(dotlist), *named))
     _inside("conf", conf, "the name of a file in conf/")
     path = Path(conf_dir) / f"{conf}.yaml"
     if "/" in conf or not path.is_file():

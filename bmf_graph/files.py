@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import IO, Callable
 
 TEMP_SUFFIX = ".tmp"
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 class DiskFull(OSError):
@@ -39,6 +41,7 @@ def atomic_write(path: Path | str, write: Callable[[IO[bytes]], None], overwrite
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # the mode open() would give, not mkstemp's private 0600
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()

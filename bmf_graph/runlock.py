@@ -64,3 +64,14 @@ def holder(run_dir: Path | str) -> str | None:
     except RunLocked as locked:
         return locked.pid or "?"
     return None
+
+
+def refuse_locked_resume(argv: list[str]) -> None:
+    """Raise :class:`RunLocked` when ``argv`` holds ``resume=RUN`` and ``RUN`` is locked; cheap
+    (no torch import), so a command line is refused before the seconds its imports take."""
+    for item in argv:
+        if item.startswith("resume=") and item[len("resume="):].strip():
+            run_dir = Path(item[len("resume="):])
+            pid = holder(run_dir) if run_dir.is_dir() else None
+            if pid is not None:
+                raise RunLocked(run_dir, pid)

@@ -15,6 +15,9 @@ def test_atomic_write_replaces_and_leaves_no_temp_file(tmp_path):
     atomic_write_text(path, "one")
     atomic_write_text(path, "two")
     assert path.read_text() == "two" and sorted(p.name for p in path.parent.iterdir()) == ["a.txt"]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # readable as a plain open() would make it
 
 
 def test_overwrite_check_happens_at_rename(tmp_path):

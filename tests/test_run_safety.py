@@ -9,7 +9,7 @@ import pytest
 
 from bmf_graph.config import load_config
 from bmf_graph.logging import read_metrics
-from bmf_graph.runlock import RunLock, RunLocked, holder
+from bmf_graph.runlock import RunLock, RunLocked, holder, refuse_locked_resume
 from bmf_graph.trainer import Trainer, train
 from tiny_runs import FAST, TINY, interrupted_run
 
@@ -60,6 +60,9 @@ def test_second_process_on_a_locked_folder_is_refused(tmp_path, monkeypatch):
                                  capture_output=True, text=True, timeout=300)
         with pytest.raises(RunLocked, match=f"in use by process {os.getpid()}"):
             train(load_config([f"resume={run_dir}"]))
+        with pytest.raises(RunLocked, match=f"in use by process {os.getpid()}"):  # train.py's check before imports
+            refuse_locked_resume(["algo=q", f"resume={run_dir}"])
+    refuse_locked_resume([f"resume={run_dir}"])  # free again
     assert refused.returncode == 1
     assert refused.stderr.strip() == (f"error: run folder {run_dir} is in use by process {os.getpid()} (training, "
                                       f"resuming or a sweep); wait for it to end or stop it first")

@@ -2,8 +2,6 @@
 never runs; corrupt files fail with one line naming them; ``last.pt`` holds only filled rows."""
 import os
 import random
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +17,6 @@ from bmf_graph.trainer import Trainer, train
 from tiny_runs import FAST, TINY, interrupted_run
 
 ROOT = Path(__file__).resolve().parent.parent
-ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 
 
 def tiny(runs_dir, conf="firefighter", *extra):
@@ -41,7 +38,9 @@ def run_dir(tmp_path_factory):
     return train(tiny(tmp_path_factory.mktemp("runs"), "firefighter", "train.episodes=2"))
 
 
-def test_pickle_payload_in_a_model_file_is_refused_and_not_run(run_dir, tmp_path):
+def test_pickle_payload_in_a_model_file_is_refused_and_not_run(run_dir, tmp_path, capsys):
+    from bmf_graph import evaluate
+
     marker = tmp_path / "code_ran"
     payload = torch.load(run_dir / "checkpoints" / "model_final.pt", weights_only=True)
     payload["spec"]["extra"] = Payload(marker)
@@ -49,9 +48,9 @@ def test_pickle_payload_in_a_model_file_is_refused_and_not_run(run_dir, tmp_path
     torch.save(payload, evil)
     with pytest.raises(UnreadableFile, match=r"evil\.pt holds Python objects other than tensors .*refusing"):
         load_model(evil)
-    result = subprocess.run([sys.executable, "-m", "bmf_graph.evaluate", "returns", str(evil), "--env",
-                             "firefighter", "--episodes", "1"], cwd=ROOT, env=ENV, capture_output=True, text=True)
-    assert result.returncode == 2 and "refusing to load it" in result.stderr.splitlines()[-1]
+    with pytest.raises(SystemExit) as exit_:
+        evaluate.main(["returns", str(evil), "--env", "firefighter", "--episodes", "1"])
+    assert exit_.value.code == 2 and "refusing to load it" in capsys.readouterr().err.splitlines()[-1]
     with pytest.raises(ConfigError, match=r"opponent.checkpoint=.*evil.pt.*refusing to load it"):
         train(tiny(tmp_path / "runs", "battle", "opponent.policy=checkpoint", f"opponent.checkpoint={evil}"))
     assert not marker.exists() and not (tmp_path / "runs").exists()
@@ -90,16 +89,17 @@ def test_corrupt_files_fail_with_one_line_naming_them(run_dir, tmp_path, damage)
     assert "\n" not in message
 
 
-def test_corrupt_last_pt_and_edited_config_fail_cleanly_on_resume(run_dir):
+def test_corrupt_last_pt_and_edited_config_fail_cleanly_on_resume(run_dir, capsys):
+    import train as entry
+
     config = run_dir / "config.yaml"
     last = run_dir / "checkpoints" / "last.pt"
     saved_config, saved_last = config.read_text(), last.read_bytes()
     try:
         last.write_bytes(saved_last[:1000])
-        result = subprocess.run([sys.executable, "train.py", f"resume={run_dir}"], cwd=ROOT, env=ENV,
-                                capture_output=True, text=True, timeout=300)
-        assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1
-        assert "last.pt is not a readable checkpoint (truncated or corrupt" in result.stderr
+        assert entry.main([f"resume={run_dir}"]) == 1
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "last.pt is not a readable checkpoint (truncated or corrupt" in err
         last.write_bytes(saved_last)
         config.write_text(saved_config.replace("episodes: 2", "episodes: two"))
         with pytest.raises(ConfigError, match=r"train.episodes='two' is not valid.*config.yaml"):

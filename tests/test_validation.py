@@ -1,9 +1,5 @@
 """Every bad value stops the run before its folder exists, in one line naming the key, the value
 and what was expected; paths stay under runs_dir; resume takes only what keeps it one run."""
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -11,9 +7,6 @@ from bmf_graph.config import ConfigError, load_config
 from bmf_graph.logging import read_metrics
 from bmf_graph.trainer import train
 from tiny_runs import FAST, TINY, interrupted_run
-
-ROOT = Path(__file__).resolve().parent.parent
-ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 
 
 def start(runs_dir, *args, conf="firefighter"):
@@ -71,11 +64,15 @@ def test_task_limits_fail_before_anything_is_built(tmp_path, args, match):
     assert not runs.exists()
 
 
-def test_device_cuda_without_cuda_is_one_line(tmp_path):
-    pytest.importorskip("torch").cuda.is_available() and pytest.skip("this machine has CUDA")
-    result = subprocess.run([sys.executable, "train.py", "device=cuda", f"runs_dir={tmp_path}"], cwd=ROOT, env=ENV,
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 2 and result.stderr.strip() == (
+def test_device_cuda_without_cuda_is_one_line(tmp_path, capsys):
+    import torch
+
+    import train as entry
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    assert entry.main(["device=cuda", f"runs_dir={tmp_path}"]) == 2
+    assert capsys.readouterr().err.strip() == (
         "error: device='cuda' is not available: torch sees no CUDA device on this machine; expected auto or cpu")
     assert not any(tmp_path.iterdir())
 
@@ -92,6 +89,8 @@ def test_resume_extends_with_more_episodes_and_refuses_other_changes(tmp_path, m
     with pytest.raises(ConfigError, match=r"keeps the run's own settings; algo.lr=0.5 differs from its config.yaml "
                                           r"\(0.001\); only train.episodes, train.progress, threads may change"):
         load_config([f"resume={run_dir}", "algo.lr=0.5"])
+    with pytest.raises(ConfigError, match=r"conf='battle' differs from its config.yaml \('firefighter'\)"):
+        load_config([f"resume={run_dir}", "conf=battle"])
     with pytest.raises(ConfigError, match=r"train.episodes=1 is below the 2 episodes .* has done"):
         train(load_config([f"resume={run_dir}", "train.episodes=1"]))
     assert [r["episode"] for r in read_metrics(train(load_config([f"resume={run_dir}", "train.episodes=5"])))] == \
