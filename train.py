@@ -1,10 +1,6 @@
-"""Train a team: ``python train.py conf=firefighter [key=value ...]``.
+"""Train a team from a checkout: ``python train.py conf=firefighter [key=value ...]``.
 
-Examples::
-
-    python train.py conf=firefighter
-    python train.py conf=battle algo=mfq seed=3 device=cuda train.episodes=200 algo.num_groups=6
-    python train.py resume=runs/firefighter__bmf_q__0__20260101-120000
+The same command as ``bmf-train`` (:mod:`bmf_graph.cli.train`); ``--help`` lists every setting.
 """
 import sys
 
@@ -17,24 +13,7 @@ if __name__ == "__main__":  # a locked run folder is refused before the heavy im
         print(f"error: {locked}", file=sys.stderr)
         sys.exit(1)
 
-from bmf_graph.algos import NonFiniteLoss  # noqa: E402
-from bmf_graph.checkpoint import UnreadableFile  # noqa: E402
-from bmf_graph.config import ConfigError, load_config  # noqa: E402
-from bmf_graph.files import DiskFull  # noqa: E402
-from bmf_graph.trainer import train  # noqa: E402
-
-
-def main(argv: list[str]) -> int:
-    try:
-        cfg = load_config(argv)
-        run_dir = train(cfg)
-    except (ConfigError, NonFiniteLoss, FileExistsError, FileNotFoundError, RunLocked, DiskFull,
-            UnreadableFile) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2 if isinstance(error, ConfigError) else 1
-    print(f"run folder: {run_dir}")
-    return 0
-
+from bmf_graph.cli.train import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

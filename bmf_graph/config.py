@@ -1,7 +1,8 @@
-"""Structured configuration: one dataclass per component, ``conf/*.yaml`` only overrides.
+"""Structured configuration: one dataclass per component, the task files only override.
 
 ``load_config(argv)`` builds the run configuration from, in order, these dataclass defaults,
-``conf/{conf}.yaml`` and ``key=value`` command-line overrides. OmegaConf rejects unknown keys
+the task file ``conf=NAME`` (``bmf_graph/conf/NAME.yaml``, shipped with the package, or a path
+to a YAML file of your own) and ``key=value`` command-line overrides. OmegaConf rejects unknown keys
 and wrong types; :func:`validate` rejects invalid values, naming the key and the valid choices.
 
     python train.py conf=battle algo=mfq seed=3 device=cuda train.episodes=200 algo.num_groups=6
@@ -28,7 +29,8 @@ TARGETS = ("double_q", "expectation")
 EXPLORATIONS = ("epsilon", "boltzmann")
 OPPONENT_POLICIES = ("self_play", "random", "checkpoint")
 DEVICES = ("auto", "cpu", "cuda")
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+CONF_DIR = Path(__file__).resolve().parent / "conf"
+"""The shipped task files (package data): ``conf=firefighter`` reads ``CONF_DIR / "firefighter.yaml"``."""
 
 
 class ConfigError(ValueError):
@@ -202,7 +204,8 @@ class Config:
     """A whole run."""
 
     conf: str = "firefighter"
-    """Name of the ``conf/*.yaml`` file the run started from."""
+    """The task file the run started from: a shipped one by name (``firefighter``, ``battle``,
+    ``pursuit``: ``bmf_graph/conf/NAME.yaml``) or a path to a YAML file (the run keeps its stem)."""
     seed: int = 0
     """Seeds ``random``, numpy, torch and every episode's ``reset(seed=)``."""
     device: str = "auto"
@@ -321,9 +324,8 @@ def validate(cfg: Config) -> Config:
     if not cfg.runs_dir.strip():
         raise ConfigError("runs_dir='' is not valid; expected a folder")
     _inside("run_name", cfg.run_name, "a folder name inside runs_dir (no '..', not absolute)")
-    _inside("conf", cfg.conf, "the name of a file in conf/")
-    if "/" in cfg.conf or "\\" in cfg.conf:
-        raise ConfigError(f"conf={cfg.conf!r} is not valid; expected the name of a file in conf/ (no folders)")
+    if not cfg.conf.strip() or "/" in cfg.conf or "\\" in cfg.conf or cfg.conf.startswith("."):
+        raise ConfigError(f"conf={cfg.conf!r} is not valid; expected a task file's name (no folders)")
     if cfg.opponent.policy == "checkpoint" and not cfg.opponent.checkpoint:
         raise ConfigError("opponent.policy=checkpoint needs opponent.checkpoint=PATH to a model file")
     if cfg.opponent.checkpoint and not Path(cfg.opponent.checkpoint).is_file():
@@ -364,6 +366,29 @@ def _expand(overrides: Sequence[str]) -> tuple[str, list[str]]:
     return conf, dotlist
 
 
+def conf_path(conf: str, conf_dir: Path | str = CONF_DIR) -> Path:
+    """The task file of ``conf=``: ``conf_dir/{conf}.yaml`` for a name, the file itself for a
+    path ending in ``.yaml`` / ``.yml``."""
+    if conf.endswith((".yaml", ".yml")):
+        path = Path(conf)
+        if not path.is_file():
+            raise ConfigError(f"conf={conf!r} is not a file; expected a YAML file or one of {', '.join(conf_names(conf_dir))}")
+        return path
+    if not conf.strip() or "/" in conf or "\\" in conf or conf.startswith("."):
+        raise ConfigError(f"conf={conf!r} is not valid; expected the name of a shipped task file "
+                          f"({', '.join(conf_names(conf_dir))}) or a path to a YAML file")
+    path = Path(conf_dir) / f"{conf}.yaml"
+    if not path.is_file():
+        raise ConfigError(f"conf={conf!r} has no file {path.name}; expected one of {', '.join(conf_names(conf_dir))} "
+                          f"or a path to a YAML file")
+    return path
+
+
+def conf_names(conf_dir: Path | str = CONF_DIR) -> list[str]:
+    """Names of the task files in ``conf_dir`` (the shipped ones by default)."""
+    return sorted(p.stem for p in Path(conf_dir).glob("*.yaml"))
+
+
 def _merge(path: Path, *layers: Any) -> Config:
     """The schema <- ``path`` <- ``layers``; a wrong type or unknown key becomes a
     :class:`ConfigError` naming the key and the value."""
@@ -382,23 +407,18 @@ def _merge(path: Path, *layers: Any) -> Config:
 
 
 def load_config(overrides: Sequence[str] = (), conf_dir: Path | str = CONF_DIR) -> Config:
-    """Defaults <- ``conf/{conf}.yaml`` <- ``key=value`` overrides, validated.
-
-    With ``resume=RUN`` the base is the run's own ``config.yaml`` and only :data:`RESUME_KEYS`
+    """Defaults <- the task file of ``conf=`` (:func:`conf_path`) <- ``key=value`` overrides,
+    validated. With ``resume=RUN`` the base is the run's own ``config.yaml`` and only :data:`RESUME_KEYS`
     may be given (``train.episodes=N`` extends the run)."""
     conf, dotlist = _expand(overrides)
     resume = next((item.split("=", 1)[1] for item in dotlist if item.startswith("resume=")), None)
     if resume is not None:
         if not (Path(resume) / "config.yaml").is_file():
             raise ConfigError(f"resume={resume!r} is not a run folder (no config.yaml in it)")
-        named = [{"conf": conf}] if any(item.startswith("conf=") for item in overrides) else []
+        named = [{"conf": Path(conf).stem}] if any(item.startswith("conf=") for item in overrides) else []
         return resume_config(_merge(Path(resume) / "config.yaml", OmegaConf.from_dotlist(dotlist), *named))
-    _inside("conf", conf, "the name of a file in conf/")
-    path = Path(conf_dir) / f"{conf}.yaml"
-    if "/" in conf or not path.is_file():
-        available = sorted(p.stem for p in Path(conf_dir).glob("*.yaml"))
-        raise ConfigError(f"conf={conf!r} has no file {path.name} in conf/; expected one of {', '.join(available)}")
-    return validate(_merge(path, OmegaConf.from_dotlist(dotlist), {"conf": conf}))
+    path = conf_path(conf, conf_dir)
+    return validate(_merge(path, OmegaConf.from_dotlist(dotlist), {"conf": path.stem}))
 
 
 def resume_config(cfg: Config) -> Config:

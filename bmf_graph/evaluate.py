@@ -1,12 +1,13 @@
 """Evaluate trained models: returns over episodes, Battle head-to-head, zero-shot scaling and
 side bias.
 
-Play is greedy (``deterministic=True``, ``explore=None``) or sampled (``explore=1.0``: each
-policy at the end of its exploration schedule); every episode ``e`` is seeded (``random``,
+Play is greedy by default (``deterministic=True``, ``explore=None``: every agent takes its
+highest-scoring action) or sampled (``--sampled``, ``explore=1.0``: each policy acts as at the
+end of its exploration schedule, as training's last episodes do); every episode ``e`` is seeded (``random``,
 numpy, torch and the env) with a seed derived from ``seed``. Standard deviations are over
 episodes (``ddof=0``).
 
-    python -m bmf_graph.evaluate returns RUN/checkpoints/model_final.pt --episodes 20
+    python -m bmf_graph.evaluate returns RUN --episodes 20      # RUN/checkpoints/model_final.pt
     python -m bmf_graph.evaluate head-to-head A.pt B.pt C.pt --random --games 20 --env-kwargs map_size=40
     python -m bmf_graph.evaluate zero-shot RUN/checkpoints/model_final.pt --sizes 128,288,512,2048 --games 4
     python -m bmf_graph.evaluate sides RUN/checkpoints/model_final.pt --games 20
@@ -16,7 +17,8 @@ In Battle, which team spawns on the left is drawn by the env from each episode's
 model trained before the minimap (or with fixed sides) is played with
 ``--env-kwargs minimap_mode=false random_sides=false``.
 
-Each command prints JSON to stdout (head-to-head also a table to stderr); ``--out FILE.json``
+A model is a model file or a run folder (its ``checkpoints/model_final.pt``); torch uses the
+run's ``threads`` setting unless ``--threads`` is given. Each command prints JSON to stdout (head-to-head also a table to stderr); ``--out FILE.json``
 also writes it, refusing to replace a file unless ``--overwrite``.
 """
 from __future__ import annotations
@@ -37,7 +39,8 @@ from bmf_graph.envs import battle, make_env
 from bmf_graph.envs.base import BatchedEnv
 from bmf_graph.envs.copies import WorkerCopies
 from bmf_graph.files import atomic_write_text
-from bmf_graph.players import RANDOM, Source, checkpoint_config, describe, setup_play, team_policies
+from bmf_graph.players import (RANDOM, Source, checkpoint_config, describe, is_file_source, model_file,
+                               set_threads, setup_play, team_policies)
 from bmf_graph.rollout import EpisodeResult, play_episode, play_episodes
 from bmf_graph.winrate import GameResult, schedule, tally, wilson_interval
 
@@ -248,7 +251,7 @@ def zero_shot(checkpoint: Source, sizes: Sequence[int] = ZERO_SHOT_SIZES, games:
     base.update(env_kwargs or {})
     for key in ("map_size", "agents_per_team"):  # the run's own sizes: replaced by each size's
         base.pop(key, None)
-    trained = load_model(checkpoint).spec.num_agents * 2 if isinstance(checkpoint, (str, Path)) else None
+    trained = load_model(model_file(checkpoint)).spec.num_agents * 2 if is_file_source(checkpoint) else None
     me = learned_team(checkpoint)
     rows = []
     for size in sizes:
@@ -356,42 +359,62 @@ def int_list(text: str) -> list[int]:
     return values
 
 
+GREEDY_NOTE = ("Play is greedy (every agent takes its best action) unless --sampled; the learning curve comes "
+               "from exploring play, so greedy returns can differ from it.")
+
+
+class DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` with each option's default, where it has one worth showing."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default in (None, False, [], argparse.SUPPRESS):
+            return action.help or ""
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m bmf_graph.evaluate", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="bmf-evaluate", description=__doc__.split("\n")[0],
+                                     epilog=GREEDY_NOTE, formatter_class=DefaultsFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--env-kwargs", nargs="*", default=[], metavar="KEY=VALUE",
                         help="task arguments, over those of the checkpoint's run")
-    common.add_argument("--seed", type=int, default=0)
-    common.add_argument("--sampled", action="store_true", help="sample actions (explore=1.0) instead of greedy")
-    common.add_argument("--device", default="cpu")
-    common.add_argument("--threads", type=int, default=0, help="torch CPU threads; 0 keeps torch's default")
+    common.add_argument("--seed", type=int, default=0, help="episode e (game g) is seeded with seed + e")
+    common.add_argument("--sampled", action="store_true",
+                        help="sample actions (explore=1.0, as at the end of training) instead of greedy play")
+    common.add_argument("--device", default="cpu", help="torch device of the policies")
+    common.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (0: torch's default); default: the model's run's threads setting")
     common.add_argument("--out", help="also write the JSON here")
     common.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
 
-    p = sub.add_parser("returns", parents=[common], help="mean ± std return over episodes")
-    p.add_argument("checkpoint")
+    p = sub.add_parser("returns", parents=[common], help="mean ± std return over episodes", epilog=GREEDY_NOTE,
+                       formatter_class=DefaultsFormatter)
+    p.add_argument("checkpoint", help="model file (.pt) or run folder (its checkpoints/model_final.pt)")
     p.add_argument("--env", choices=("firefighter", "battle", "pursuit"), help="default: the run's env")
-    p.add_argument("--episodes", type=int, default=10)
+    p.add_argument("--episodes", type=int, default=10, help="episodes to average over")
     p.add_argument("--team", type=int, default=0, help="index of the evaluated team")
     p.add_argument("--opponent", default=RANDOM, help="other teams: random, self or a model file")
     p.add_argument("--copies", type=int, default=1, help="episodes played at once in env copies")
     p.add_argument("--worker", action="store_true",
                    help="step the copies in a worker process, in two halves (with --threads 1 on two cores)")
 
-    p = sub.add_parser("head-to-head", parents=[common], help="Battle win-rate matrix")
-    p.add_argument("checkpoints", nargs="+", help="model files ('random' allowed)")
+    p = sub.add_parser("head-to-head", parents=[common], help="Battle win-rate matrix", epilog=GREEDY_NOTE,
+                       formatter_class=DefaultsFormatter)
+    p.add_argument("checkpoints", nargs="+", help="model files or run folders ('random' allowed)")
     p.add_argument("--games", type=int, default=10, help="games per pair (each seed twice, teams swapped)")
     p.add_argument("--random", action="store_true", help="add a random player")
 
-    p = sub.add_parser("zero-shot", parents=[common], help="Battle at other team sizes")
-    p.add_argument("checkpoint")
+    p = sub.add_parser("zero-shot", parents=[common], help="Battle at other team sizes", epilog=GREEDY_NOTE,
+                       formatter_class=DefaultsFormatter)
+    p.add_argument("checkpoint", help="model file (.pt) or run folder")
     p.add_argument("--sizes", type=int_list, default=list(ZERO_SHOT_SIZES), help="total agents, e.g. 128,288,512")
-    p.add_argument("--games", type=int, default=4)
+    p.add_argument("--games", type=int, default=4, help="games per size")
     p.add_argument("--opponent", default=RANDOM, help="random, self or a model file")
 
-    p = sub.add_parser("sides", parents=[common], help="Battle side bias: kills on the left vs on the right")
-    p.add_argument("checkpoint")
+    p = sub.add_parser("sides", parents=[common], help="Battle side bias: kills on the left vs on the right",
+                       epilog=GREEDY_NOTE, formatter_class=DefaultsFormatter)
+    p.add_argument("checkpoint", help="model file (.pt) or run folder")
     p.add_argument("--games", type=int, default=20, help="games per side (the same seeds on both sides)")
     p.add_argument("--team", type=int, help="the model's team, 0 or 1 (default: the team it learned as)")
     p.add_argument("--opponent", default=RANDOM, help="random, self or a model file")
@@ -402,9 +425,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
     try:
+        set_threads(args.threads, args.checkpoints[0] if args.command == "head-to-head" else args.checkpoint)
         out = check_out(args.out, args.overwrite)
         kwargs = parse_kwargs(args.env_kwargs)
         common = dict(seed=args.seed, deterministic=not args.sampled, device=resolve_device(args.device))

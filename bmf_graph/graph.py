@@ -22,7 +22,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from bmf_graph.checks import check_index
+from bmf_graph.checks import check_index, checking, checking_values
 
 _BACKENDS = ("auto", "torch", "cluster")
 _backend = "auto"
@@ -89,13 +89,13 @@ def _check_inputs(pos: Tensor, r: float, batch: Optional[Tensor],
     r = float(r)
     if not math.isfinite(r) or r < 0:
         raise ValueError(f"{owner}: r must be a finite number >= 0, got {r}")
-    if pos.dtype.is_floating_point:
+    if pos.dtype.is_floating_point and checking_values(pos):
         finite = torch.isfinite(pos).all(1)
         if not bool((finite if alive is None else finite | ~alive).all()):
             raise ValueError(f"{owner}: pos must be finite, got NaN or inf entries")
     if batch is not None:
         check_index(batch, "batch", owner, pos.size(0))
-        if batch.numel() > 0 and int(batch.min()) < 0:
+        if batch.numel() > 0 and checking_values(batch) and int(batch.min()) < 0:
             raise ValueError(f"{owner}: batch entries must be >= 0, got {int(batch.min())}")
     if max_num_neighbors is not None and max_num_neighbors < 0:
         raise ValueError(f"{owner}: max_num_neighbors must be None or >= 0, "
@@ -290,8 +290,29 @@ def radius_graph(pos: Tensor, r: float, batch: Optional[Tensor] = None, loop: bo
         pos ``(|V|, D)``, batch ``(|V|)`` → edge_index ``(2, |E|)`` long, row 0 = source ``j``,
         row 1 = target ``i``, sorted by (target, source).
     """
+    if torch._C._functorch.maybe_current_level() is not None:
+        raise ValueError("radius_graph: the number of edges depends on the positions, so it cannot "
+                         "run under vmap; use radius_adjacency(pos [..., n, D], r) instead")
     r = _check_inputs(pos, r, batch, max_num_neighbors)
     return _edges(pos, r, batch, loop, max_num_neighbors)
+
+
+def radius_adjacency(pos: Tensor, r: float, loop: bool = False) -> Tensor:
+    r""":func:`radius_graph` of ``B`` independent graphs of ``n`` agents as a dense adjacency:
+    ``pos`` :math:`(*, n, D)` gives ``adj`` :math:`(*, n, n)` bool with ``adj[..., i, j]`` iff
+    :math:`\lVert p_i - p_j \rVert < r` (``j -> i``; the diagonal is ``loop``). No shape
+    depends on the positions, so it runs under ``torch.compile`` and ``torch.vmap`` (e.g. in a
+    TorchRL critic); the edges equal those of :func:`radius_graph` on the flattened batch."""
+    if checking() and (not isinstance(pos, Tensor) or pos.dim() < 2):
+        shape = tuple(pos.shape) if isinstance(pos, Tensor) else type(pos)
+        raise ValueError(f"radius_adjacency: pos must have shape [*, n, D], got {shape}")
+    if checking():
+        r = _check_inputs(pos.reshape(-1, pos.size(-1)), r, None, None, None, "radius_adjacency")
+    if not pos.dtype.is_floating_point:
+        pos = pos.to(torch.get_default_dtype())
+    batch_shape, (n, dim) = pos.shape[:-2], pos.shape[-2:]
+    adj = _adjacency(pos.reshape(-1, n, dim), r, loop, None)
+    return adj.view(*batch_shape, n, n)
 
 
 def _edges(pos: Tensor, r: float, batch: Optional[Tensor], loop: bool,

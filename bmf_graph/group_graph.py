@@ -74,6 +74,8 @@ class Drawn:
     """One per drawn pair ``(n -> m)``; ``arrow_weights`` holds their ``w_mn``."""
     arrow_weights: list[float] = field(default_factory=list)
     others: PathCollection | None = None
+    houses: PathCollection | None = None
+    """Firefighter: the houses, coloured by fire level (a colour bar reads them)."""
 
 
 def bmf_interaction(model: Any) -> BiLevelInteraction:
@@ -152,8 +154,8 @@ def draw_snapshot(ax: plt.Axes, snap: GroupSnapshot, min_weight: float = 0.0, ti
     drawn, colors = Drawn(), group_colors(len(snap.count))
     if snap.houses is not None:
         pos, level, top = snap.houses
-        ax.scatter(pos[:, 0], pos[:, 1], s=40, marker="s", c=level, cmap="YlOrRd", vmin=0, vmax=top,
-                   edgecolors="0.6", linewidths=0.5, zorder=1)
+        drawn.houses = ax.scatter(pos[:, 0], pos[:, 1], s=40, marker="s", c=level, cmap="YlOrRd", vmin=0, vmax=top,
+                                  edgecolors="0.6", linewidths=0.5, zorder=1)
     if len(snap.others):
         drawn.others = ax.scatter(snap.others[:, 0], snap.others[:, 1], s=10, c="0.7", zorder=2, label="other team")
     if snap.edges.shape[1]:
@@ -193,5 +195,6 @@ def draw_snapshot(ax: plt.Axes, snap: GroupSnapshot, min_weight: float = 0.0, ti
     ax.set_xticks([])
     ax.set_yticks([])
     if title:
-        ax.set_title(f"t = {snap.step}: {snap.num_groups} groups, {len(snap.pos)} agents", fontsize=9)
+        groups = f"{snap.num_groups} group" + ("s" if snap.num_groups != 1 else "")
+        ax.set_title(f"t = {snap.step}: {groups}, {len(snap.pos)} agents", fontsize=9)
     return drawn

@@ -41,14 +41,51 @@ def read_run_config(path: Path | str) -> Config:
     return from_yaml(path, check=False)
 
 
+def is_file_source(source: Source) -> bool:
+    """Whether ``source`` names a file or folder (not ``"random"``, ``"self"`` or a policy)."""
+    return isinstance(source, (str, Path)) and str(source) not in (RANDOM, SELF)
+
+
+def model_file(source: Path | str) -> Path:
+    """The model file ``source`` names: itself, or ``RUN/checkpoints/model_final.pt`` for a run
+    folder ``RUN``. Raises ``FileNotFoundError`` naming what is missing."""
+    path = Path(source)
+    if path.is_dir():
+        final = path / "checkpoints" / "model_final.pt"
+        if final.is_file():
+            return final
+        saved = sorted(p.name for p in (path / "checkpoints").glob("model_*.pt"))
+        raise FileNotFoundError(f"{path} is a folder without checkpoints/model_final.pt; expected a model file (.pt) "
+                                f"or a finished run folder" + (f" (its model files: {', '.join(saved)})" if saved else ""))
+    if not path.is_file():
+        raise FileNotFoundError(f"model {str(path)!r} does not exist; expected a model file (.pt) or a run folder")
+    return path
+
+
 def checkpoint_config(checkpoint: Source) -> Config | None:
-    """The config of the run a model file belongs to (``RUN/checkpoints/*.pt`` ->
+    """The config of the run a model file belongs to (``RUN/checkpoints/*.pt`` or ``RUN`` ->
     ``RUN/config.yaml``); ``None`` for other sources or files outside a run folder."""
-    if not isinstance(checkpoint, (str, Path)) or str(checkpoint) in (RANDOM, SELF):
+    if not is_file_source(checkpoint):
         return None
-    path = Path(checkpoint)
+    path = model_file(checkpoint)
     config = path.parent.parent / "config.yaml"
     return read_run_config(config) if path.parent.name == "checkpoints" and config.is_file() else None
+
+
+def run_threads(checkpoint: Source) -> int:
+    """The ``threads`` setting of the run ``checkpoint`` comes from (0: torch's default, also for
+    sources outside a run folder); evaluation and plots use it unless told otherwise."""
+    cfg = checkpoint_config(checkpoint)
+    return cfg.threads if cfg is not None else 0
+
+
+def set_threads(requested: int | None, checkpoint: Source) -> int:
+    """Set torch's CPU threads to ``requested``, or to the run's own ``threads`` when it is
+    ``None``; 0 leaves torch's default. Returns the number applied (0: unchanged)."""
+    threads = run_threads(checkpoint) if requested is None else requested
+    if threads > 0:
+        torch.set_num_threads(threads)
+    return threads
 
 
 def resolve_env(checkpoint: Source, env_name: str | None, env_kwargs: Mapping[str, Any] | None) -> tuple[str, dict]:
@@ -57,8 +94,8 @@ def resolve_env(checkpoint: Source, env_name: str | None, env_kwargs: Mapping[st
     cfg = checkpoint_config(checkpoint)
     if env_name is None:
         if cfg is None:
-            raise ValueError(f"env_name=None but {describe(checkpoint)!r} is not inside a run folder "
-                             f"with a config.yaml; pass env_name, one of {', '.join(ENVIRONMENTS)}")
+            raise ValueError(f"{describe(checkpoint)!r} is not inside a run folder with a config.yaml, so its task "
+                             f"is unknown; name it (--env, env_name=), one of {', '.join(ENVIRONMENTS)}")
         env_name = cfg.env.name
     kwargs = dict(cfg.env.kwargs) if cfg is not None and cfg.env.name == env_name else {}
     kwargs.update(env_kwargs or {})
@@ -76,7 +113,7 @@ def load_policy(source: Source, team: TeamSpec, device: torch.device | str = "cp
     if isinstance(source, str) and source == RANDOM:
         return RandomPolicy(team)
     if isinstance(source, (str, Path)):
-        policy = load_model(source, device, num_agents=team.num_agents)
+        policy = load_model(model_file(source), device, num_agents=team.num_agents)
     elif all(hasattr(source, m) for m in ("begin_episode", "observe", "act")):
         policy = source
     else:

@@ -1,11 +1,14 @@
 """Figures from runs and checkpoints: learning curves, the learned group graph, replay GIFs.
 
     python -m bmf_graph.plot curves runs/ --out assets/ --smooth 5
-    python -m bmf_graph.plot groups RUN/checkpoints/model_final.pt --step 20 --out assets/
-    python -m bmf_graph.plot strip RUN/checkpoints/model_final.pt --steps 0,10,20,30 --out assets/
-    python -m bmf_graph.plot gif RUN/checkpoints/model_final.pt --opponent random --out assets/
+    python -m bmf_graph.plot groups RUN --step -1 --out plots/     # the episode's last step
+    python -m bmf_graph.plot strip RUN/checkpoints/model_final.pt --steps 0,10,20,30 --out plots/
+    python -m bmf_graph.plot gif RUN --opponent random --out plots/
 
-``--out`` is a file (``.png`` / ``.gif``) or a folder (a default file name is used); an existing
+A model is a model file or a run folder (its ``checkpoints/model_final.pt``); play is greedy
+unless ``--sampled`` and uses the run's ``threads`` unless ``--threads``. Negative steps count
+from the end of the episode (``-1``: its last step). Runs of several tasks get one panel per
+task. ``--out`` is a file (``.png`` / ``.gif``) or a folder (a default file name is used); an existing
 file is kept unless ``--overwrite``. Every function returns what it drew, for tests and reuse.
 """
 from __future__ import annotations
@@ -28,15 +31,23 @@ import torch  # noqa: E402
 from bmf_graph.checkpoint import seed_everything  # noqa: E402
 from bmf_graph.config import Config, resolve_device  # noqa: E402
 from bmf_graph.envs.gif import save_episode_gif  # noqa: E402
-from bmf_graph.evaluate import int_list, parse_kwargs  # noqa: E402
+from bmf_graph.evaluate import GREEDY_NOTE, DefaultsFormatter, int_list, parse_kwargs  # noqa: E402
 from bmf_graph.files import atomic_write  # noqa: E402
 from bmf_graph.group_graph import GroupSnapshot, capture_groups, draw_snapshot  # noqa: E402
 from bmf_graph.logging import read_metrics  # noqa: E402
-from bmf_graph.players import Driver, read_run_config, setup_play  # noqa: E402
+from bmf_graph.players import Driver, read_run_config, set_threads, setup_play  # noqa: E402
 
 __all__ = ["Curve", "CurvePlot", "GroupFigure", "learning_curves", "run_labels", "smooth_series", "group_graph",
            "group_strip", "replay_gif", "output_path", "main"]
 X_AXES = ("episode", "env_steps")
+ALGO_NAMES = {"q": "Q", "mfq": "MFQ", "ac": "AC", "mfac": "MFAC", "gat_mf": "GAT-MF", "bmf_q": "BMF-Q",
+              "bmf_ac": "BMF-AC"}
+"""How figures name the algorithms (the paper's names)."""
+METRIC_NAMES = {"charts/return": "episode return of the learning team", "charts/entropy": "policy entropy (nats)",
+                "charts/epsilon": "exploration epsilon", "charts/temperature": "Boltzmann temperature",
+                "charts/groups": "non-empty groups", "perf/sps": "env steps per second"}
+"""Axis labels of the usual ``metrics.csv`` columns (others are shown by their column name)."""
+TASK_NAMES = {"firefighter": "Firefighter", "battle": "Battle", "pursuit": "Adversarial Pursuit"}
 
 
 def output_path(out: Path | str, default_name: str, suffix: str, overwrite: bool) -> Path:
@@ -56,11 +67,11 @@ def output_path(out: Path | str, default_name: str, suffix: str, overwrite: bool
     return path
 
 
-def save_figure(fig: Any, path: Path, overwrite: bool) -> None:
+def save_figure(fig: Any, path: Path, overwrite: bool, **savefig: Any) -> None:
     """Write ``fig`` as PNG through a temporary file; without ``overwrite`` a file that appeared
     at ``path`` in the meantime is kept. Closes the figure."""
     try:
-        atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=120), overwrite)
+        atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=120, **savefig), overwrite)
     finally:
         plt.close(fig)
 
@@ -166,7 +177,8 @@ def aggregate(series: Sequence[tuple[np.ndarray, np.ndarray]], x: str) -> tuple[
 def learning_curves(run_dirs: Sequence[Path | str], out: Path | str, metric: str = "charts/return",
                     smooth: int = 1, x: str = "episode", title: str | None = None,
                     overwrite: bool = False) -> CurvePlot:
-    """One line per algorithm (mean over seeds) with a ±std band, from run folders.
+    """One line per algorithm (mean over seeds) with a ±std band, from run folders; one panel
+    per task (``conf``) when the runs come from several.
 
     Args:
         run_dirs: run folders, or folders of run folders.
@@ -179,26 +191,38 @@ def learning_curves(run_dirs: Sequence[Path | str], out: Path | str, metric: str
         raise ValueError(f"learning_curves: x={x!r}; expected one of {', '.join(X_AXES)}")
     path = output_path(out, "learning_curves.png", ".png", overwrite)
     runs = find_runs(run_dirs)
-    groups: dict[str, list[Path]] = {}
+    tasks: dict[str, dict[str, list[Path]]] = {}  # conf -> label -> runs
     for run, label in zip(runs, run_labels(runs)):
-        groups.setdefault(label, []).append(run)
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+        conf = read_run_config(run / "config.yaml").conf
+        tasks.setdefault(conf, {}).setdefault(label, []).append(run)
+    fig, axes = plt.subplots(1, len(tasks), figsize=(6.4 * len(tasks), 4.2), squeeze=False)
     result = CurvePlot(path, figure=fig)
-    for label in sorted(groups):
-        series = [_series(r, metric, x) for r in groups[label]]
-        series = [(xs, smooth_series(ys, smooth)) for xs, ys in series]
-        grid, mean, std = aggregate(series, x)
-        line, = ax.plot(grid, mean, label=f"{label} (n={len(series)})", linewidth=1.5)
-        ax.fill_between(grid, mean - std, mean + std, color=line.get_color(), alpha=0.2, linewidth=0)
-        result.curves[label] = Curve(grid, mean, std, [str(r) for r in groups[label]])
-    ax.set_xlabel("episode" if x == "episode" else "environment steps")
-    ax.set_ylabel(metric)
-    ax.set_title(title or f"{metric} (mean ± std over seeds)", fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    for ax, conf in zip(axes[0], sorted(tasks)):
+        for label in sorted(tasks[conf]):
+            series = [_series(r, metric, x) for r in tasks[conf][label]]
+            series = [(xs, smooth_series(ys, smooth)) for xs, ys in series]
+            grid, mean, std = aggregate(series, x)
+            line, = ax.plot(grid, mean, label=f"{display_label(label)} (n={len(series)})", linewidth=1.5)
+            ax.fill_between(grid, mean - std, mean + std, color=line.get_color(), alpha=0.2, linewidth=0)
+            result.curves[label] = Curve(grid, mean, std, [str(r) for r in tasks[conf][label]])
+        ax.set_xlabel("episode" if x == "episode" else "environment steps")
+        ax.set_ylabel(METRIC_NAMES.get(metric, metric))
+        task = TASK_NAMES.get(conf, conf)
+        ax.set_title(title or f"{task}: mean ± std over seeds" + (f", smoothed over {smooth}" if smooth > 1 else ""),
+                     fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
     fig.tight_layout()
     save_figure(fig, path, overwrite)
     return result
+
+
+def display_label(label: str) -> str:
+    """A run label as figures show it: the paper's algorithm name, without a ``conf:`` prefix
+    (each task has its own panel): ``"battle: bmf_q k=2"`` -> ``"BMF-Q k=2"``."""
+    label = label.split(": ", 1)[-1]
+    algo, _, rest = label.partition(" ")
+    return " ".join(filter(None, [ALGO_NAMES.get(algo, algo), rest]))
 
 
 # ------------------------------------------------------------------------ group graph
@@ -230,7 +254,12 @@ def _draw_panels(snaps: list[GroupSnapshot], out: Path, min_weight: float, title
     fig.set_size_inches(4.2 * n, 4.2 * ratio + 1.0)
     fig.suptitle(textwrap.fill(title, 50 * n), fontsize=9)
     fig.tight_layout()
-    save_figure(fig, out, overwrite)
+    houses = next((d.houses for d in drawn if d.houses is not None), None)
+    if houses is not None:  # Firefighter: one fire-level scale for every panel; levels above it look alike
+        above = any(s.houses is not None and (s.houses[1] > s.houses[2]).any() for s in snaps)
+        fig.colorbar(houses, ax=list(axes[0]), label="fire level", fraction=0.04, pad=0.02,
+                     extend="max" if above else "neither")
+    save_figure(fig, out, overwrite, bbox_inches="tight")  # keeps the colour bar's labels inside
     return drawn, fig
 
 
@@ -243,7 +272,8 @@ def group_strip(checkpoint: Any, out: Path | str, steps: Sequence[int] | None = 
     Args:
         checkpoint: a BMF model file (env defaults to its run's) or model object.
         out: PNG file or folder (``group_strip.png``).
-        steps: steps to draw; ``None``: ``panels`` steps evenly spaced over the episode.
+        steps: steps to draw, negative ones from the end (``-1``: the last step); ``None``:
+            ``panels`` steps evenly spaced over the episode.
         team: the team whose groups are drawn; others play ``opponent`` (``None``: the model
             itself where the spaces match, else ``"random"``) and are drawn grey.
         min_weight: draw the arrow ``n -> m`` only when ``w_mn > min_weight``.
@@ -251,15 +281,23 @@ def group_strip(checkpoint: Any, out: Path | str, steps: Sequence[int] | None = 
     if steps is None and panels < 1:
         raise ValueError(f"group_strip: panels={panels!r}; expected >= 1")
     path = output_path(out, "group_strip.png", ".png", overwrite)
+    from_end = steps is not None and any(s < 0 for s in steps)
     env, _, _, policies = setup_play(checkpoint, env_name, env_kwargs, team, opponent, device)
     try:
-        snaps = capture_groups(policies[team], env, policies, steps, seed, team, deterministic, device)
+        snaps = capture_groups(policies[team], env, policies, None if from_end else steps, seed, team,
+                               deterministic, device)
     finally:
         env.close()
     if steps is None:
         pick = np.unique(np.linspace(0, len(snaps) - 1, min(panels, len(snaps))).round().astype(int))
         snaps = [snaps[i] for i in pick]
+    elif from_end:
+        if any(not -len(snaps) <= s < len(snaps) for s in steps):
+            raise ValueError(f"group_strip: steps={list(steps)!r} but the episode (seed {seed}) has {len(snaps)} "
+                             f"steps; choose steps in -{len(snaps)}..{len(snaps) - 1}")
+        snaps = [snaps[i] for i in sorted({s % len(snaps) for s in steps})]
     name = getattr(getattr(policies[team], "cfg", None), "name", "model")
+    name = ALGO_NAMES.get(name, name)
     drawn, fig = _draw_panels(snaps, path, min_weight, f"{name}: groups (colours), intra-group edges, inter-group "
                               f"attention as arrows n -> m (width ~ w_mn); seed {seed}", overwrite)
     return GroupFigure(path, snaps, drawn, fig)
@@ -292,38 +330,42 @@ def replay_gif(checkpoint: Any, out: Path | str, opponent: Any = None, env_name:
 
 # ------------------------------------------------------------------------ CLI
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m bmf_graph.plot", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="bmf-plot", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--out", required=True, help="output file or folder")
-    common.add_argument("--overwrite", action="store_true")
+    common.add_argument("--out", required=True, help="output file or folder (a default file name inside)")
+    common.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     play = argparse.ArgumentParser(add_help=False, parents=[common])
-    play.add_argument("checkpoint")
-    play.add_argument("--env", choices=("firefighter", "battle", "pursuit"), help="default: the run's env")
-    play.add_argument("--env-kwargs", nargs="*", default=[], metavar="KEY=VALUE")
-    play.add_argument("--seed", type=int, default=0)
-    play.add_argument("--team", type=int, default=0)
+    play.add_argument("checkpoint", help="BMF model file (.pt) or run folder (its checkpoints/model_final.pt)")
+    play.add_argument("--env", choices=("firefighter", "battle", "pursuit"), help="task (default: the run's)")
+    play.add_argument("--env-kwargs", nargs="*", default=[], metavar="KEY=VALUE",
+                      help="task arguments, over those of the model's run")
+    play.add_argument("--seed", type=int, default=0, help="seed of the episode")
+    play.add_argument("--team", type=int, default=0, help="index of the team whose groups are drawn")
     play.add_argument("--opponent", help="random, self or a model file (default: self where possible)")
-    play.add_argument("--sampled", action="store_true", help="sample actions instead of greedy")
-    play.add_argument("--device", default="cpu")
-    play.add_argument("--threads", type=int, default=0, help="torch CPU threads; 0 keeps torch's default")
+    play.add_argument("--sampled", action="store_true", help="sample actions instead of greedy play")
+    play.add_argument("--device", default="cpu", help="torch device of the policies")
+    play.add_argument("--threads", type=int, default=None,
+                      help="torch CPU threads (0: torch's default); default: the model's run's threads setting")
+    formats = dict(formatter_class=DefaultsFormatter, epilog=GREEDY_NOTE)
 
-    p = sub.add_parser("curves", parents=[common], help="learning curves, mean ± std over seeds")
+    p = sub.add_parser("curves", parents=[common], help="learning curves, mean ± std over seeds",
+                       formatter_class=DefaultsFormatter)
     p.add_argument("runs", nargs="+", help="run folders or folders of runs")
-    p.add_argument("--metric", default="charts/return")
-    p.add_argument("--smooth", type=int, default=1)
-    p.add_argument("--x", choices=X_AXES, default="episode")
-    p.add_argument("--title")
-    p = sub.add_parser("groups", parents=[play], help="the learned group graph at one step")
-    p.add_argument("--step", type=int, default=0)
-    p.add_argument("--min-weight", type=float, default=0.0)
-    p = sub.add_parser("strip", parents=[play], help="group graph snapshots over an episode")
-    p.add_argument("--steps", type=int_list, help="e.g. 0,10,20 (default: --panels evenly spaced)")
-    p.add_argument("--panels", type=int, default=4)
-    p.add_argument("--min-weight", type=float, default=0.0)
-    p = sub.add_parser("gif", parents=[play], help="replay GIF of one episode")
-    p.add_argument("--max-steps", type=int)
-    p.add_argument("--fps", type=float, default=10)
+    p.add_argument("--metric", default="charts/return", help="a metrics.csv column")
+    p.add_argument("--smooth", type=int, default=1, help="trailing moving-average window, in episodes")
+    p.add_argument("--x", choices=X_AXES, default="episode", help="x axis")
+    p.add_argument("--title", help="panel title (default: the task and what is averaged)")
+    p = sub.add_parser("groups", parents=[play], help="the learned group graph at one step", **formats)
+    p.add_argument("--step", type=int, default=0, help="env step to draw; negative counts from the episode's end")
+    p.add_argument("--min-weight", type=float, default=0.0, help="draw the arrow n -> m only when w_mn exceeds it")
+    p = sub.add_parser("strip", parents=[play], help="group graph snapshots over an episode", **formats)
+    p.add_argument("--steps", type=int_list, help="e.g. 0,10,-1 (default: --panels evenly spaced)")
+    p.add_argument("--panels", type=int, default=4, help="panels when --steps is not given")
+    p.add_argument("--min-weight", type=float, default=0.0, help="draw the arrow n -> m only when w_mn exceeds it")
+    p = sub.add_parser("gif", parents=[play], help="replay GIF of one episode (with a step counter)", **formats)
+    p.add_argument("--max-steps", type=int, help="stop after this many steps (default: the episode's end)")
+    p.add_argument("--fps", type=float, default=10, help="frames per second")
     return parser
 
 
@@ -334,8 +376,7 @@ def main(argv: Sequence[str] | None = None) -> Any:
         if args.command == "curves":
             result = learning_curves(args.runs, args.out, args.metric, args.smooth, args.x, args.title, args.overwrite)
         else:
-            if args.threads > 0:
-                torch.set_num_threads(args.threads)
+            set_threads(args.threads, args.checkpoint)
             common = dict(env_name=args.env, env_kwargs=parse_kwargs(args.env_kwargs), seed=args.seed, team=args.team,
                           opponent=args.opponent, deterministic=not args.sampled, device=resolve_device(args.device),
                           overwrite=args.overwrite)

@@ -49,6 +49,7 @@ from tqdm.auto import tqdm
 from bmf_graph.config import Config, ConfigError
 from bmf_graph.files import DiskFull, atomic_write_text
 from bmf_graph.logging import final_mean, read_metrics
+from bmf_graph.cli.settings import settings_help
 from bmf_graph.runlock import RunLocked, holder
 from bmf_graph.sweep_grid import Run, SweepOptions, expand, options_help, parse_args
 
@@ -309,7 +310,7 @@ def run_sweep(argv: Sequence[str]) -> SweepResult:
 
 def main(argv: Sequence[str]) -> int:
     if not argv or argv[0] in ("-h", "--help"):
-        print(__doc__ + "\n" + options_help())
+        print(f"{__doc__}\n{options_help()}\n\nRun settings (any may be an axis, key=a,b,c):\n\n{settings_help()}")
         return 0 if argv else 2
     try:
         result = run_sweep(argv)

@@ -2,6 +2,7 @@
 scaling on tiny checkpoints trained by the real entry point."""
 import json
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -230,8 +231,39 @@ def test_evaluate_returns_errors_name_the_problem(ckpt):
         evaluate.evaluate_returns(ckpt[("battle", "bmf_q")], "firefighter", {"num_firefighters": 12}, episodes=1)
     with pytest.raises(ValueError, match="episodes=0"):
         evaluate.evaluate_returns(ckpt[("firefighter", "bmf_q")], episodes=0)
-    with pytest.raises(ValueError, match="env_name=None"):
+    with pytest.raises(ValueError, match="not inside a run folder with a config.yaml, so its task is unknown; "
+                                         "name it .*one of firefighter, battle, pursuit"):
         evaluate.evaluate_returns(RandomPolicy(TeamSpec("firefighter", 12, (), 4, 2)), episodes=1)
+
+
+def test_a_run_folder_stands_for_its_final_model_and_missing_models_are_named(ckpt, tmp_path, capsys):
+    run = ckpt[("firefighter", "bmf_q")].parent.parent
+    by_file = evaluate.evaluate_returns(ckpt[("firefighter", "bmf_q")], episodes=2)
+    by_run = evaluate.evaluate_returns(run, episodes=2)
+    assert by_run["returns"] == by_file["returns"] and by_run["env_kwargs"] == by_file["env_kwargs"]
+    for args, message in [(["returns", str(tmp_path / "none.pt")], "model '.*none.pt' does not exist; expected a "
+                                                                    "model file \\(.pt\\) or a run folder"),
+                          (["returns", str(tmp_path)], "is a folder without checkpoints/model_final.pt"),
+                          (["zero-shot", str(tmp_path / "x.pt")], "x.pt' does not exist")]:
+        with pytest.raises(SystemExit) as exit_info:
+            evaluate.main(args)
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and re.search(message, err) and "env_name" not in err
+
+
+def test_evaluation_uses_the_runs_threads_unless_told(ckpt, monkeypatch, tmp_path):
+    """Tiny runs set threads=1; --threads wins; 0 (and a model outside a run) leaves torch alone."""
+    calls = []
+    monkeypatch.setattr(torch, "set_num_threads", calls.append)
+    evaluate.main(["returns", str(ckpt[("firefighter", "bmf_q")]), "--episodes", "1"])
+    evaluate.main(["returns", str(ckpt[("firefighter", "bmf_q")]), "--episodes", "1", "--threads", "3"])
+    evaluate.main(["returns", str(ckpt[("firefighter", "bmf_q")]), "--episodes", "1", "--threads", "0"])
+    assert calls == [1, 3]
+    loose = tmp_path / "loose.pt"
+    loose.write_bytes(ckpt[("firefighter", "bmf_q")].read_bytes())
+    evaluate.main(["returns", str(loose), "--env", "firefighter", "--env-kwargs", "num_firefighters=12",
+                   "max_steps=3", "--episodes", "1"])
+    assert calls == [1, 3] and players.run_threads(loose) == 0
 
 
 # ----------------------------------------------------------------------- zero-shot

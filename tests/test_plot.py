@@ -37,11 +37,11 @@ def model(run_dir):
     return run_dir / "checkpoints" / "model_final.pt"
 
 
-def fake_run(root, name, algo, returns, grouping="vae", k=4, steps=None, seed=0, lr=1e-3):
+def fake_run(root, name, algo, returns, grouping="vae", k=4, steps=None, seed=0, lr=1e-3, conf="firefighter"):
     """A run folder with a config.yaml and a metrics.csv of known returns."""
     run = root / name
     run.mkdir(parents=True)
-    cfg = Config(conf="firefighter", seed=seed, env=EnvConfig(name="firefighter"),
+    cfg = Config(conf=conf, seed=seed, env=EnvConfig(name=conf),
                  algo=AlgoConfig(name=algo, grouping=grouping, num_groups=k, lr=lr))
     (run / "config.yaml").write_text(to_yaml(cfg))
     with (run / "metrics.csv").open("w", newline="") as f:
@@ -71,8 +71,9 @@ def test_learning_curves_mean_and_std_over_seeds_per_algorithm(tmp_path):
     ax = result.figure.axes[0]
     assert len(ax.lines) == 3 and len(ax.collections) == 3   # one line and one ±std band per algorithm
     drawn = {line.get_label(): line.get_ydata() for line in ax.lines}
-    np.testing.assert_allclose(drawn["mfq (n=2)"], [2, 3, 4])
-    np.testing.assert_allclose(drawn["bmf_q (vae) (n=1)"], [0, 0, 6])
+    np.testing.assert_allclose(drawn["MFQ (n=2)"], [2, 3, 4])          # the paper's names in the legend
+    np.testing.assert_allclose(drawn["BMF-Q (vae) (n=1)"], [0, 0, 6])
+    assert ax.get_ylabel() == "episode return of the learning team" and ax.get_title().startswith("Firefighter")
     with Image.open(result.path) as img:
         assert img.size[0] > 300 and img.size[1] > 200
     with pytest.raises(FileExistsError, match="learning_curves.png.*overwrite"):
@@ -108,6 +109,22 @@ def test_learning_curves_from_trained_runs(runs, tmp_path):
     assert result.path.stat().st_size > 0
 
 
+def test_learning_curves_one_panel_per_task(tmp_path):
+    """Runs of two tasks: a panel each (their returns have other scales), curves keyed as
+    run_labels gives them, each panel holding only its task's lines."""
+    fake_run(tmp_path, "ff", "mfq", [-100, -90])
+    fake_run(tmp_path, "b0", "bmf_q", [1, 2], conf="battle")
+    fake_run(tmp_path, "b1", "bmf_q", [3, 4], conf="battle", seed=1)
+    result = plot.learning_curves([tmp_path], tmp_path / "c.png")
+    assert sorted(result.curves) == ["battle: bmf_q", "firefighter: mfq"]
+    battle, ff = result.figure.axes
+    assert battle.get_title().startswith("Battle") and ff.get_title().startswith("Firefighter")
+    assert [line.get_label() for line in battle.lines] == ["BMF-Q (n=2)"]
+    np.testing.assert_allclose(battle.lines[0].get_ydata(), [2, 3])
+    assert [line.get_label() for line in ff.lines] == ["MFQ (n=1)"]
+    assert plot.display_label("battle: gat_mf k=2") == "GAT-MF k=2"
+
+
 # ----------------------------------------------------------------------- group graph
 def test_group_graph_firefighter_draws_groups_edges_and_attention(runs, tmp_path):
     result = plot.group_graph(model(runs[("firefighter", "bmf_q", 0)]), tmp_path, step=4)
@@ -134,6 +151,19 @@ def test_group_graph_firefighter_draws_groups_edges_and_attention(runs, tmp_path
     for m in np.flatnonzero(nonempty):
         np.testing.assert_allclose(snap.group_pos[m], snap.pos[snap.group == m].mean(0), atol=1e-5)
     assert snap.houses is not None and len(snap.houses[0]) == 12
+    np.testing.assert_array_equal(drawn.houses.get_array(), snap.houses[1])  # houses coloured by level
+    bar = result.figure.axes[-1]                                             # the fire-level colour bar
+    assert len(result.figure.axes) == 2 and bar.get_ylabel() == "fire level"
+    assert bar.get_ylim() == (0, snap.houses[2])
+
+
+def test_group_strip_negative_steps_count_from_the_episode_end(runs, tmp_path):
+    result = plot.group_strip(model(runs[("firefighter", "bmf_q", 1)]), tmp_path / "s.png", steps=[1, -1],
+                              env_kwargs={"max_steps": 6})
+    assert [s.step for s in result.snapshots] == [1, 5]
+    with pytest.raises(ValueError, match="has 6 steps; choose steps in -6..5"):
+        plot.group_strip(model(runs[("firefighter", "bmf_q", 1)]), tmp_path / "t.png", steps=[-7],
+                         env_kwargs={"max_steps": 6})
 
 
 def test_group_strip_battle_draws_learner_groups_and_grey_opponents(runs, tmp_path):
@@ -178,7 +208,7 @@ def test_replay_gif_battle(runs, tmp_path):
 def test_cli_curves_and_groups(runs, tmp_path, capsys):
     out = tmp_path / "assets"
     plot.main(["curves", str(runs[("firefighter", "bmf_q", 0)].parent), "--out", str(out), "--smooth", "2"])
-    plot.main(["groups", str(model(runs[("firefighter", "bmf_q", 0)])), "--step", "1", "--out", str(out)])
+    plot.main(["groups", str(runs[("firefighter", "bmf_q", 0)]), "--step", "-1", "--out", str(out)])  # a run folder
     printed = capsys.readouterr().out.split()
     assert printed == [str(out / "learning_curves.png"), str(out / "group_graph.png")]
     assert all(Path(p).stat().st_size > 0 for p in printed)

@@ -41,7 +41,7 @@ def test_every_algorithm_trains_on_every_task(tmp_path, conf, algo):
     if algo in Q_FAMILY and cfg.algo.exploration == "epsilon":
         assert [r["charts/epsilon"] for r in rows] == pytest.approx([1.0, 0.1])
         assert entropies[0] == pytest.approx(math.log(num_actions), rel=1e-6)
-    elif algo in Q_FAMILY:  # conf/firefighter.yaml: Boltzmann
+    elif algo in Q_FAMILY:  # bmf_graph/conf/firefighter.yaml: Boltzmann
         a = cfg.algo
         assert [r["charts/temperature"] for r in rows] == pytest.approx([a.temperature_start, a.temperature_end])
     else:
@@ -165,7 +165,7 @@ def test_train_py_command_line(tmp_path):
                              *TINY["firefighter"], *FAST, "train.episodes=1"],
                             cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
-    run_dir = Path(result.stdout.strip().split("run folder: ")[-1])
-    assert len(read_metrics(run_dir)) == 1
+    run_dir = Path(result.stdout.split("run folder:")[-1].split("\n")[0].strip())
+    assert len(read_metrics(run_dir)) == 1 and f"bmf-train resume={run_dir}" in result.stdout
     bad = subprocess.run([sys.executable, "train.py", "algo=sarsa"], cwd=ROOT, capture_output=True, text=True)
     assert bad.returncode == 2 and "algo.name='sarsa' is not valid" in bad.stderr

@@ -32,8 +32,8 @@ BAD = [
     (["algo.batch_steps=100000"], r"algo.batch_steps=100000 exceeds the 64 team records that algo.buffer_size=768 "
                                   r"holds at 12 agents"),
     (["env.learn_teams=[1]"], r"env.learn_teams=\[1\] is not valid; expected indices in 0..0"),
-    (["conf=/abs/conf/battle"], r"conf='/abs/conf/battle' is not valid; expected the name of a file in conf/"),
-    (["conf=../x"], r"conf='../x' is not valid; expected the name of a file in conf/"),
+    (["conf=/abs/conf/battle"], r"conf='/abs/conf/battle' is not valid; expected the name of a shipped task file"),
+    (["conf=../x"], r"conf='../x' is not valid; expected the name of a shipped task file"),
     (["run_name=../x"], r"run_name='../x' is not valid; expected a folder name inside runs_dir"),
     (["run_name=/tmp/x"], r"run_name='/tmp/x' is not valid; expected a folder name inside runs_dir"),
     (["run_name=a/../../x"], r"run_name='a/../../x' is not valid"),
@@ -80,6 +80,18 @@ def test_device_cuda_without_cuda_is_one_line(tmp_path, capsys):
 def test_nested_run_name_stays_under_runs_dir(tmp_path):
     run_dir = start(tmp_path / "runs", "run_name=group/seed0", "train.episodes=1")
     assert run_dir == tmp_path / "runs" / "group" / "seed0" and len(read_metrics(run_dir)) == 1
+
+
+def test_a_task_file_given_by_path_names_its_run_by_its_stem(tmp_path):
+    """conf=/abs/path/task.yaml (a task file of one's own) writes its run under runs_dir, never
+    beside the file."""
+    task = tmp_path / "elsewhere" / "my_task.yaml"
+    task.parent.mkdir()
+    task.write_text("env:\n  name: firefighter\n")
+    run_dir = train(load_config([f"conf={task}", "algo=q", f"runs_dir={tmp_path / 'runs'}", *TINY["firefighter"],
+                                 *FAST, "train.episodes=1"]))
+    assert run_dir.parent == tmp_path / "runs" and run_dir.name.startswith("my_task__q__0__")
+    assert sorted(p.name for p in task.parent.iterdir()) == ["my_task.yaml"]
 
 
 def test_resume_extends_with_more_episodes_and_refuses_other_changes(tmp_path, monkeypatch):

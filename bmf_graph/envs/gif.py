@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from bmf_graph.envs.base import BatchedEnv, TeamStep
 from bmf_graph.files import atomic_write
@@ -17,7 +17,7 @@ Policy = Callable[[list[TeamStep]], Sequence[np.ndarray]]
 
 def save_episode_gif(env: BatchedEnv, path: str | Path, policy: Policy | None = None,
                      seed: int | None = None, max_steps: int | None = None, fps: float = 10,
-                     overwrite: bool = False) -> Path:
+                     overwrite: bool = False, step_counter: bool = True) -> Path:
     """Play one episode and save its frames (``env.render()``) as an animated GIF.
 
     The first frame is the state after ``reset``, then one frame per step, until the
@@ -33,6 +33,8 @@ def save_episode_gif(env: BatchedEnv, path: str | Path, policy: Policy | None = 
         max_steps: stop after this many steps (``None``: play to the end of the episode).
         fps: frames per second (> 0).
         overwrite: replace an existing file instead of raising ``FileExistsError``.
+        step_counter: put a band above each frame reading ``t = k / T`` (``k`` steps played,
+            ``T`` the step limit).
 
     Returns:
         The path written.
@@ -54,15 +56,16 @@ def save_episode_gif(env: BatchedEnv, path: str | Path, policy: Policy | None = 
             return [rng.integers(0, t.num_actions, size=t.num_agents) for t in env.teams]
 
     team_steps = env.reset(seed=seed)
-    frames = [_frame(env)]
     limit = env.max_steps if max_steps is None else max_steps
-    for _ in range(limit):
+    label = (lambda t: f"t = {t} / {limit}") if step_counter else None
+    frames = [_frame(env, label and label(0))]
+    for t in range(1, limit + 1):
         actions = list(policy(team_steps))
         if len(actions) != len(env.teams):
             raise ValueError(f"save_episode_gif: policy returned {len(actions)} action arrays, "
                              f"expected {len(env.teams)} (one per team)")
         team_steps, terminated, truncated, _ = env.step(actions)
-        frames.append(_frame(env))
+        frames.append(_frame(env, label and label(t)))
         if terminated or truncated:
             break
 
@@ -71,9 +74,18 @@ def save_episode_gif(env: BatchedEnv, path: str | Path, policy: Policy | None = 
                                                        duration=max(10, round(1000 / fps)), loop=0), overwrite)
 
 
-def _frame(env: BatchedEnv) -> np.ndarray:
+COUNTER_HEIGHT = 14
+"""Pixel rows of the step-counter band above each frame."""
+
+
+def _frame(env: BatchedEnv, text: str | None = None) -> np.ndarray:
+    """``env.render()``, checked, under a white band holding ``text`` (none when ``None``)."""
     frame = np.asarray(env.render())
     if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
         raise ValueError(f"save_episode_gif: env.render() must return [H, W, 3] uint8, "
                          f"got shape {frame.shape} dtype {frame.dtype}")
-    return frame
+    if text is None:
+        return frame
+    band = Image.new("RGB", (frame.shape[1], COUNTER_HEIGHT), (255, 255, 255))
+    ImageDraw.Draw(band).text((3, 1), text, fill=(0, 0, 0))
+    return np.concatenate([np.asarray(band), frame])

@@ -1,13 +1,15 @@
 """GAT-MF: attention-weighted neighbour mean of the previous actions (Hao et al., 2023)."""
 import math
+from typing import Optional
 
 import torch
 from torch import Tensor
 from torch.nn import Parameter
+from torch.nn.parameter import UninitializedParameter
 from torch_geometric.nn import MessagePassing
 from torch_geometric.utils import scatter
 
-from bmf_graph.checks import check_edge_index, check_node_tensor
+from bmf_graph.checks import as_actions, check_edge_index, check_node_tensor
 
 
 class GATMeanField(MessagePassing):
@@ -26,13 +28,16 @@ class GATMeanField(MessagePassing):
     sums to :math:`S / (S + \epsilon)`, within :math:`\epsilon / S` of 1.
 
     Args:
-        in_channels (int): size of each embedding ``h_i``.
+        in_channels (int): size of each embedding ``h_i``; ``-1`` infers it at the first call
+            (lazy, as PyG's layers; a state dict loads into a lazy layer too).
         hidden_channels (int): size of the query and key projections.
         dense (bool): compute the full :math:`N \times N` score matrix masked by the adjacency,
             :math:`O(N^2)` as the GAT-MF reference does, instead of scores on the edges only.
             Both give the same result (up to float rounding) for an ``edge_index`` without
             duplicate edges. (default: ``False``)
         eps (float): :math:`\epsilon`. (default: ``1e-3``, the reference's)
+        num_actions (int, optional): with it, integer action indices ``[N]`` are accepted and
+            one-hot encoded; integer one-hot rows are always accepted. (default: ``None``)
 
     Shapes:
         - **input:** embeddings :math:`(|\mathcal{V}|, F_{in})`, actions
@@ -41,25 +46,51 @@ class GATMeanField(MessagePassing):
     """
 
     def __init__(self, in_channels: int, hidden_channels: int, dense: bool = False,
-                 eps: float = 1e-3):
+                 eps: float = 1e-3, num_actions: Optional[int] = None):
         super().__init__(aggr="add", node_dim=0)
+        for arg, value in (("in_channels", in_channels), ("hidden_channels", hidden_channels)):
+            if not isinstance(value, int) or value < 1 and not (arg == "in_channels" and value == -1):
+                lazy = " (or -1, lazy)" if arg == "in_channels" else ""
+                raise ValueError(f"GATMeanField: {arg}={value!r} is not valid; expected an "
+                                 f"integer >= 1{lazy}")
         self.in_channels = in_channels
         self.hidden_channels = hidden_channels
         self.dense = dense
         self.eps = eps
-        self.query = Parameter(torch.empty(in_channels, hidden_channels))
-        self.key = Parameter(torch.empty(in_channels, hidden_channels))
+        self.num_actions = num_actions
+        if in_channels == -1:
+            self.query, self.key = UninitializedParameter(), UninitializedParameter()
+            self._register_load_state_dict_pre_hook(self._materialize_from_state)
+        else:
+            self.query = Parameter(torch.empty(in_channels, hidden_channels))
+            self.key = Parameter(torch.empty(in_channels, hidden_channels))
         self.reset_parameters()
 
     def reset_parameters(self):
-        r"""Uniform in :math:`[-1/\sqrt{F_{in}}, 1/\sqrt{F_{in}}]`, as the reference."""
+        r"""Uniform in :math:`[-1/\sqrt{F_{in}}, 1/\sqrt{F_{in}}]`, as the reference (a lazy
+        layer draws them at its first call)."""
         super().reset_parameters()
-        bound = 1 / math.sqrt(self.in_channels)
+        if isinstance(self.query, UninitializedParameter):
+            return
+        bound = 1 / math.sqrt(self.query.size(0))
         for weight in (self.query, self.key):
             torch.nn.init.uniform_(weight, -bound, bound)
 
+    def _materialize(self, in_channels: int, device: torch.device, dtype: torch.dtype) -> None:
+        for weight in (self.query, self.key):
+            weight.materialize((in_channels, self.hidden_channels), device=device, dtype=dtype)
+        self.reset_parameters()
+
+    def _materialize_from_state(self, state_dict, prefix, *args) -> None:
+        stored = state_dict.get(prefix + "query")
+        if isinstance(self.query, UninitializedParameter) and isinstance(stored, Tensor):
+            self._materialize(stored.size(0), stored.device, stored.dtype)
+
     def forward(self, h: Tensor, x: Tensor, edge_index: Tensor) -> Tensor:
-        check_node_tensor(h, "h", "GATMeanField", channels=self.in_channels)
+        if isinstance(self.query, UninitializedParameter):
+            self._materialize(h.size(-1), h.device, h.dtype)
+        x = as_actions(x, self.num_actions, "GATMeanField", dtype=h.dtype)
+        check_node_tensor(h, "h", "GATMeanField", channels=self.query.size(0))
         check_node_tensor(x, "x", "GATMeanField", num_nodes=h.size(0))
         check_edge_index(edge_index, h.size(0), "GATMeanField")
         q, k = h @ self.query, h @ self.key
@@ -82,5 +113,6 @@ class GATMeanField(MessagePassing):
         return score / (score.sum(1, keepdim=True) + self.eps) @ x
 
     def __repr__(self) -> str:
+        actions = "" if self.num_actions is None else f", num_actions={self.num_actions}"
         return (f"{self.__class__.__name__}({self.in_channels}, {self.hidden_channels}, "
-                f"dense={self.dense})")
+                f"dense={self.dense}{actions})")

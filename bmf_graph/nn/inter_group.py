@@ -11,107 +11,14 @@ from torch_geometric.nn.dense.linear import Linear
 from torch_geometric.nn.inits import glorot
 from torch_geometric.utils import scatter, softmax
 
-from bmf_graph.checks import check_index, check_node_tensor
+from bmf_graph.checks import as_actions, check_index, check_node_tensor, checking, one_hot
+from bmf_graph.nn.pooling import check_batched, check_pool_inputs, infer_num_groups, pool, \
+    pool_groups
+
+__all__ = ["InterGroupAttention", "pool_groups", "group_pairs", "block_size"]
 
 DENSE_MAX_GROUPS = 128  # up to this many groups per entry, attention runs on dense scores
-ONE_HOT_MAX_ENTRIES = 2 ** 14  # up to this N * K, group means and spreading are matmuls
 SCORINGS = ("gatv2", "gat", "cosine")
-
-
-def _check_pool_inputs(h: Tensor, x: Tensor, group: Tensor, num_groups: int,
-                       batch: Optional[Tensor], owner: str,
-                       channels: Optional[int] = None) -> None:
-    check_node_tensor(h, "h", owner, channels=channels)
-    check_node_tensor(x, "x", owner, num_nodes=h.size(0))
-    if not isinstance(num_groups, numbers.Integral) or num_groups < 1:
-        raise ValueError(f"{owner}: num_groups must be an int >= 1, got {num_groups!r}")
-    check_index(group, "group", owner, h.size(0), upper=num_groups)
-    if batch is not None:
-        check_index(batch, "batch", owner, h.size(0))
-
-
-class _Membership:
-    r"""Which group each agent is in, as the two linear maps of the membership matrix
-    :math:`A \in \{0, 1\}^{N \times K}`: :meth:`mean` :math:`= D^{-1} A^\top t` (group means,
-    zeros for empty groups; :math:`D` = member counts) and :meth:`spread` :math:`= A t` (each
-    agent reads its group's row). Up to ``ONE_HOT_MAX_ENTRIES`` = N * K, :math:`A` is built and
-    each map is one matmul (fewer, cheaper autograd nodes than the index_add / index_select used
-    above that)."""
-
-    def __init__(self, group: Tensor, num_groups: int, dtype: torch.dtype):
-        self.group = group.long()
-        self.count = torch.bincount(self.group, minlength=num_groups)
-        inv_count = 1 / self.count.clamp(min=1).to(dtype).unsqueeze(1)
-        self.one_hot = None
-        if group.numel() * num_groups <= ONE_HOT_MAX_ENTRIES:
-            self.one_hot = torch.zeros(group.numel(), num_groups, dtype=dtype,
-                                       device=group.device).scatter_(1, self.group.unsqueeze(1), 1)
-            self.mean_map = self.one_hot.t() * inv_count  # [K, N], rows sum to 1 (or 0)
-        else:
-            self.inv_count = inv_count
-
-    def mean(self, t: Tensor) -> Tensor:
-        if self.one_hot is not None:
-            return self.mean_map.to(t.dtype) @ t
-        sums = t.new_zeros(self.count.numel(), t.size(1)).index_add(0, self.group, t)
-        return sums * self.inv_count.to(t.dtype)
-
-    def spread(self, t: Tensor) -> Tensor:
-        if self.one_hot is not None:
-            return self.one_hot.to(t.dtype) @ t
-        return t.index_select(0, self.group)
-
-
-def _pool(h: Tensor, x: Tensor, group: Tensor, num_groups: int, batch: Optional[Tensor],
-          owner: str) -> tuple[Tensor, Tensor, _Membership, Optional[Tensor]]:
-    # group_batch is None without batch (pool_groups fills in the zeros it documents).
-    members = _Membership(group, num_groups, h.dtype)
-    h_grp, x_grp, count = members.mean(h), members.mean(x), members.count
-    if batch is None:
-        return h_grp, x_grp, members, None
-    group_batch = scatter(batch.long(), group, 0, num_groups, reduce="min")
-    highest = scatter(batch.long(), group, 0, num_groups, reduce="max")
-    split = (group_batch != highest).nonzero().view(-1)
-    if split.numel() > 0:
-        m = int(split[0])
-        raise ValueError(f"{owner}: group {m} has members in batch entries "
-                         f"{int(group_batch[m])} and {int(highest[m])}; expected each group "
-                         f"inside one batch entry (use ids global over the batch)")
-    group_batch = group_batch.masked_fill(count == 0, -1)
-    return h_grp, x_grp, members, group_batch
-
-
-def pool_groups(h: Tensor, x: Tensor, group: Tensor, num_groups: int,
-                batch: Optional[Tensor] = None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    r"""Group means of embeddings and actions (docs/method.md):
-
-    .. math::
-        h_m = \frac{1}{|G_m|} \sum_{j \in G_m} h_j, \qquad
-        a_m = \frac{1}{|G_m|} \sum_{j \in G_m} a_j
-
-    Args:
-        h (Tensor): agent embeddings (VAE latent means).
-        x (Tensor): agent previous actions.
-        group (Tensor): group id of each agent in ``[0, num_groups)``, global over the batch.
-        num_groups (int): number of groups :math:`K` over the whole batch.
-        batch (Tensor, optional): batch entry of each agent; all members of a group must lie
-            in one entry. (default: ``None``)
-
-    Returns:
-        ``(h_grp, x_grp, count, group_batch)``: group means (zeros for empty groups), member
-        counts, and the batch entry of each group (``0`` without ``batch``; ``-1`` for empty
-        groups).
-
-    Shapes:
-        :math:`(N, D), (N, F), (N)` → :math:`(K, D), (K, F), (K), (K)`
-    """
-    _check_pool_inputs(h, x, group, num_groups, batch, "pool_groups")
-    h_grp, x_grp, members, group_batch = _pool(h, x, group, int(num_groups), batch,
-                                               "pool_groups")
-    count = members.count
-    if group_batch is None:
-        group_batch = torch.zeros_like(count).masked_fill(count == 0, -1)
-    return h_grp, x_grp, count, group_batch
 
 
 def group_pairs(nonempty: Tensor, group_batch: Optional[Tensor] = None) -> Tensor:
@@ -181,11 +88,15 @@ class InterGroupAttention(MessagePassing):
     :math:`w` is the mean of the heads' weights.
 
     Args:
-        in_channels (int): size of each embedding ``h_i``.
+        in_channels (int): size of each embedding ``h_i``; ``-1`` infers it at the first call
+            (lazy, as PyG's layers).
         hidden_channels (int): size of ``W h_m`` per head (unused by ``cosine``).
         heads (int): number of attention heads (``cosine`` has one). (default: ``1``)
         scoring (str): ``"gatv2"``, ``"gat"`` or ``"cosine"``. (default: ``"gatv2"``)
         negative_slope (float): LeakyReLU slope. (default: ``0.2``)
+        num_actions (int, optional): with it, integer action indices ``[N]`` (``[B, n]`` for
+            :meth:`dense`) are accepted and one-hot encoded; integer one-hot rows are always
+            accepted. (default: ``None``)
 
     Shapes:
         - **input:** embeddings :math:`(N, F_{in})`, actions :math:`(N, F)`, group ids
@@ -196,21 +107,26 @@ class InterGroupAttention(MessagePassing):
     """
 
     def __init__(self, in_channels: int, hidden_channels: int, heads: int = 1,
-                 scoring: str = "gatv2", negative_slope: float = 0.2):
+                 scoring: str = "gatv2", negative_slope: float = 0.2,
+                 num_actions: Optional[int] = None):
         super().__init__(aggr="add", node_dim=0)
         if scoring not in SCORINGS:
             raise ValueError(f"InterGroupAttention: scoring={scoring!r} is not valid; expected "
                              f"one of {', '.join(SCORINGS)}")
         for arg, value in (("in_channels", in_channels), ("hidden_channels", hidden_channels),
-                           ("heads", heads)):
+                           ("heads", heads), ("num_actions", num_actions)):
+            if arg == "in_channels" and value == -1 or arg == "num_actions" and value is None:
+                continue
             if not isinstance(value, numbers.Integral) or value < 1:
+                lazy = " (or -1, lazy)" if arg == "in_channels" else ""
                 raise ValueError(f"InterGroupAttention: {arg}={value!r} is not valid; expected an "
-                                 f"integer >= 1")
+                                 f"integer >= 1{lazy}")
         self.in_channels = in_channels
         self.hidden_channels = hidden_channels
         self.heads = 1 if scoring == "cosine" else heads
         self.scoring = scoring
         self.negative_slope = negative_slope
+        self.num_actions = num_actions
         width = self.heads * hidden_channels
         if scoring == "gatv2":
             self.lin_dst = Linear(in_channels, width, bias=False, weight_initializer="glorot")
@@ -230,17 +146,44 @@ class InterGroupAttention(MessagePassing):
         for name, param in self.named_parameters(recurse=False):
             glorot(param)
 
-    def forward(self, h: Tensor, x: Tensor, group: Tensor, num_groups: int,
+    def forward(self, h: Tensor, x: Tensor, group: Tensor, num_groups: Optional[int] = None,
                 batch: Optional[Tensor] = None,
                 return_weight: bool = False) -> tuple[Tensor, Optional[Tensor]]:
-        """:func:`pool_groups`, then :meth:`attend`, then each agent reads its group's row."""
-        _check_pool_inputs(h, x, group, num_groups, batch, "InterGroupAttention",
-                           channels=self.in_channels)
-        h_grp, x_grp, members, group_batch = _pool(h, x, group, int(num_groups), batch,
-                                                   "InterGroupAttention")
+        """:func:`pool_groups`, then :meth:`attend`, then each agent reads its group's row
+        (``num_groups`` defaults to ``group.max() + 1``)."""
+        owner = "InterGroupAttention"
+        x = as_actions(x, self.num_actions, owner, dtype=h.dtype)
+        num_groups = infer_num_groups(group, num_groups, owner)
+        check_pool_inputs(h, x, group, num_groups, batch, owner, channels=self.in_channels)
+        h_grp, x_grp, members, group_batch = pool(h, x, group, num_groups, batch, owner)
         out_grp, weight = self._attend(h_grp, x_grp, members.count > 0, group_batch,
                                        return_weight)
         return members.spread(out_grp), weight
+
+    def dense(self, h: Tensor, x: Tensor, group: Tensor, num_groups: Optional[int] = None,
+              return_weight: bool = False) -> tuple[Tensor, Optional[Tensor]]:
+        r"""The same for ``B`` independent entries of ``n`` agents each (batched environments):
+        ``h`` :math:`(B, n, F_{in})`, ``x`` :math:`(B, n, F)` (or indices :math:`(B, n)`),
+        ``group`` :math:`(B, n)` with ids in :math:`[0, k)` per entry, ``num_groups`` = :math:`k`
+        (default ``group.max() + 1``) give :math:`(B, n, F)`; equal to :meth:`forward` on the
+        flattened batch with ids :math:`b k + g` and ``batch`` = :math:`b`. Pooling is one
+        batched matrix product and attention always runs on the dense ``[B, k, k]`` blocks, so
+        there is no data-dependent shape (``torch.compile``, ``vmap``); the weights come back
+        as a sparse :math:`(Bk, Bk)` tensor."""
+        owner = "InterGroupAttention.dense"
+        x = as_actions(x, self.num_actions, owner, feature_dim=3, dtype=h.dtype)
+        k = infer_num_groups(group, num_groups, owner)
+        if checking():
+            check_batched(h, x, group, k, self.in_channels, owner)
+        b, n = group.shape
+        member = one_hot(group, k, h.dtype)                                # [B, n, k]
+        count = member.sum(1)                                             # [B, k]
+        mean_map = member.transpose(1, 2) / count.clamp(min=1).unsqueeze(2)
+        h_grp, x_grp = (mean_map @ h).flatten(0, 1), (mean_map @ x).flatten(0, 1)
+        dst, src = self._parts(h_grp)
+        out_grp, weight = self._attend_dense(dst, src, x_grp, (count > 0).view(-1), k,
+                                             return_weight)
+        return member @ out_grp.view(b, k, -1), weight
 
     def attend(self, h_grp: Tensor, x_grp: Tensor, count_or_nonempty: Tensor,
                group_batch: Optional[Tensor] = None,
@@ -365,5 +308,7 @@ class InterGroupAttention(MessagePassing):
 
     def __repr__(self) -> str:
         heads = "" if self.scoring == "cosine" else f", heads={self.heads}"
+        actions = "" if self.num_actions is None else f", num_actions={self.num_actions}"
         return (f"{self.__class__.__name__}({self.in_channels}, {self.hidden_channels}"
-                f"{heads}, scoring={self.scoring!r})")
+                f"{heads}, scoring={self.scoring!r}{actions})")
+

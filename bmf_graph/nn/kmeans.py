@@ -258,6 +258,50 @@ class KMeans(torch.nn.Module):
         return f'{self.__class__.__name__}({self.num_clusters})'
 
 
+def dense_kmeans(x: Tensor, num_clusters: int, num_iter: int = 10) -> Tensor:
+    r"""k-means of each of ``B`` independent sets of ``n`` points, with no data-dependent shape
+    or branch, so it runs under ``torch.compile`` and ``torch.vmap`` (e.g. inside a TorchRL
+    critic) where :class:`KMeans` cannot.
+
+    Seeds are drawn deterministically by farthest-point traversal (point 0 first, then each
+    next seed the point farthest from the seeds so far: k-means++ with its draw replaced by the
+    arg max, so vmap needs no randomness), then exactly ``num_iter`` Lloyd steps; a cluster that
+    loses all its points keeps its centroid. Ties go to the lowest cluster id. Not
+    differentiated (the assignment is discrete).
+
+    Args:
+        x (Tensor): points :math:`(*, n, D)`.
+        num_clusters (int): clusters :math:`k` per set (at most :math:`n` are used).
+        num_iter (int): Lloyd steps. (default: ``10``)
+
+    Returns:
+        labels :math:`(*, n)` long in :math:`[0, k)`.
+    """
+    if not isinstance(num_clusters, int) or num_clusters < 1:
+        raise ValueError(f"dense_kmeans: num_clusters must be an integer >= 1, got {num_clusters!r}")
+    if not isinstance(x, Tensor) or x.dim() < 2:
+        shape = tuple(x.shape) if isinstance(x, Tensor) else type(x)
+        raise ValueError(f"dense_kmeans: x must have shape [*, n, D], got {shape}")
+    batch_shape, (n, dim) = x.shape[:-2], x.shape[-2:]
+    x = x.detach().reshape(-1, n, dim)
+    if not x.is_floating_point():
+        x = x.to(torch.get_default_dtype())
+    seeds = [x[:, 0]]
+    nearest = (x - seeds[0].unsqueeze(1)).pow(2).sum(-1)                    # [B, n]
+    for _ in range(1, min(num_clusters, n)):
+        far = nearest.argmax(1, keepdim=True)                               # [B, 1]
+        seeds.append(x.gather(1, far.unsqueeze(2).expand(-1, 1, dim)).squeeze(1))
+        nearest = torch.minimum(nearest, (x - seeds[-1].unsqueeze(1)).pow(2).sum(-1))
+    centroids = torch.stack(seeds, 1)                                       # [B, k', D]
+    for _ in range(num_iter + 1):
+        labels = torch.cdist(x, centroids).argmin(-1)                       # [B, n]
+        member = (labels.unsqueeze(1) == torch.arange(centroids.size(1), device=x.device)
+                  .view(1, -1, 1)).to(x.dtype)                              # [B, k', n]
+        size = member.sum(2, keepdim=True)
+        centroids = torch.where(size > 0, member @ x / size.clamp(min=1), centroids)
+    return labels.view(*batch_shape, n)
+
+
 def _power_of_two_scale(x: Tensor) -> Tensor:
     """``2^e <= max |x| < 2^(e+1)`` (1 for an all-zero ``x``), as a 0-d tensor of ``x``'s dtype:
     ``x / 2^e`` is exact and lies in ``(-2, 2)``."""

@@ -4,7 +4,7 @@ from PIL import Image
 
 from bmf_graph.envs.base import BatchedEnv, TeamSpec, TeamStep
 from bmf_graph.envs.firefighter import batched_env
-from bmf_graph.envs.gif import save_episode_gif
+from bmf_graph.envs.gif import COUNTER_HEIGHT, save_episode_gif
 
 
 class CountingEnv(BatchedEnv):
@@ -52,8 +52,28 @@ def test_firefighter_gif(tmp_path):
     out = save_episode_gif(env, tmp_path / "runs" / "ff.gif", policy=policy, seed=0, max_steps=5, fps=5)
     assert out == tmp_path / "runs" / "ff.gif" and out.is_file()
     assert n_frames(out) == (6, 200)  # reset frame + 5 steps, 1000 / fps ms each
+    height, width = env.render().shape[:2]
     with Image.open(out) as im:
-        assert im.size == env.render().shape[1::-1]
+        assert im.size == (width, height + COUNTER_HEIGHT)  # the frame under the step-counter band
+
+
+def test_step_counter_band_changes_every_step_and_can_be_left_out(tmp_path):
+    """Every frame of a still scene differs only in its counter band; without it, the frame is
+    the render alone."""
+    class Still(CountingEnv):
+        def render(self):
+            return np.zeros((20, 40, 3), np.uint8)
+
+    with_counter = save_episode_gif(Still(length=3), tmp_path / "c.gif", seed=0, fps=5)
+    with Image.open(with_counter) as im:
+        frames = [np.asarray(im.seek(i) or im.convert("RGB")) for i in range(im.n_frames)]
+    assert len(frames) == 4 and frames[0].shape == (20 + COUNTER_HEIGHT, 40, 3)
+    bands = [f[:COUNTER_HEIGHT] for f in frames]
+    assert all(not np.array_equal(a, b) for a, b in zip(bands, bands[1:]))  # t = 0, 1, 2, 3
+    assert all((f[COUNTER_HEIGHT:] == 0).all() for f in frames)
+    plain = save_episode_gif(Still(length=3), tmp_path / "p.gif", seed=0, step_counter=False)
+    with Image.open(plain) as im:
+        assert im.size == (40, 20) and im.n_frames == 1  # identical frames merge
 
 
 def test_episode_end_random_policy_and_any_batched_env(tmp_path):

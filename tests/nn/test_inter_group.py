@@ -3,21 +3,22 @@ import torch
 import torch.nn.functional as F
 
 import bmf_graph.nn.inter_group as inter_group
+import bmf_graph.nn.pooling as pooling
 from bmf_graph.nn.inter_group import InterGroupAttention, block_size, group_pairs, pool_groups
 
 
 # (DENSE_MAX_GROUPS, ONE_HOT_MAX_ENTRIES) of each way through the layer: dense K x K scores
 # with one-hot pooling (small N * K), dense scores with index pooling, edge softmax with both.
-PATHS = {"dense": (inter_group.DENSE_MAX_GROUPS, inter_group.ONE_HOT_MAX_ENTRIES),
+PATHS = {"dense": (inter_group.DENSE_MAX_GROUPS, pooling.ONE_HOT_MAX_ENTRIES),
          "dense_index_pool": (inter_group.DENSE_MAX_GROUPS, 0),
-         "sparse": (0, inter_group.ONE_HOT_MAX_ENTRIES),
+         "sparse": (0, pooling.ONE_HOT_MAX_ENTRIES),
          "sparse_index_pool": (0, 0)}
 
 
 def use_path(monkeypatch, name):
     dense_max_groups, one_hot_max_entries = PATHS[name]
     monkeypatch.setattr(inter_group, "DENSE_MAX_GROUPS", dense_max_groups)
-    monkeypatch.setattr(inter_group, "ONE_HOT_MAX_ENTRIES", one_hot_max_entries)
+    monkeypatch.setattr(pooling, "ONE_HOT_MAX_ENTRIES", one_hot_max_entries)
 
 
 @pytest.fixture(params=list(PATHS))

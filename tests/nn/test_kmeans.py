@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from bmf_graph.nn.kmeans import KMeans
+from bmf_graph.nn.kmeans import KMeans, dense_kmeans
 
 
 def blobs(centers, size, spread=0.05, seed=0):
@@ -233,3 +233,29 @@ def test_kmeans_init_errors():
         KMeans(3)(x, init=torch.zeros(3, 3))
     with pytest.raises(ValueError, match=r"KMeans: init must be finite"):
         KMeans(2)(x, init=torch.tensor([[0.0, 0.0], [float('inf'), 0.0]]))
+
+
+def test_dense_kmeans_recovers_separated_clusters_per_set():
+    gen = torch.Generator().manual_seed(0)
+    centres = torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
+    truth = torch.randint(0, 3, (4, 30), generator=gen)
+    x = centres[truth] + 0.1 * torch.randn(4, 30, 2, generator=gen)
+    labels = dense_kmeans(x, 3)
+    for b in range(4):  # the same partition as the truth, up to the cluster ids
+        same = labels[b].unsqueeze(0) == labels[b].unsqueeze(1)
+        assert torch.equal(same, truth[b].unsqueeze(0) == truth[b].unsqueeze(1))
+
+
+def test_dense_kmeans_fixed_point_vmap_and_edge_cases():
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(3, 25, 4, generator=gen)
+    labels = dense_kmeans(x, 4, num_iter=50)
+    for b in range(3):  # converged: every point lies in the cluster of its nearest mean
+        means = torch.stack([x[b, labels[b] == c].mean(0) for c in labels[b].unique()])
+        nearest = torch.cdist(x[b], means).argmin(1)
+        assert torch.equal(labels[b].unique()[nearest], labels[b])
+    assert torch.equal(torch.vmap(lambda t: dense_kmeans(t, 4, num_iter=50))(x), labels)
+    few = dense_kmeans(torch.randn(2, 3, 2, generator=gen), 5)  # k > n: one point per cluster
+    assert all(sorted(row.tolist()) == [0, 1, 2] for row in few)
+    with pytest.raises(ValueError, match="dense_kmeans: num_clusters must be an integer >= 1, got 0"):
+        dense_kmeans(x, 0)

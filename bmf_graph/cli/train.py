@@ -1,0 +1,90 @@
+"""Train a team: ``bmf-train conf=firefighter [key=value ...]`` (``python train.py`` in a checkout).
+
+Examples::
+
+    bmf-train conf=firefighter
+    bmf-train conf=battle algo=mfq seed=3 device=cuda train.episodes=200 algo.num_groups=6
+    bmf-train conf=my_task.yaml                  # a task file of your own
+    bmf-train resume=runs/firefighter__bmf_q__0__20260101-120000
+    bmf-train conf=battle --help                 # every setting, with conf=battle's values
+
+``conf=NAME`` picks a shipped task file (``bmf_graph/conf/NAME.yaml``) or a YAML file by path;
+every other ``key=value`` overrides one setting. A finished run ends with a summary: the final
+return, the best episode, the wall time, the run folder and the commands to evaluate, plot and
+resume it.
+"""
+from __future__ import annotations
+
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+from bmf_graph.algos import NonFiniteLoss
+from bmf_graph.checkpoint import UnreadableFile
+from bmf_graph.cli.settings import settings_help
+from bmf_graph.config import ConfigError, conf_names, load_config
+from bmf_graph.files import DiskFull
+from bmf_graph.logging import FINAL_FRACTION, final_mean, read_metrics
+from bmf_graph.runlock import RunLocked
+from bmf_graph.trainer import train
+
+HELP_FLAGS = ("-h", "--help")
+
+
+def usage(argv: Sequence[str] = ()) -> str:
+    """``--help``: this module's doc, the shipped task files and every setting with its doc and
+    the value the other arguments of ``argv`` give it (``conf=firefighter`` when none is named)."""
+    cfg = load_config([a for a in argv if a not in HELP_FLAGS])
+    return (f"{__doc__.strip()}\n\nShipped task files (conf=NAME): {', '.join(conf_names())}\n\n"
+            f"Settings, with their values under conf={cfg.conf} and the arguments given "
+            f"([default X]: the value without a task file):\n\n{settings_help(cfg)}\n")
+
+
+def _duration(seconds: float) -> str:
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{seconds:.1f} s" if seconds < 60 else f"{minutes} min {rest:02d} s"
+
+
+def run_summary(run_dir: Path | str, seconds: float) -> str:
+    """What a finished run reached and what to run next, from its ``metrics.csv``: the final
+    return (mean ``charts/return`` over the last 10 % of episodes, as the sweep summaries and
+    RESULTS.md), the best episode, the wall time and the evaluate / plot / resume commands."""
+    run_dir = Path(run_dir)
+    rows = [r for r in read_metrics(run_dir) if "charts/return" in r]
+    returns = [r["charts/return"] for r in rows]
+    last = max(1, math.ceil(FINAL_FRACTION * len(returns)))
+    best = max(range(len(returns)), key=returns.__getitem__) if returns else None
+    lines = [f"run folder:   {run_dir}",
+             f"episodes:     {len(rows)} ({int(rows[-1]['env_steps']) if rows else 0} env steps) in {_duration(seconds)}",
+             f"final return: {final_mean(returns):.2f} (mean of the last {last} of {len(returns)} episodes)"]
+    if best is not None:
+        lines.append(f"best return:  {returns[best]:.2f} (episode {int(rows[best]['episode'])})")
+    lines += ["next:",
+              f"  bmf-evaluate returns {run_dir} --episodes 20      # greedy play; --sampled samples actions",
+              f"  bmf-plot curves {run_dir} --out {run_dir / 'plots'}/",
+              f"  bmf-train resume={run_dir}      # continues the run if it was stopped"]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The ``bmf-train`` command; returns the exit status (2: bad settings, 1: a failed run)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        if any(a in HELP_FLAGS for a in argv):
+            print(usage(argv))
+            return 0
+        start = time.perf_counter()
+        cfg = load_config(argv)
+        run_dir = train(cfg)
+    except (ConfigError, NonFiniteLoss, FileExistsError, FileNotFoundError, RunLocked, DiskFull,
+            UnreadableFile) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2 if isinstance(error, ConfigError) else 1
+    print(run_summary(run_dir, time.perf_counter() - start))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
