@@ -26,7 +26,7 @@ WORKING_SET = 8
 
 ONE_AGENT = {"battle": {"map_size": battle.MIN_MAP_SIZE, "agents_per_team": 1},
              "pursuit": {"map_size": 20, "num_predators": 1, "num_prey": 1}}
-"""Task arguments that shrink a task to one agent per team (Firefighter is built as it is)."""
+"""Task arguments that shrink a grid task to one agent per team (others are built as they are)."""
 
 
 def _defaults(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -46,7 +46,11 @@ def team_sizes(name: str, kwargs: dict[str, Any]) -> list[int]:
     if name == "pursuit":
         predators, prey = pursuit.default_counts(args["map_size"])
         return [args["num_predators"] or predators, args["num_prey"] or prey]
-    return [args["num_firefighters"]]
+    env = make_env(name, kwargs)  # tasks whose size costs nothing to build (Firefighter, ...)
+    try:
+        return [t.num_agents for t in env.teams]
+    finally:
+        env.close()
 
 
 def memory_estimate(cfg: Config) -> tuple[int, int, int]:
