@@ -89,13 +89,3 @@ def remove_temp_files(folder: Path | str) -> list[Path]:
             tmp.unlink(missing_ok=True)
             removed.append(tmp)
     return removed
-
-
-def check_output_file(path: Path | str, suffix: str) -> Path:
-    """``path`` as an output file ending in ``suffix``: refuses an existing folder of that name."""
-    path = Path(path)
-    if path.suffix.lower() != suffix:
-        raise ValueError(f"out={str(path)!r} is not a {suffix} file")
-    if path.is_dir():
-        raise IsADirectoryError(f"out={str(path)!r} is a folder; expected a {suffix} file name")
-    return path
