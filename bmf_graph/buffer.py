@@ -141,7 +141,8 @@ class StepBuffer:
         storages): the allocation itself once full, else a copy."""
         n = self.size
         return {"data": {k: (v if n == len(v) else v[:n].clone()).cpu() for k, v in self.data.items()},
-                "next": self.next[:n].copy(), "owner": self.owner[:n].copy(), "last": dict(self.last),
+                "next": torch.from_numpy(self.next[:n].copy()), "owner": torch.from_numpy(self.owner[:n].copy()),
+                "last": dict(self.last),
                 "ptr": self.ptr, "capacity": self.capacity}
 
     def load_state_dict(self, state: dict) -> None:
@@ -152,7 +153,7 @@ class StepBuffer:
         self._reserve(max(n, 1))
         for k, v in state["data"].items():
             self.data[k][:n] = v.to(self.device)
-        self.next[:n], self.owner[:n] = state["next"], state["owner"]
+        self.next[:n], self.owner[:n] = np.asarray(state["next"]), np.asarray(state["owner"])
         self.last = {int(s): int(i) for s, i in state["last"].items()}
         self.size, self.ptr = n, state["ptr"]
 

@@ -8,9 +8,8 @@ contents, RNG states and counters, so ``resume=RUN`` continues exactly.
 from __future__ import annotations
 
 import dataclasses
-import os
+import pickle
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -20,21 +19,12 @@ import torch
 from bmf_graph.algos import Algorithm, make_algorithm
 from bmf_graph.config import AlgoConfig
 from bmf_graph.envs.base import TeamSpec
+from bmf_graph.files import atomic_write
 
 
 def atomic_save(obj: Any, path: Path | str) -> Path:
     """``torch.save`` into a temporary file beside ``path``, then rename over it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def model_payload(algo: Algorithm) -> dict[str, Any]:
@@ -52,8 +42,8 @@ def load_model(path: Path | str, device: torch.device | str = "cpu", num_agents:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"load_model: no model file at {path}")
-    payload = torch.load(path, map_location="cpu", weights_only=False)
-    if "state_dict" not in payload:
+    payload = load_file(path)
+    if not isinstance(payload, dict) or "state_dict" not in payload:
         raise ValueError(f"load_model: {path} is not a bmf_graph model file (no 'state_dict')")
     spec = dict(payload["spec"])
     spec["view_shape"] = tuple(spec["view_shape"])
@@ -73,19 +63,69 @@ def load_model(path: Path | str, device: torch.device | str = "cpu", num_agents:
     return algo.to(device).eval()
 
 
+class UnreadableFile(ValueError):
+    """A checkpoint that is truncated, corrupt or holds more than tensors and plain values."""
+
+
+NUMPY_ARRAYS = [np._core.multiarray._reconstruct, np.ndarray, np.dtype,
+                *(type(np.dtype(t)) for t in (np.bool_, np.int32, np.int64, np.uint32, np.float32, np.float64))]
+"""Globals of plain numpy arrays (data only, no code), allowed so that run states written before
+RNG states and replay links were stored as tensors still load."""
+
+
+def load_file(path: Path | str, device: torch.device | str = "cpu") -> Any:
+    """``torch.load`` with ``weights_only=True``: tensors, numpy arrays, numbers, strings and
+    containers of them only, so loading never runs code stored in the file. A file holding other Python objects
+    (a pickle payload), a truncated or corrupt file and a missing one are refused, each with
+    a one-line error naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no file at {path}")
+    try:
+        with torch.serialization.safe_globals(NUMPY_ARRAYS):
+            return torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError as error:
+        if "Unsupported global" not in str(error):
+            raise UnreadableFile(f"{path} is not a readable checkpoint (truncated or corrupt: "
+                                 f"{_first_line(error)})") from None
+        detail = next((line.strip() for line in str(error).splitlines() if "GLOBAL" in line), "")
+        raise UnreadableFile(f"{path} holds Python objects other than tensors and plain values ({detail[:120]}); "
+                             f"refusing to load it, as loading could run code. Only load files you trust; a "
+                             f"bmf_graph file holds tensors and plain values only") from None
+    except (RuntimeError, EOFError, OSError, ValueError, AttributeError, IndexError) as error:
+        raise UnreadableFile(f"{path} is not a readable checkpoint (truncated or corrupt: {_first_line(error)})") from None
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
+
+
 def rng_state() -> dict[str, Any]:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """The RNG states of ``random``, numpy and torch as tensors and plain values (loadable with
+    ``weights_only=True``)."""
+    version, words, gauss = random.getstate()
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {"python": {"version": version, "state": torch.tensor(words, dtype=torch.int64), "gauss": gauss},
+             "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                       "has_gauss": int(has_gauss), "cached": float(cached)},
+             "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
+    """Restore :func:`rng_state` (also the tuples that run states of earlier versions hold)."""
+    py, npy = state["python"], state["numpy"]
+    if isinstance(py, dict):
+        py = (py["version"], tuple(int(w) for w in py["state"].tolist()), py["gauss"])
+    if isinstance(npy, dict):
+        npy = (npy["kind"], npy["keys"].numpy().astype(np.uint32), npy["pos"], npy["has_gauss"], npy["cached"])
+    random.setstate(py)
+    np.random.set_state(npy)
+    torch.set_rng_state(state["torch"].cpu())
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
 
 
 def seed_everything(seed: int) -> None:

@@ -10,6 +10,7 @@ and wrong types; :func:`validate` rejects invalid values, naming the key and the
 from __future__ import annotations
 
 import inspect
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -224,9 +225,12 @@ class Config:
     runs_dir: str = "runs"
     """Parent folder of run folders."""
     run_name: Optional[str] = None
-    """Run folder name; default ``{conf}__{algo}__{seed}__{time}``."""
+    """Run folder name, a relative path inside ``runs_dir`` (no ``..``); default
+    ``{conf}__{algo}__{seed}__{time}``."""
     resume: Optional[str] = None
-    """Run folder to continue exactly where its last checkpoint stopped."""
+    """Run folder to continue exactly where its last checkpoint stopped, with its own
+    ``config.yaml``; only :data:`RESUME_KEYS` may be given with it (``train.episodes=N``
+    extends the run)."""
     threads: int = 0
     """torch CPU threads; 0 keeps torch's default."""
     env: EnvConfig = field(default_factory=EnvConfig)
@@ -236,6 +240,18 @@ class Config:
 
 
 SHORTHANDS = {"algo": "algo.name", "env": "env.name"}
+POSITIVE = ("hidden", "lr", "max_grad_norm", "buffer_size", "batch_steps", "update_every", "updates", "num_groups",
+            "group_interval", "latent_dim", "heads", "vae_lr", "vae_every", "temperature_start", "temperature_end",
+            "replay_ratio", "actor_lr")
+"""``algo.*`` settings that must be > 0."""
+NON_NEGATIVE = ("learning_starts", "entropy_coef", "value_coef", "beta", "lambda_rec", "lambda_pred")
+"""``algo.*`` settings that must be >= 0."""
+UNIT = ("tau", "gamma", "gae_lambda", "explore_fraction", "epsilon_start", "epsilon_mid", "epsilon_mid_fraction",
+        "epsilon_end", "noise_start", "noise_end")
+"""``algo.*`` settings in [0, 1]."""
+RESUME_KEYS = ("train.episodes", "train.progress", "threads")
+"""What ``resume=RUN`` may change: more episodes extend the run; the other two do not change
+what it computes."""
 
 
 def _choice(key: str, value: Any, choices: Sequence[Any]) -> None:
@@ -243,14 +259,42 @@ def _choice(key: str, value: Any, choices: Sequence[Any]) -> None:
         raise ConfigError(f"{key}={value!r} is not valid; expected one of {', '.join(map(str, choices))}")
 
 
+def _number(key: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ConfigError(f"{key}={value!r} is not valid; expected a finite number")
+    return value
+
+
 def _positive(key: str, value: float, allow_zero: bool = False) -> None:
-    if not (value > 0 or (allow_zero and value == 0)):
+    if not (_number(key, value) > 0 or (allow_zero and value == 0)):
         raise ConfigError(f"{key}={value!r} is not valid; expected a {'non-negative' if allow_zero else 'positive'} number")
 
 
 def _unit(key: str, value: float) -> None:
-    if not 0 <= value <= 1:
+    if not 0 <= _number(key, value) <= 1:
         raise ConfigError(f"{key}={value!r} is not valid; expected a number in [0, 1]")
+
+
+def resolve_device(name: str) -> "torch.device":
+    """``auto`` -> CUDA when available, else CPU; ``cuda`` without a CUDA device is refused."""
+    import torch
+
+    _choice("device", name, DEVICES)
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device='cuda' is not available: torch sees no CUDA device on this machine; "
+                          "expected auto or cpu")
+    return torch.device(name)
+
+
+def _inside(key: str, value: Optional[str], what: str) -> None:
+    """``value`` is a relative path that stays inside the folder it is joined to."""
+    if value is None:
+        return
+    path = Path(value)
+    if not value.strip() or path.is_absolute() or ".." in path.parts or value.strip() in (".", "./"):
+        raise ConfigError(f"{key}={value!r} is not valid; expected {what}")
 
 
 def validate(cfg: Config) -> Config:
@@ -263,34 +307,51 @@ def validate(cfg: Config) -> Config:
     _choice("algo.target", cfg.algo.target, TARGETS)
     _choice("algo.exploration", cfg.algo.exploration, EXPLORATIONS)
     _choice("opponent.policy", cfg.opponent.policy, OPPONENT_POLICIES)
-    _choice("device", cfg.device, DEVICES)
-    for key in ("hidden", "lr", "buffer_size", "batch_steps", "update_every", "updates", "num_groups",
-                "group_interval", "latent_dim", "heads", "vae_lr", "vae_every", "temperature_start",
-                "temperature_end", "replay_ratio", "actor_lr"):
+    _choice("device", cfg.device, DEVICES)  # CUDA itself is checked where the run starts (a sweep's workers)
+    for key in POSITIVE:
         _positive(f"algo.{key}", getattr(cfg.algo, key))
-    for key in ("tau", "gamma", "gae_lambda", "explore_fraction", "epsilon_start", "epsilon_mid",
-                "epsilon_mid_fraction", "epsilon_end", "noise_start", "noise_end"):
+    for key in NON_NEGATIVE:
+        _positive(f"algo.{key}", getattr(cfg.algo, key), allow_zero=True)
+    for key in UNIT:
         _unit(f"algo.{key}", getattr(cfg.algo, key))
+    if cfg.algo.buffer_size < 2:
+        raise ConfigError(f"algo.buffer_size={cfg.algo.buffer_size} is not valid; expected at least 2 (a transition "
+                          f"needs two records)")
+    if cfg.algo.epsilon_mid_fraction == 0 and cfg.algo.epsilon_mid != cfg.algo.epsilon_start:
+        raise ConfigError("algo.epsilon_mid_fraction=0 needs algo.epsilon_mid == algo.epsilon_start")
     _unit("opponent.tau", cfg.opponent.tau)
     _positive("env.radius", cfg.env.radius)
-    _positive("train.episodes", cfg.train.episodes)
-    _positive("train.save_every", cfg.train.save_every)
-    _positive("train.envs", cfg.train.envs)
+    if not cfg.env.learn_teams or len(set(cfg.env.learn_teams)) != len(cfg.env.learn_teams) \
+            or min(cfg.env.learn_teams) < 0:
+        raise ConfigError(f"env.learn_teams={cfg.env.learn_teams} is not valid; expected distinct team indices >= 0")
+    for key in ("episodes", "save_every", "envs"):
+        _positive(f"train.{key}", getattr(cfg.train, key))
+    _positive("seed", cfg.seed, allow_zero=True)
+    if cfg.threads < 0:
+        raise ConfigError(f"threads={cfg.threads} is not valid; expected 0 (torch's default) or a positive integer")
     if cfg.train.worker and cfg.train.envs < 2:
         raise ConfigError(f"train.worker=true needs train.envs >= 2 (two halves); got train.envs={cfg.train.envs}")
     if cfg.train.max_steps is not None:
         _positive("train.max_steps", cfg.train.max_steps)
+    if not cfg.runs_dir.strip():
+        raise ConfigError("runs_dir='' is not valid; expected a folder")
+    _inside("run_name", cfg.run_name, "a folder name inside runs_dir (no '..', not absolute)")
+    if not cfg.conf.strip() or "/" in cfg.conf or "\\" in cfg.conf or cfg.conf.startswith("."):
+        raise ConfigError(f"conf={cfg.conf!r} is not valid; expected a task file's name (no folders)")
     if cfg.opponent.policy == "checkpoint" and not cfg.opponent.checkpoint:
         raise ConfigError("opponent.policy=checkpoint needs opponent.checkpoint=PATH to a model file")
     if cfg.opponent.checkpoint and not Path(cfg.opponent.checkpoint).is_file():
         raise ConfigError(f"opponent.checkpoint={cfg.opponent.checkpoint!r} is not a file")
-    if cfg.resume and not Path(cfg.resume).is_dir():
+    if cfg.resume is not None and not Path(cfg.resume).is_dir():
         raise ConfigError(f"resume={cfg.resume!r} is not a run folder")
     _check_env_kwargs(cfg.env.name, cfg.env.kwargs)
     return cfg
 
 
 def _check_env_kwargs(name: str, kwargs: dict[str, Any]) -> None:
+    for key, value in kwargs.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"env.kwargs.{key}={value!r} is not valid; expected a finite number")
     factory = TASKS[name].batched_env
     params = inspect.signature(factory).parameters
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
@@ -310,6 +371,8 @@ def _expand(overrides: Sequence[str]) -> tuple[str, list[str]]:
         key, value = item.split("=", 1)
         if key == "conf":
             conf = value
+        elif key == "resume" and not value.strip():
+            raise ConfigError("resume='' is not valid; expected a run folder (resume=runs/NAME)")
         else:
             dotlist.append(f"{SHORTHANDS.get(key, key)}={value}")
     return conf, dotlist
@@ -323,6 +386,9 @@ def conf_path(conf: str, conf_dir: Path | str = CONF_DIR) -> Path:
         if not path.is_file():
             raise ConfigError(f"conf={conf!r} is not a file; expected a YAML file or one of {', '.join(conf_names(conf_dir))}")
         return path
+    if not conf.strip() or "/" in conf or "\\" in conf or conf.startswith("."):
+        raise ConfigError(f"conf={conf!r} is not valid; expected the name of a shipped task file "
+                          f"({', '.join(conf_names(conf_dir))}) or a path to a YAML file")
     path = Path(conf_dir) / f"{conf}.yaml"
     if not path.is_file():
         raise ConfigError(f"conf={conf!r} has no file {path.name}; expected one of {', '.join(conf_names(conf_dir))} "
@@ -335,17 +401,63 @@ def conf_names(conf_dir: Path | str = CONF_DIR) -> list[str]:
     return sorted(p.stem for p in Path(conf_dir).glob("*.yaml"))
 
 
-def load_config(overrides: Sequence[str] = (), conf_dir: Path | str = CONF_DIR) -> Config:
-    """Defaults <- the task file of ``conf=`` (:func:`conf_path`) <- ``key=value`` overrides, validated."""
-    conf, dotlist = _expand(overrides)
-    path = conf_path(conf, conf_dir)
+def _merge(path: Path, *layers: Any) -> Config:
+    """The schema <- ``path`` <- ``layers``; a wrong type or unknown key becomes a
+    :class:`ConfigError` naming the key and the value."""
     try:
-        merged = OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.load(path),
-                                 OmegaConf.from_dotlist(dotlist), {"conf": path.stem})
-        cfg = OmegaConf.to_object(merged)
+        base = OmegaConf.load(path)
+    except Exception as error:  # noqa: BLE001 - any YAML or OS error: name the file
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise ConfigError(f"{path} is not a readable configuration ({first})") from None
+    try:
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(Config), base, *layers))
     except OmegaConfBaseException as error:
-        raise ConfigError(str(error).splitlines()[0] + f" (in {path.name} or the command line)") from error
-    return validate(cfg)
+        key, value = getattr(error, "full_key", None), getattr(error, "value", None)
+        first = str(error).splitlines()[0]
+        named = f"{key}={value!r} is not valid: " if key and value is not None else (f"{key}: " if key else "")
+        raise ConfigError(f"{named}{first} (in {path} or the command line)") from None
+
+
+def load_config(overrides: Sequence[str] = (), conf_dir: Path | str = CONF_DIR) -> Config:
+    """Defaults <- the task file of ``conf=`` (:func:`conf_path`) <- ``key=value`` overrides,
+    validated. With ``resume=RUN`` the base is the run's own ``config.yaml`` and only :data:`RESUME_KEYS`
+    may be given (``train.episodes=N`` extends the run)."""
+    conf, dotlist = _expand(overrides)
+    resume = next((item.split("=", 1)[1] for item in dotlist if item.startswith("resume=")), None)
+    if resume is not None:
+        if not (Path(resume) / "config.yaml").is_file():
+            raise ConfigError(f"resume={resume!r} is not a run folder (no config.yaml in it)")
+        named = [{"conf": Path(conf).stem}] if any(item.startswith("conf=") for item in overrides) else []
+        return resume_config(_merge(Path(resume) / "config.yaml", OmegaConf.from_dotlist(dotlist), *named))
+    path = conf_path(conf, conf_dir)
+    return validate(_merge(path, OmegaConf.from_dotlist(dotlist), {"conf": path.stem}))
+
+
+def resume_config(cfg: Config) -> Config:
+    """The configuration ``resume=cfg.resume`` continues: the run's ``config.yaml`` with
+    ``cfg``'s :data:`RESUME_KEYS`. Any other setting of ``cfg`` that differs from the run's is
+    refused (a resumed run keeps its settings, or it would no longer be one run)."""
+    run_dir = Path(cfg.resume)
+    saved = from_yaml(run_dir / "config.yaml", check=False)
+    mine, theirs = _flat(cfg), _flat(saved)
+    ignored = set(RESUME_KEYS) | {"resume", "run_name", "runs_dir"}
+    changed = sorted(k for k in mine.keys() | theirs.keys() if k not in ignored and mine.get(k) != theirs.get(k))
+    if changed:
+        key = changed[0]
+        raise ConfigError(f"resume={str(run_dir)!r} keeps the run's own settings; {key}={mine.get(key)!r} differs "
+                          f"from its config.yaml ({theirs.get(key)!r}); only {', '.join(RESUME_KEYS)} may change "
+                          f"(train.episodes=N extends the run)")
+    saved.resume = str(run_dir)
+    saved.train.episodes, saved.train.progress, saved.threads = cfg.train.episodes, cfg.train.progress, cfg.threads
+    return validate(saved)
+
+
+def _flat(cfg: Config) -> dict[str, Any]:
+    def walk(node: Any, prefix: str) -> dict[str, Any]:
+        if isinstance(node, dict) and not (prefix == "env.kwargs."):
+            return {k2: v2 for k, v in node.items() for k2, v2 in walk(v, f"{prefix}{k}.").items()}
+        return {prefix[:-1]: node}
+    return walk(OmegaConf.to_container(OmegaConf.structured(cfg)), "")
 
 
 def to_yaml(cfg: Config) -> str:
@@ -356,6 +468,8 @@ def to_yaml(cfg: Config) -> str:
 def from_yaml(path: Path | str, check: bool = True) -> Config:
     """Read a run folder's ``config.yaml`` back against the schema; ``check`` also runs
     :func:`validate` (off to read a run whose files, e.g. an opponent checkpoint, moved)."""
-    merged = OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.load(path))
-    cfg = OmegaConf.to_object(merged)
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path} does not exist; expected a run folder's config.yaml")
+    cfg = _merge(path)
     return validate(cfg) if check else cfg

@@ -34,9 +34,11 @@ import torch
 from omegaconf import OmegaConf
 
 from bmf_graph.checkpoint import load_model, seed_everything
+from bmf_graph.config import resolve_device
 from bmf_graph.envs import TASKS, battle, make_env
 from bmf_graph.envs.base import BatchedEnv
 from bmf_graph.envs.copies import WorkerCopies
+from bmf_graph.files import atomic_write_text
 from bmf_graph.players import (RANDOM, Source, checkpoint_config, describe, is_file_source, model_file,
                                set_threads, setup_play, team_policies)
 from bmf_graph.rollout import EpisodeResult, play_episode, play_episodes
@@ -238,10 +240,16 @@ def zero_shot(checkpoint: Source, sizes: Sequence[int] = ZERO_SHOT_SIZES, games:
     odd = [s for s in sizes if s < 2 or s % 2]
     if odd:
         raise ValueError(f"zero_shot: sizes={list(sizes)!r} holds {odd[0]}; expected even totals >= 2 (two equal teams)")
+    sized = sorted({"map_size", "agents_per_team"} & set(env_kwargs or {}))
+    if sized:
+        raise ValueError(f"zero_shot: env_kwargs {sized[0]}={env_kwargs[sized[0]]!r} is not valid: every size sets its "
+                         f"own map and team size; expected sizes (and map_sizes) instead")
+    if not sizes:
+        raise ValueError("zero_shot: sizes=[] is empty; expected at least one even total, e.g. 128")
     cfg = checkpoint_config(checkpoint)
     base = dict(cfg.env.kwargs) if cfg is not None and cfg.env.name == "battle" else {}
     base.update(env_kwargs or {})
-    for key in ("map_size", "agents_per_team"):
+    for key in ("map_size", "agents_per_team"):  # the run's own sizes: replaced by each size's
         base.pop(key, None)
     trained = load_model(model_file(checkpoint)).spec.num_agents * 2 if is_file_source(checkpoint) else None
     me = learned_team(checkpoint)
@@ -333,6 +341,8 @@ def check_out(path: str | None, overwrite: bool) -> Path | None:
     if path is None:
         return None
     out = Path(path)
+    if out.is_dir():
+        raise IsADirectoryError(f"--out {out} is a folder; expected a file name")
     if out.exists() and not overwrite:
         raise FileExistsError(f"--out {out} exists; pass --overwrite to replace it")
     return out
@@ -341,9 +351,12 @@ def check_out(path: str | None, overwrite: bool) -> Path | None:
 def int_list(text: str) -> list[int]:
     """Parse ``"0,20,40"`` (a command-line option) into integers."""
     try:
-        return [int(v) for v in text.split(",") if v]
+        values = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from None
+    if not values:
+        raise argparse.ArgumentTypeError(f"{text!r} holds no integer; expected e.g. 128,288")
+    return values
 
 
 GREEDY_NOTE = ("Play is greedy (every agent takes its best action) unless --sampled; the learning curve comes "
@@ -416,7 +429,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         set_threads(args.threads, args.checkpoints[0] if args.command == "head-to-head" else args.checkpoint)
         out = check_out(args.out, args.overwrite)
         kwargs = parse_kwargs(args.env_kwargs)
-        common = dict(seed=args.seed, deterministic=not args.sampled, device=args.device)
+        common = dict(seed=args.seed, deterministic=not args.sampled, device=resolve_device(args.device))
         if args.command == "returns":
             result = evaluate_returns(args.checkpoint, args.env, kwargs, args.episodes, team=args.team,
                                       opponent=args.opponent, copies=args.copies, worker=args.worker, **common)
@@ -428,13 +441,15 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         else:
             result = side_bias(args.checkpoint, args.games, kwargs, team=args.team, opponent=args.opponent,
                                copies=args.copies, **common)
-    except (ValueError, FileExistsError, FileNotFoundError, argparse.ArgumentTypeError) as error:
+    except (ValueError, OSError, argparse.ArgumentTypeError) as error:  # bad input, unreadable or unwritable files
         parser.error(str(error))
     text = json.dumps(result, indent=2)
     print(text)
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text + "\n")
+        try:
+            atomic_write_text(out, text + "\n", overwrite=args.overwrite)  # the existence check again, at rename
+        except OSError as error:
+            parser.error(str(error))
     return result
 
 

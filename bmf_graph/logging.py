@@ -10,11 +10,14 @@ files from different algorithms line up; cells of metrics an algorithm lacks sta
 from __future__ import annotations
 
 import csv
+import io
 import math
 from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
+
+from bmf_graph.files import atomic_write_text
 
 COLUMNS = ("episode", "env_steps", "charts/return", "charts/entropy", "charts/epsilon", "charts/temperature",
            "charts/noise", "charts/groups",
@@ -28,33 +31,52 @@ def team_columns(team_names: Sequence[str]) -> list[str]:
 
 
 class RunLogger:
-    """Append-only CSV plus TensorBoard; ``keep_rows`` truncates a resumed run's CSV first."""
+    """Append-only CSV plus TensorBoard.
+
+    The header is written once, with the file (atomically); each row is appended and flushed.
+    ``keep_rows`` (resume) first cuts the CSV to its header and first ``keep_rows`` rows by an
+    atomic rewrite (a temporary file renamed over it), so a kill at any moment leaves either the
+    old file or the cut one, never a partial one.
+    """
 
     def __init__(self, run_dir: Path, team_names: Sequence[str], keep_rows: int | None = None,
                  tensorboard: bool = True):
         self.path = Path(run_dir) / "metrics.csv"
         self.columns = list(COLUMNS) + team_columns(team_names)
-        if keep_rows is not None and self.path.exists():
-            with self.path.open(newline="") as f:
-                rows = list(csv.reader(f))[: keep_rows + 1]
-            self.columns = rows[0] if rows else self.columns  # a resumed run keeps its file's header
-            with self.path.open("w", newline="") as f:
-                csv.writer(f).writerows(rows)
-        elif not self.path.exists():
-            with self.path.open("w", newline="") as f:
-                csv.writer(f).writerow(self.columns)
+        if not self.path.exists():
+            if keep_rows:
+                raise FileNotFoundError(f"{self.path} is missing but the checkpoint is at episode {keep_rows}")
+            atomic_write_text(self.path, _csv_text([self.columns]))
+        elif keep_rows is not None:
+            self._truncate(keep_rows)
+        self.file = self.path.open("a", newline="")
+        self.csv = csv.writer(self.file)
         self.writer = None
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
             self.writer = SummaryWriter(str(run_dir), purge_step=(keep_rows + 1) if keep_rows else None)
 
+    def _truncate(self, keep_rows: int) -> None:
+        with self.path.open(newline="") as f:
+            rows = list(csv.reader(f))
+        if rows and rows[0] != self.columns and rows[0][:1] == ["episode"] and set(rows[0]) <= set(self.columns):
+            self.columns = rows[0]  # a run started by an earlier version keeps its file's header
+        if not rows or rows[0] != self.columns:
+            raise ValueError(f"{self.path} does not start with the expected header "
+                             f"({','.join(self.columns[:3])},...); it was edited or damaged")
+        if len(rows) - 1 < keep_rows:
+            raise ValueError(f"{self.path} holds {len(rows) - 1} episode rows but the checkpoint is at episode "
+                             f"{keep_rows}; rows were lost")
+        if len(rows) - 1 > keep_rows:
+            atomic_write_text(self.path, _csv_text(rows[: keep_rows + 1]))
+
     def log(self, row: Mapping[str, float]) -> None:
         unknown = set(row) - set(self.columns)
         if unknown:
             raise KeyError(f"RunLogger.log: unknown metrics {sorted(unknown)}; expected names from {self.columns}")
-        with self.path.open("a", newline="") as f:
-            csv.writer(f).writerow(["" if row.get(c) is None else row[c] for c in self.columns])
+        self.csv.writerow(["" if row.get(c) is None else row[c] for c in self.columns])
+        self.file.flush()
         if self.writer is not None:
             step = int(row["episode"])
             for key, value in row.items():
@@ -62,8 +84,15 @@ class RunLogger:
                     self.writer.add_scalar(key, value, step)
 
     def close(self) -> None:
+        self.file.close()
         if self.writer is not None:
             self.writer.close()
+
+
+def _csv_text(rows: Sequence[Sequence[object]]) -> str:
+    out = io.StringIO()
+    csv.writer(out).writerows(rows)
+    return out.getvalue()
 
 
 def read_metrics(path: Path | str) -> list[dict[str, float]]:

@@ -29,9 +29,10 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from bmf_graph.checkpoint import seed_everything  # noqa: E402
-from bmf_graph.config import Config  # noqa: E402
+from bmf_graph.config import Config, resolve_device  # noqa: E402
 from bmf_graph.envs.gif import save_episode_gif  # noqa: E402
 from bmf_graph.evaluate import GREEDY_NOTE, DefaultsFormatter, int_list, parse_kwargs  # noqa: E402
+from bmf_graph.files import atomic_write  # noqa: E402
 from bmf_graph.group_graph import GroupSnapshot, capture_groups, draw_snapshot  # noqa: E402
 from bmf_graph.logging import read_metrics  # noqa: E402
 from bmf_graph.players import Driver, read_run_config, set_threads, setup_play  # noqa: E402
@@ -53,11 +54,26 @@ def output_path(out: Path | str, default_name: str, suffix: str, overwrite: bool
     """``out`` itself when it ends in ``suffix``, else ``out/default_name``; refuses an
     existing file unless ``overwrite``."""
     out = Path(out)
+    if out.suffix and out.suffix.lower() != suffix and not out.is_dir():
+        raise ValueError(f"out={str(out)!r} ends in {out.suffix!r}; expected a {suffix} file or a folder")
+    if out.suffix.lower() != suffix and out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"out={str(out)!r} is a file; expected a {suffix} file name or a folder")
     path = out if out.suffix.lower() == suffix else out / default_name
+    if path.is_dir():
+        raise IsADirectoryError(f"out={str(path)!r} is a folder; expected a {suffix} file name")
     if path.exists() and not overwrite:
         raise FileExistsError(f"out={str(path)!r} exists; pass overwrite=True (--overwrite) to replace it")
     path.parent.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def save_figure(fig: Any, path: Path, overwrite: bool, **savefig: Any) -> None:
+    """Write ``fig`` as PNG through a temporary file; without ``overwrite`` a file that appeared
+    at ``path`` in the meantime is kept. Closes the figure."""
+    try:
+        atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=120, **savefig), overwrite)
+    finally:
+        plt.close(fig)
 
 
 # ------------------------------------------------------------------------ learning curves
@@ -197,8 +213,7 @@ def learning_curves(run_dirs: Sequence[Path | str], out: Path | str, metric: str
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, overwrite)
     return result
 
 
@@ -224,7 +239,8 @@ class GroupFigure:
         return str(self.path)
 
 
-def _draw_panels(snaps: list[GroupSnapshot], out: Path, min_weight: float, title: str) -> tuple[list[Any], Any]:
+def _draw_panels(snaps: list[GroupSnapshot], out: Path, min_weight: float, title: str,
+                 overwrite: bool) -> tuple[list[Any], Any]:
     n = len(snaps)
     fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 4.6), squeeze=False)
     drawn = [draw_snapshot(ax, s, min_weight) for ax, s in zip(axes[0], snaps)]
@@ -243,8 +259,7 @@ def _draw_panels(snaps: list[GroupSnapshot], out: Path, min_weight: float, title
         above = any(s.houses is not None and (s.houses[1] > s.houses[2]).any() for s in snaps)
         fig.colorbar(houses, ax=list(axes[0]), label="fire level", fraction=0.04, pad=0.02,
                      extend="max" if above else "neither")
-    fig.savefig(out, dpi=120, bbox_inches="tight")  # keeps the colour bar's labels inside
-    plt.close(fig)
+    save_figure(fig, out, overwrite, bbox_inches="tight")  # keeps the colour bar's labels inside
     return drawn, fig
 
 
@@ -284,7 +299,7 @@ def group_strip(checkpoint: Any, out: Path | str, steps: Sequence[int] | None = 
     name = getattr(getattr(policies[team], "cfg", None), "name", "model")
     name = ALGO_NAMES.get(name, name)
     drawn, fig = _draw_panels(snaps, path, min_weight, f"{name}: groups (colours), intra-group edges, inter-group "
-                              f"attention as arrows n -> m (width ~ w_mn); seed {seed}")
+                              f"attention as arrows n -> m (width ~ w_mn); seed {seed}", overwrite)
     return GroupFigure(path, snaps, drawn, fig)
 
 
@@ -363,7 +378,7 @@ def main(argv: Sequence[str] | None = None) -> Any:
         else:
             set_threads(args.threads, args.checkpoint)
             common = dict(env_name=args.env, env_kwargs=parse_kwargs(args.env_kwargs), seed=args.seed, team=args.team,
-                          opponent=args.opponent, deterministic=not args.sampled, device=args.device,
+                          opponent=args.opponent, deterministic=not args.sampled, device=resolve_device(args.device),
                           overwrite=args.overwrite)
             if args.command == "groups":
                 result = group_graph(args.checkpoint, args.out, args.step, min_weight=args.min_weight, **common)
@@ -372,7 +387,7 @@ def main(argv: Sequence[str] | None = None) -> Any:
                                      **common)
             else:
                 result = replay_gif(args.checkpoint, args.out, max_steps=args.max_steps, fps=args.fps, **common)
-    except (ValueError, FileExistsError, FileNotFoundError, argparse.ArgumentTypeError) as error:
+    except (ValueError, OSError, argparse.ArgumentTypeError) as error:  # bad input, unreadable or unwritable files
         parser.error(str(error))
     print(os.fspath(result))
     return result

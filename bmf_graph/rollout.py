@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from bmf_graph.algos.base import TeamView, mean_entropy, sample_rows
+from bmf_graph.algos.base import NonFiniteLoss, TeamView, mean_entropy, sample_rows
 from bmf_graph.buffer import StepBuffer
 from bmf_graph.envs.base import BatchedEnv, TeamStep
 from bmf_graph.envs.copies import EnvCopies, LocalCopies, Part, PartStep
@@ -178,6 +178,10 @@ class PartPlayer:
         and start step ``t`` of the copies still playing."""
         arrays = self.copies.result(self.part)
         before = ~self.ended
+        if not np.isfinite(arrays.reward[before]).all():  # e.g. env.kwargs.step_reward=nan
+            team = self.copies.teams[int(np.argwhere(~np.isfinite(arrays.reward[before]))[0, 1])].name
+            raise NonFiniteLoss(f"the reward of team {team!r} is not finite at step {t}; stopping before it is "
+                                f"learned from (check env.kwargs)")
         self.returns += arrays.reward
         self.kills += arrays.kills
         self.length[before] = t

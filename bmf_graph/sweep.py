@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import math
 import os
@@ -46,8 +47,10 @@ from omegaconf import OmegaConf
 from tqdm.auto import tqdm
 
 from bmf_graph.config import Config, ConfigError
+from bmf_graph.files import DiskFull, atomic_write_text
 from bmf_graph.logging import final_mean, read_metrics
 from bmf_graph.cli.settings import settings_help
+from bmf_graph.runlock import RunLocked, holder
 from bmf_graph.sweep_grid import Run, SweepOptions, expand, options_help, parse_args
 
 class RayMissing(ImportError):
@@ -56,7 +59,8 @@ class RayMissing(ImportError):
 
 @dataclass
 class Outcome:
-    """What happened to a run: ``skipped`` (already finished), ``done``, ``resumed`` or ``failed``."""
+    """What happened to a run: ``skipped`` (already finished), ``done``, ``resumed``, ``failed``
+    or ``busy`` (its folder is locked by another process, e.g. a second sweep: left alone)."""
 
     run: Run
     status: str
@@ -76,6 +80,14 @@ class SweepResult:
     @property
     def failed(self) -> list[Outcome]:
         return [o for o in self.outcomes if o.status == "failed"]
+
+    @property
+    def busy(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.status == "busy"]
+
+
+FINISHED = ("skipped", "done", "resumed")
+"""Outcomes whose run folder holds a finished run."""
 
 
 # ---------------------------------------------------------------------- run folders
@@ -124,6 +136,13 @@ def _train_task(cfg: Config, cwd: Optional[str] = None) -> dict[str, Any]:
     start = time.perf_counter()
     try:
         run_dir = train(cfg)
+    except (RunLocked, FileExistsError) as error:
+        folder = Path(cfg.resume) if cfg.resume else Path(cfg.runs_dir) / str(cfg.run_name)
+        pid = error.pid if isinstance(error, RunLocked) else holder(folder)
+        if pid is not None:  # another process (a second sweep) runs it: leave it alone
+            return {"ok": False, "busy": pid, "seconds": time.perf_counter() - start}
+        return {"ok": False, "error": f"{type(error).__name__}: {error}", "traceback": traceback.format_exc(),
+                "seconds": time.perf_counter() - start}
     except Exception as error:  # noqa: BLE001 - the sweep records every failure and goes on
         return {"ok": False, "error": f"{type(error).__name__}: {error}", "traceback": traceback.format_exc(),
                 "seconds": time.perf_counter() - start}
@@ -180,7 +199,10 @@ def execute(todo: list[tuple[Run, str, Path]], options: SweepOptions) -> list[Ou
                     result = ray.get(ref)
                 except Exception as error:  # noqa: BLE001 - a lost worker fails this run only
                     result = {"ok": False, "error": f"{type(error).__name__}: {error}", "traceback": "", "seconds": 0.0}
-                if result["ok"]:
+                if result.get("busy"):
+                    outcome = Outcome(run, "busy", folder, f"process {result['busy']}")
+                    bar.write(f"   busy  {run.name}  skipped: its folder is in use by process {result['busy']}")
+                elif result["ok"]:
                     outcome = Outcome(run, "resumed" if action == "resume" else "done", Path(result["run_dir"]),
                                       seconds=result["seconds"])
                     bar.write(f"{outcome.status:>7}  {run.name}  final return {final_return(outcome.run_dir):.3f}"
@@ -205,17 +227,18 @@ def summarize(outcomes: list[Outcome], sweep_dir: Path) -> list[dict[str, Any]]:
         groups.setdefault((o.run.cfg.conf, o.run.cfg.algo.name, " ".join(o.run.group)), []).append(o)
     rows = []
     for (conf, algo, setting), members in groups.items():
-        ok = [o for o in members if o.status != "failed"]
+        ok = [o for o in members if o.status in FINISHED]
         finals = np.array([final_return(o.run_dir) for o in ok], dtype=float)
         rows.append({"conf": conf, "algo": algo, "setting": setting, "seeds": " ".join(str(o.run.cfg.seed) for o in ok),
                      "finished": len(ok), "runs": len(members),
                      "final_return_mean": float(finals.mean()) if ok else math.nan,
                      "final_return_std": float(finals.std()) if ok else math.nan})
     columns = ["conf", "algo", "setting", "seeds", "finished", "runs", "final_return_mean", "final_return_std"]
-    with (sweep_dir / "summary.csv").open("w", newline="") as f:
-        writer = csv.DictWriter(f, columns)
-        writer.writeheader()
-        writer.writerows(rows)
+    table = io.StringIO()
+    writer = csv.DictWriter(table, columns)
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(sweep_dir / "summary.csv", table.getvalue())
     lines = ["| conf | algo | setting | seeds | finished | final return |", "|---|---|---|---|---|---|"]
     for r in rows:
         value = "-" if math.isnan(r["final_return_mean"]) else f"{r['final_return_mean']:.3f} ± {r['final_return_std']:.3f}"
@@ -226,7 +249,7 @@ def summarize(outcomes: list[Outcome], sweep_dir: Path) -> list[dict[str, Any]]:
     if failed:
         lines += ["", "Failed runs (details in `sweep_failures.json`):", ""]
         lines += [f"- `{o.run.name}`: {o.error.splitlines()[0] if o.error else 'no error text'}" for o in failed]
-    (sweep_dir / "summary.md").write_text("\n".join(lines) + "\n")
+    atomic_write_text(sweep_dir / "summary.md", "\n".join(lines) + "\n")
     return rows
 
 
@@ -238,9 +261,8 @@ def plot_curves(run_dirs: list[Path], sweep_dir: Path) -> Optional[Path]:
         print("note: bmf_graph.plot.learning_curves is not available; skipping the learning-curve plot")
         return None
     out = sweep_dir / "learning_curves.png"
-    out.unlink(missing_ok=True)  # redrawn from all finished runs on every (re-)run of the sweep
-    try:
-        return learning_curves(run_dirs, out)
+    try:  # redrawn from all finished runs on every (re-)run of the sweep
+        return learning_curves(run_dirs, out, overwrite=True)
     except Exception as error:  # noqa: BLE001 - a plot problem must not hide the sweep's results
         print(f"warning: the learning-curve plot failed: {type(error).__name__}: {error}", file=sys.stderr)
         return None
@@ -257,22 +279,29 @@ def run_sweep(argv: Sequence[str]) -> SweepResult:
     spec = {"argv": list(argv), "options": OmegaConf.to_container(OmegaConf.structured(options)),
             "axes": {key: values for key, values in axes},
             "runs": [{"name": r.name, "overrides": r.overrides} for r in runs]}
-    (sweep_dir / "sweep.yaml").write_text(OmegaConf.to_yaml(spec))
+    atomic_write_text(sweep_dir / "sweep.yaml", OmegaConf.to_yaml(spec))
 
     plans = [(run, *plan(run)) for run in runs]
     skipped = [Outcome(run, "skipped", folder) for run, action, folder in plans if action == "skip"]
-    todo = [p for p in plans if p[1] != "skip"]
+    # A run whose folder (any attempt) another process holds, e.g. a sweep started twice, is left alone.
+    holders = {run.name: next(filter(None, (holder(path) for _, path in attempts(run))), None)
+               for run, action, _ in plans if action != "skip"}
+    busy = [Outcome(run, "busy", folder, f"process {holders[run.name]}") for run, action, folder in plans
+            if holders.get(run.name) is not None]
+    todo = [p for p in plans if p[1] != "skip" and p[0].name not in {o.run.name for o in busy}]
     resume = sum(action == "resume" for _, action, _ in todo)
     print(f"sweep {sweep_dir}: {len(runs)} runs, {len(skipped)} finished, {resume} to resume, "
-          f"{len(todo) - resume} to start")
+          f"{len(todo) - resume} to start" + (f", {len(busy)} in use by another process (skipped: "
+                                              f"{', '.join(f'{o.run.name} by {o.error}' for o in busy)})" if busy else ""))
+    skipped += busy
     done = {o.run.name: o for o in skipped + (execute(todo, options) if todo else [])}
     outcomes = [done[run.name] for run in runs]
 
     failures = {o.run.name: {"overrides": o.run.overrides, "error": o.error, "traceback": o.traceback}
                 for o in outcomes if o.status == "failed"}
-    (sweep_dir / "sweep_failures.json").write_text(json.dumps(failures, indent=2) + "\n")
+    atomic_write_text(sweep_dir / "sweep_failures.json", json.dumps(failures, indent=2) + "\n")
     summarize(outcomes, sweep_dir)
-    finished = [o.run_dir for o in outcomes if o.status != "failed"]
+    finished = [o.run_dir for o in outcomes if o.status in FINISHED]
     if finished:
         plot_curves(finished, sweep_dir)
     print((sweep_dir / "summary.md").read_text())
@@ -288,6 +317,12 @@ def main(argv: Sequence[str]) -> int:
     except (ConfigError, RayMissing) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except DiskFull as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    if result.busy:
+        print(f"{len(result.busy)} of {len(result.outcomes)} runs were in use by another process and were skipped; "
+              f"run the sweep again once it ends", file=sys.stderr)
     if result.failed:
         print(f"{len(result.failed)} of {len(result.outcomes)} runs failed; see {result.sweep_dir / 'sweep_failures.json'}",
               file=sys.stderr)

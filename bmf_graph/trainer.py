@@ -21,22 +21,17 @@ from tqdm.auto import tqdm
 from bmf_graph.algos import NonFiniteLoss, make_algorithm
 from bmf_graph.algos.base import soft_update
 from bmf_graph.algos.random_policy import RandomPolicy
-from bmf_graph.checkpoint import (atomic_save, load_model, rng_state, save_model, seed_everything,
+from bmf_graph.checkpoint import (UnreadableFile, atomic_save, load_file, rng_state, save_model, seed_everything,
                                   set_rng_state)
-from bmf_graph.config import Config, from_yaml, to_yaml
+from bmf_graph.config import Config, ConfigError, from_yaml, resolve_device, resume_config, to_yaml
 from bmf_graph.envs import TASKS, make_env
+from bmf_graph.files import atomic_write_text, disk_error, remove_temp_files
 from bmf_graph.envs.copies import EnvCopies, LocalCopies, WorkerCopies
+from bmf_graph.limits import check_limits
 from bmf_graph.logging import RunLogger
+from bmf_graph.players import load_policy
 from bmf_graph.rollout import EpisodeResult, play_episodes
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> CUDA when available, else CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device='cuda' was requested but torch sees no CUDA device; use device=auto or cpu")
-    return torch.device(name)
+from bmf_graph.runlock import RunLock
 
 
 def episode_seed(seed: int, episode: int) -> int:
@@ -53,13 +48,17 @@ class Trainer:
     """Owns the env copies, the team policies and the run folder of one training run; call
     :meth:`close` (or use :func:`train`) to stop a worker process."""
 
-    def __init__(self, cfg: Config, run_dir: Path | None = None):
-        self.cfg = cfg
+    def __init__(self, cfg: Config, run_dir: Path | None = None, lock: RunLock | None = None):
+        self.cfg, self.lock = cfg, lock
         if cfg.threads > 0:
             torch.set_num_threads(cfg.threads)
         self.device = resolve_device(cfg.device)
+        check_limits(cfg)
         seed_everything(cfg.seed)
-        self.env = make_env(cfg.env.name, cfg.env.kwargs)
+        try:
+            self.env = make_env(cfg.env.name, cfg.env.kwargs)
+        except (ValueError, TypeError) as error:
+            raise ConfigError(f"env.kwargs={dict(cfg.env.kwargs)} is not valid for {cfg.env.name}: {error}") from None
         self.max_steps = cfg.train.max_steps or self.env.max_steps
         teams = self.env.teams
         bad = [t for t in cfg.env.learn_teams if not 0 <= t < len(teams)]
@@ -83,7 +82,10 @@ class Trainer:
         if opp.policy == "random":
             return RandomPolicy(spec)
         if opp.policy == "checkpoint":
-            return load_model(opp.checkpoint, self.device, num_agents=spec.num_agents)
+            try:
+                return load_policy(opp.checkpoint, spec, self.device)
+            except ValueError as error:  # another task's model, or an unreadable file
+                raise ConfigError(f"opponent.checkpoint={opp.checkpoint!r} is not valid: {error}") from None
         first = self.learners[self.cfg.env.learn_teams[0]]
         if first.spec.obs_dim != spec.obs_dim or first.spec.num_actions != spec.num_actions:
             raise ValueError(f"opponent.policy=self_play needs team {spec.name!r} to have the learner's spaces; "
@@ -113,6 +115,8 @@ class Trainer:
         self.copies.close()  # local copies close self.env with the others
         if not isinstance(self.copies, LocalCopies):
             self.env.close()
+        if self.lock is not None:
+            self.lock.release()
 
     def _new_run_dir(self) -> Path:
         c = self.cfg
@@ -121,7 +125,8 @@ class Trainer:
         if run_dir.exists():
             raise FileExistsError(f"run folder {run_dir} already exists; choose another run_name or resume={run_dir}")
         run_dir.mkdir(parents=True)
-        (run_dir / "config.yaml").write_text(to_yaml(c))
+        self.lock = RunLock(run_dir)
+        atomic_write_text(run_dir / "config.yaml", to_yaml(c))
         return run_dir
 
     # ------------------------------------------------------------------ stepping
@@ -161,13 +166,29 @@ class Trainer:
                 soft_update(policy, learner, 1.0 - self.cfg.opponent.tau)
 
     # ------------------------------------------------------------------ persistence
+    def check_finite(self) -> None:
+        """Refuse (``NonFiniteLoss``) weights before they are saved unless every tensor's squared
+        norm ``sum w^2`` is finite: no NaN or infinity, and no value so large (|w| >~ 1e19 in
+        float32) that a forward pass overflows."""
+        for i, policy in enumerate(self.policies):
+            bad = next((name for name, value in policy.named_parameters()
+                        if not torch.isfinite(value.detach().pow(2).sum())),
+                       None) if isinstance(policy, torch.nn.Module) else None
+            if bad is not None:
+                raise NonFiniteLoss(f"the weights of team {self.env.teams[i].name!r} ({bad}) are not finite "
+                                    f"after episode {self.episode}")
+
     def save(self, final: bool = False) -> None:
+        """Model files of episode ``E`` (when a multiple of ``save_every``) and, at the end,
+        ``model_final``; then ``last.pt``, written only after the weights were checked finite."""
+        self.check_finite()
         ckpt = self.run_dir / "checkpoints"
         first = self.cfg.env.learn_teams[0]
+        names = [f"model_ep{self.episode:06d}"] + (["model_final"] if final else [])
         for t, algo in self.learners.items():
             suffix = "" if t == first else f"_{self.env.teams[t].name}"
-            name = "model_final" if final else f"model_ep{self.episode:06d}"
-            save_model(ckpt / f"{name}{suffix}.pt", algo)
+            for name in names:
+                save_model(ckpt / f"{name}{suffix}.pt", algo)
         state = {"episode": self.episode, "env_steps": self.env_steps, "rng": rng_state(),
                  "learners": {t: {"weights": a.state_dict(), "training": a.training_state()}
                               for t, a in self.learners.items()},
@@ -175,14 +196,23 @@ class Trainer:
         atomic_save(state, ckpt / "last.pt")
 
     def load(self) -> None:
-        state = torch.load(self.run_dir / "checkpoints" / "last.pt", map_location=self.device, weights_only=False)
-        for t, algo in self.learners.items():
-            algo.load_state_dict(state["learners"][t]["weights"])
-            algo.load_training_state(state["learners"][t]["training"])
-        for i, weights in state["policies"].items():
-            self.policies[i].load_state_dict(weights)
-        self.episode, self.env_steps = state["episode"], state["env_steps"]
-        set_rng_state(state["rng"])
+        path = self.run_dir / "checkpoints" / "last.pt"
+        state = load_file(path, self.device)
+        try:
+            for t, algo in self.learners.items():
+                algo.load_state_dict(state["learners"][t]["weights"])
+                algo.load_training_state(state["learners"][t]["training"])
+            for i, weights in state["policies"].items():
+                self.policies[i].load_state_dict(weights)
+            self.episode, self.env_steps = state["episode"], state["env_steps"]
+            set_rng_state(state["rng"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as error:
+            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise UnreadableFile(f"{path} does not match this run's config.yaml ({first}); it was written by "
+                             f"another version or for another run") from None
+        if self.episode > self.cfg.train.episodes:
+            raise ConfigError(f"train.episodes={self.cfg.train.episodes} is below the {self.episode} episodes "
+                              f"{self.run_dir} has done; expected at least {self.episode}")
 
     # ------------------------------------------------------------------ main loop
     def train(self, logger: RunLogger) -> Path:
@@ -202,37 +232,64 @@ class Trainer:
                     logger.log({"episode": self.episode, "env_steps": self.env_steps, **metrics, "perf/sps": sps})
                     bar.update(1)
                     bar.set_postfix(ret=f"{metrics['charts/return']:.1f}", sps=f"{sps:.0f}")
-                if self.episode // every > before // every or self.episode == total:
+                if self.episode // every > before // every and self.episode < total:
                     self.save()
-            self.save(final=True)
+            self.save(final=True)  # the one write of last.pt at the end
         finally:
             bar.close()
             logger.close()
         return self.run_dir
 
 
+def _stop_message(error: NonFiniteLoss, trainer: Trainer) -> str:
+    last = trainer.run_dir / "checkpoints" / "last.pt"
+    where = (f"the last good checkpoint is {last}" if last.is_file() else
+             f"no checkpoint was written before (the first follows episode {trainer.cfg.train.save_every})")
+    return f"{error} (episodes {trainer.episode + 1}.. of run {trainer.run_dir}); {where}"
+
+
+def _record_extension(trainer: Trainer) -> None:
+    """``resume=RUN train.episodes=N``: the run's ``config.yaml`` takes the new budget."""
+    path = trainer.run_dir / "config.yaml"
+    written = from_yaml(path, check=False)
+    if written.train.episodes != trainer.cfg.train.episodes:
+        written.train.episodes = trainer.cfg.train.episodes
+        atomic_write_text(path, to_yaml(written))
+
+
 def train(cfg: Config) -> Path:
     """Run a training run and return its folder.
 
-    With ``cfg.resume`` the run folder's own ``config.yaml`` is used (other settings are
-    ignored) and training continues from ``checkpoints/last.pt`` exactly.
+    With ``cfg.resume`` the run folder's own ``config.yaml`` is used (only ``train.episodes``
+    may differ: a larger value extends the run; see :func:`~bmf_graph.config.resume_config`)
+    and training continues from ``checkpoints/last.pt`` exactly. The run folder is locked
+    (:class:`~bmf_graph.runlock.RunLock`) for the whole run; temporary files left by a killed
+    run are removed first.
     """
     if cfg.resume:
         run_dir = Path(cfg.resume)
-        saved = from_yaml(run_dir / "config.yaml")
-        if not (run_dir / "checkpoints" / "last.pt").is_file():
-            raise FileNotFoundError(f"resume={run_dir}: no checkpoints/last.pt to resume from")
-        trainer = Trainer(saved, run_dir=run_dir)
+        lock = RunLock(run_dir)
+        try:
+            saved = resume_config(cfg)
+            if not (run_dir / "checkpoints" / "last.pt").is_file():
+                raise FileNotFoundError(f"resume={run_dir}: no checkpoints/last.pt to resume from")
+            remove_temp_files(run_dir)
+            trainer = Trainer(saved, run_dir=run_dir, lock=lock)
+        except BaseException:
+            lock.release()
+            raise
     else:
         trainer = Trainer(cfg)
     try:
         if cfg.resume:
             trainer.load()
+            _record_extension(trainer)
         logger = RunLogger(trainer.run_dir, [t.name for t in trainer.env.teams],
                            keep_rows=trainer.episode if cfg.resume else None)
         return trainer.train(logger)
     except NonFiniteLoss as error:
-        raise NonFiniteLoss(f"{error} (episodes {trainer.episode + 1}.. of run {trainer.run_dir}); "
-                            f"the last good checkpoint is {trainer.run_dir / 'checkpoints' / 'last.pt'}") from None
+        raise NonFiniteLoss(_stop_message(error, trainer)) from None
+    except OSError as error:
+        raise disk_error(error, trainer.run_dir) from error
     finally:
         trainer.close()

@@ -1,6 +1,7 @@
 """Sweeps: grid expansion and validation, then tiny sweeps on one local Ray instance."""
 import csv
 import json
+import os
 import sys
 from dataclasses import replace
 
@@ -13,6 +14,7 @@ from bmf_graph.logging import read_metrics  # noqa: E402
 from bmf_graph.sweep import main, plan, run_sweep  # noqa: E402
 from bmf_graph.sweep_grid import expand, parse_args, split_values  # noqa: E402
 from bmf_graph.trainer import Trainer, train  # noqa: E402
+from tiny_runs import interrupted_run  # noqa: E402
 
 TINY = ["conf=firefighter", "env.kwargs.num_firefighters=8", "env.kwargs.max_steps=8",
         "algo.learning_starts=4", "algo.batch_steps=4", "algo.buffer_size=768", "algo.hidden=16", "train.envs=2"]
@@ -177,3 +179,22 @@ def test_tiny_sweep_in_the_results_layout(local_ray, tmp_path, monkeypatch):
     assert len(read_metrics(run)) == 2
     # the stored configuration names the folder as given, never this machine's absolute path
     assert "runs_dir: results/firefighter\n" in (run / "config.yaml").read_text()
+
+
+def test_a_run_locked_by_another_process_is_skipped_and_said(tmp_path, monkeypatch, capsys):
+    """A second sweep while the first still trains a run: the run is left alone (no Ray task,
+    nothing written into it), reported as in use with the holder's pid, and not in the summary."""
+    from bmf_graph.runlock import RunLock
+
+    argv = [*TINY, "train.episodes=4", "train.save_every=2", "algo=q", "seed=0", f"runs_dir={tmp_path}"]
+    [run] = expand(*parse_args(argv))
+    folder = interrupted_run(tmp_path, monkeypatch, 2, replace(run.cfg, run_name=run.name))
+    assert folder == tmp_path / run.name
+    before = (folder / "metrics.csv").read_bytes()
+    with RunLock(folder):  # as the first sweep's worker holds it
+        assert main(argv) == 0
+    out = capsys.readouterr()
+    assert f"1 in use by another process (skipped: {run.name} by process {os.getpid()})" in out.out
+    assert "1 of 1 runs were in use by another process and were skipped" in out.err
+    assert (folder / "metrics.csv").read_bytes() == before
+    assert "| 0/1 | - |" in next(tmp_path.glob("sweep__*/summary.md")).read_text()

@@ -142,7 +142,7 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypa
     monkeypatch.setattr(FirefighterBatchedEnv, "step", poisoned_step)
     cfg = tiny(tmp_path, "firefighter", "mfq", "train.episodes=5", "train.save_every=1",
                "env.kwargs.max_steps=15", "algo.learning_starts=1", "algo.update_every=1")
-    with pytest.raises(NonFiniteLoss, match="loss 'q' is nan"):
+    with pytest.raises(NonFiniteLoss, match="the reward of team 'firefighter' is not finite"):
         train(cfg)
     run_dir = next(tmp_path.iterdir())
     state = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=False)

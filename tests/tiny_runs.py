@@ -13,3 +13,26 @@ FAST = ["train.progress=false", "algo.learning_starts=4", "algo.update_every=2",
         "train.envs=1"]
 """Algorithm overrides: updates from the first steps, small networks and replay; one episode per
 round (tests of several copies per round set ``train.envs``)."""
+
+
+def interrupted_run(runs_dir, monkeypatch, stop_at, cfg):
+    """The folder of a run of ``cfg`` (in ``runs_dir``) stopped by a KeyboardInterrupt when
+    ``stop_at`` episodes are done."""
+    from bmf_graph.trainer import Trainer, train
+
+    original = Trainer.run_round
+
+    def stop(self, *a, **k):
+        if self.episode == stop_at:
+            raise KeyboardInterrupt
+        return original(self, *a, **k)
+
+    monkeypatch.setattr(Trainer, "run_round", stop)
+    try:
+        train(cfg)
+    except KeyboardInterrupt:
+        pass
+    else:
+        raise AssertionError("the run was not interrupted")
+    monkeypatch.setattr(Trainer, "run_round", original)
+    return next(p for p in runs_dir.iterdir() if p.is_dir())

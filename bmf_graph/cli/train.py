@@ -22,9 +22,12 @@ from pathlib import Path
 from typing import Sequence
 
 from bmf_graph.algos import NonFiniteLoss
+from bmf_graph.checkpoint import UnreadableFile
 from bmf_graph.cli.settings import settings_help
 from bmf_graph.config import ConfigError, conf_names, load_config
+from bmf_graph.files import DiskFull
 from bmf_graph.logging import FINAL_FRACTION, final_mean, read_metrics
+from bmf_graph.runlock import RunLocked
 from bmf_graph.trainer import train
 
 HELP_FLAGS = ("-h", "--help")
@@ -75,7 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         start = time.perf_counter()
         cfg = load_config(argv)
         run_dir = train(cfg)
-    except (ConfigError, NonFiniteLoss, FileExistsError, FileNotFoundError) as error:
+    except (ConfigError, NonFiniteLoss, FileExistsError, FileNotFoundError, RunLocked, DiskFull,
+            UnreadableFile) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2 if isinstance(error, ConfigError) else 1
     print(run_summary(run_dir, time.perf_counter() - start))

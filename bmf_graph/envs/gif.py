@@ -8,6 +8,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from bmf_graph.envs.base import BatchedEnv, TeamStep
+from bmf_graph.files import atomic_write
 
 __all__ = ["save_episode_gif"]
 
@@ -68,11 +69,9 @@ def save_episode_gif(env: BatchedEnv, path: str | Path, policy: Policy | None = 
         if terminated or truncated:
             break
 
-    path.parent.mkdir(parents=True, exist_ok=True)
     images = [Image.fromarray(f) for f in frames]
-    images[0].save(path, save_all=True, append_images=images[1:],
-                   duration=max(10, round(1000 / fps)), loop=0)
-    return path
+    return atomic_write(path, lambda f: images[0].save(f, format="GIF", save_all=True, append_images=images[1:],
+                                                       duration=max(10, round(1000 / fps)), loop=0), overwrite)
 
 
 COUNTER_HEIGHT = 14

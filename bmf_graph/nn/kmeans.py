@@ -106,6 +106,11 @@ class KMeans(torch.nn.Module):
         self.n_iter_ = 0
         if N == 0:
             return batch.clone(), x.new_zeros(num_batch * k, D)
+        # Work in units of a power of two near max |x| (exact: results at ordinary scales are
+        # unchanged), so no square or sum overflows, whatever the finite scale of x.
+        scale = _power_of_two_scale(x if init is None else torch.cat([x, init]))
+        x = x / scale
+        init = None if init is None else init / scale
 
         dense, real, slot, offset = self._to_dense(x, batch, num_batch)
         if init is None:
@@ -141,7 +146,7 @@ class KMeans(torch.nn.Module):
         labels = batch * k + nearest[batch, slot]
         size = torch.bincount(labels, minlength=num_batch * k).view(num_batch, k, 1)
         centroids = torch.where(size > 0, centroids + offset.unsqueeze(1), 0.0)
-        return labels, centroids.view(-1, D)
+        return labels, centroids.view(-1, D) * scale
 
     def _to_dense(self, x: Tensor, batch: Tensor,
                   num_batch: int) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -172,6 +177,7 @@ class KMeans(torch.nn.Module):
         k = centroids.size(1)
         dist = torch.baddbmm(centroids.pow(2).sum(-1).unsqueeze(2), centroids, dense_t,
                              alpha=-2)
+        dist = dist.nan_to_num(nan=float('inf'))  # never NaN: a point always gets an id of its team
         if masked is not None:
             dist = dist.masked_fill(masked, float('inf'))
         small = torch.uint8 if k < 256 else torch.long  # narrow ranks: less memory traffic
@@ -294,3 +300,11 @@ def dense_kmeans(x: Tensor, num_clusters: int, num_iter: int = 10) -> Tensor:
         size = member.sum(2, keepdim=True)
         centroids = torch.where(size > 0, member @ x / size.clamp(min=1), centroids)
     return labels.view(*batch_shape, n)
+
+
+def _power_of_two_scale(x: Tensor) -> Tensor:
+    """``2^e <= max |x| < 2^(e+1)`` (1 for an all-zero ``x``), as a 0-d tensor of ``x``'s dtype:
+    ``x / 2^e`` is exact and lies in ``(-2, 2)``."""
+    top = x.abs().amax() if x.numel() else x.new_zeros(())
+    _, exponent = torch.frexp(top)  # top = m * 2^exponent, m in [0.5, 1)
+    return torch.where(top > 0, torch.ldexp(torch.ones_like(top), exponent - 1), torch.ones_like(top))
