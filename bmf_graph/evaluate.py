@@ -34,7 +34,7 @@ import torch
 from omegaconf import OmegaConf
 
 from bmf_graph.checkpoint import load_model, seed_everything
-from bmf_graph.config import resolve_device
+from bmf_graph.config_checks import resolve_device
 from bmf_graph.envs import TASKS, battle, make_env
 from bmf_graph.envs.base import BatchedEnv
 from bmf_graph.envs.copies import WorkerCopies

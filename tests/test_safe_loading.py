@@ -11,7 +11,8 @@ import torch
 from bmf_graph import checkpoint
 from bmf_graph.algos import NonFiniteLoss
 from bmf_graph.checkpoint import UnreadableFile, load_file, load_model
-from bmf_graph.config import ConfigError, load_config
+from bmf_graph.config import load_config
+from bmf_graph.config_checks import ConfigError
 from bmf_graph.logging import read_metrics
 from bmf_graph.trainer import Trainer, train
 from tiny_runs import FAST, TINY, interrupted_run
