@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from bmf_graph import graph
-from bmf_graph.evaluate import int_list
+from bmf_graph.cli.options import int_list
 from report import emit
 from scaling import RADIUS, SIZES, make_inputs
 

@@ -38,7 +38,8 @@ import numpy as np
 import psutil
 import torch
 
-from bmf_graph.config import ALGORITHMS, load_config
+from bmf_graph.config import load_config
+from bmf_graph.config_checks import ALGORITHMS
 from bmf_graph.envs import make_env
 from bmf_graph.envs.copies import LocalCopies, WorkerCopies
 from bmf_graph.rollout import play_episode, play_episodes

@@ -2,50 +2,37 @@
 side bias.
 
 Play is greedy by default (``deterministic=True``, ``explore=None``: every agent takes its
-highest-scoring action) or sampled (``--sampled``, ``explore=1.0``: each policy acts as at the
-end of its exploration schedule, as training's last episodes do); every episode ``e`` is seeded (``random``,
+highest-scoring action) or sampled (``explore=1.0``: each policy acts as at the end of its
+exploration schedule, as training's last episodes do); every episode ``e`` is seeded (``random``,
 numpy, torch and the env) with a seed derived from ``seed``. Standard deviations are over
 episodes (``ddof=0``).
 
-    python -m bmf_graph.evaluate returns RUN --episodes 20      # RUN/checkpoints/model_final.pt
-    python -m bmf_graph.evaluate head-to-head A.pt B.pt C.pt --random --games 20 --env-kwargs map_size=40
-    python -m bmf_graph.evaluate zero-shot RUN/checkpoints/model_final.pt --sizes 128,288,512,2048 --games 4
-    python -m bmf_graph.evaluate sides RUN/checkpoints/model_final.pt --games 20
-
 In Battle, which team spawns on the left is drawn by the env from each episode's seed
-(``random_sides``, the default); ``sides`` places the model's team on each side explicitly. A
-model trained before the minimap (or with fixed sides) is played with
-``--env-kwargs minimap_mode=false random_sides=false``.
+(``random_sides``, the default); :func:`side_bias` places the model's team on each side
+explicitly. A model trained before the minimap (or with fixed sides) is played with
+``env_kwargs={"minimap_mode": False, "random_sides": False}``.
 
-A model is a model file or a run folder (its ``checkpoints/model_final.pt``); torch uses the
-run's ``threads`` setting unless ``--threads`` is given. Each command prints JSON to stdout (head-to-head also a table to stderr); ``--out FILE.json``
-also writes it, refusing to replace a file unless ``--overwrite``.
+A model is a model file or a run folder (its ``checkpoints/model_final.pt``). The command line,
+``bmf-evaluate`` or ``python -m bmf_graph.evaluate``, is :mod:`bmf_graph.cli.evaluation`.
 """
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
-from omegaconf import OmegaConf
 
 from bmf_graph.checkpoint import load_model, seed_everything
-from bmf_graph.config import resolve_device
-from bmf_graph.envs import TASKS, battle, make_env
+from bmf_graph.envs import battle, make_env
 from bmf_graph.envs.base import BatchedEnv
 from bmf_graph.envs.copies import WorkerCopies
-from bmf_graph.files import atomic_write_text
 from bmf_graph.players import (RANDOM, Source, checkpoint_config, describe, is_file_source, model_file,
-                               set_threads, setup_play, team_policies)
+                               setup_play, team_policies)
 from bmf_graph.rollout import EpisodeResult, play_episode, play_episodes
 from bmf_graph.winrate import GameResult, schedule, tally, wilson_interval
 
-__all__ = ["evaluate_returns", "head_to_head", "zero_shot", "side_bias", "battle_map_size", "play", "play_copies",
-           "main"]
+__all__ = ["evaluate_returns", "head_to_head", "zero_shot", "side_bias", "battle_map_size", "play", "play_copies"]
 
 ZERO_SHOT_SIZES = (128, 288, 512, 2048)
 
@@ -326,132 +313,6 @@ def side_bias(checkpoint: Source, games: int = 20, env_kwargs: Mapping[str, Any]
             "relative_gap": abs(left - right) / max(left, right) if max(left, right) > 0 else 0.0}
 
 
-# ---------------------------------------------------------------------------------- CLI
-def parse_kwargs(items: Sequence[str]) -> dict[str, Any]:
-    """``["map_size=40", "preset=bmf"]`` -> ``{"map_size": 40, "preset": "bmf"}`` (YAML values,
-    as ``train.py`` overrides)."""
-    bad = [item for item in items if "=" not in item]
-    if bad:
-        raise argparse.ArgumentTypeError(f"--env-kwargs item {bad[0]!r} is not of the form key=value")
-    return OmegaConf.to_container(OmegaConf.from_dotlist(list(items)))
-
-
-def check_out(path: str | None, overwrite: bool) -> Path | None:
-    """The ``--out`` file, refusing an existing one unless ``overwrite``."""
-    if path is None:
-        return None
-    out = Path(path)
-    if out.is_dir():
-        raise IsADirectoryError(f"--out {out} is a folder; expected a file name")
-    if out.exists() and not overwrite:
-        raise FileExistsError(f"--out {out} exists; pass --overwrite to replace it")
-    return out
-
-
-def int_list(text: str) -> list[int]:
-    """Parse ``"0,20,40"`` (a command-line option) into integers."""
-    try:
-        values = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from None
-    if not values:
-        raise argparse.ArgumentTypeError(f"{text!r} holds no integer; expected e.g. 128,288")
-    return values
-
-
-GREEDY_NOTE = ("Play is greedy (every agent takes its best action) unless --sampled; the learning curve comes "
-               "from exploring play, so greedy returns can differ from it.")
-
-
-class DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """``--help`` with each option's default, where it has one worth showing."""
-
-    def _get_help_string(self, action: argparse.Action) -> str:
-        if action.default in (None, False, [], argparse.SUPPRESS):
-            return action.help or ""
-        return super()._get_help_string(action)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="bmf-evaluate", description=__doc__.split("\n")[0],
-                                     epilog=GREEDY_NOTE, formatter_class=DefaultsFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--env-kwargs", nargs="*", default=[], metavar="KEY=VALUE",
-                        help="task arguments, over those of the checkpoint's run")
-    common.add_argument("--seed", type=int, default=0, help="episode e (game g) is seeded with seed + e")
-    common.add_argument("--sampled", action="store_true",
-                        help="sample actions (explore=1.0, as at the end of training) instead of greedy play")
-    common.add_argument("--device", default="cpu", help="torch device of the policies")
-    common.add_argument("--threads", type=int, default=None,
-                        help="torch CPU threads (0: torch's default); default: the model's run's threads setting")
-    common.add_argument("--out", help="also write the JSON here")
-    common.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
-
-    p = sub.add_parser("returns", parents=[common], help="mean ± std return over episodes", epilog=GREEDY_NOTE,
-                       formatter_class=DefaultsFormatter)
-    p.add_argument("checkpoint", help="model file (.pt) or run folder (its checkpoints/model_final.pt)")
-    p.add_argument("--env", choices=tuple(TASKS), help="default: the run's env")
-    p.add_argument("--episodes", type=int, default=10, help="episodes to average over")
-    p.add_argument("--team", type=int, default=0, help="index of the evaluated team")
-    p.add_argument("--opponent", default=RANDOM, help="other teams: random, self or a model file")
-    p.add_argument("--copies", type=int, default=1, help="episodes played at once in env copies")
-    p.add_argument("--worker", action="store_true",
-                   help="step the copies in a worker process, in two halves (with --threads 1 on two cores)")
-
-    p = sub.add_parser("head-to-head", parents=[common], help="Battle win-rate matrix", epilog=GREEDY_NOTE,
-                       formatter_class=DefaultsFormatter)
-    p.add_argument("checkpoints", nargs="+", help="model files or run folders ('random' allowed)")
-    p.add_argument("--games", type=int, default=10, help="games per pair (each seed twice, teams swapped)")
-    p.add_argument("--random", action="store_true", help="add a random player")
-
-    p = sub.add_parser("zero-shot", parents=[common], help="Battle at other team sizes", epilog=GREEDY_NOTE,
-                       formatter_class=DefaultsFormatter)
-    p.add_argument("checkpoint", help="model file (.pt) or run folder")
-    p.add_argument("--sizes", type=int_list, default=list(ZERO_SHOT_SIZES), help="total agents, e.g. 128,288,512")
-    p.add_argument("--games", type=int, default=4, help="games per size")
-    p.add_argument("--opponent", default=RANDOM, help="random, self or a model file")
-
-    p = sub.add_parser("sides", parents=[common], help="Battle side bias: kills on the left vs on the right",
-                       epilog=GREEDY_NOTE, formatter_class=DefaultsFormatter)
-    p.add_argument("checkpoint", help="model file (.pt) or run folder")
-    p.add_argument("--games", type=int, default=20, help="games per side (the same seeds on both sides)")
-    p.add_argument("--team", type=int, help="the model's team, 0 or 1 (default: the team it learned as)")
-    p.add_argument("--opponent", default=RANDOM, help="random, self or a model file")
-    p.add_argument("--copies", type=int, default=1, help="episodes played at once in env copies")
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        set_threads(args.threads, args.checkpoints[0] if args.command == "head-to-head" else args.checkpoint)
-        out = check_out(args.out, args.overwrite)
-        kwargs = parse_kwargs(args.env_kwargs)
-        common = dict(seed=args.seed, deterministic=not args.sampled, device=resolve_device(args.device))
-        if args.command == "returns":
-            result = evaluate_returns(args.checkpoint, args.env, kwargs, args.episodes, team=args.team,
-                                      opponent=args.opponent, copies=args.copies, worker=args.worker, **common)
-        elif args.command == "head-to-head":
-            result = head_to_head(args.checkpoints, args.games, kwargs, include_random=args.random, **common)
-            print(result["text"], file=sys.stderr)
-        elif args.command == "zero-shot":
-            result = zero_shot(args.checkpoint, args.sizes, args.games, args.opponent, env_kwargs=kwargs, **common)
-        else:
-            result = side_bias(args.checkpoint, args.games, kwargs, team=args.team, opponent=args.opponent,
-                               copies=args.copies, **common)
-    except (ValueError, OSError, argparse.ArgumentTypeError) as error:  # bad input, unreadable or unwritable files
-        parser.error(str(error))
-    text = json.dumps(result, indent=2)
-    print(text)
-    if out is not None:
-        try:
-            atomic_write_text(out, text + "\n", overwrite=args.overwrite)  # the existence check again, at rename
-        except OSError as error:
-            parser.error(str(error))
-    return result
-
-
 if __name__ == "__main__":
+    from bmf_graph.cli.evaluation import main
     main()

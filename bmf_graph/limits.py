@@ -18,7 +18,8 @@ import os
 from typing import Any
 
 from bmf_graph.buffer import replay_records
-from bmf_graph.config import Config, ConfigError
+from bmf_graph.config import Config
+from bmf_graph.config_checks import ConfigError
 from bmf_graph.envs import TASKS, battle, make_env, pursuit
 
 WORKING_SET = 8

@@ -15,7 +15,8 @@ import torch
 
 from bmf_graph.algos.random_policy import RandomPolicy
 from bmf_graph.checkpoint import load_model
-from bmf_graph.config import ENVIRONMENTS, Config, from_yaml
+from bmf_graph.config import Config, from_yaml
+from bmf_graph.config_checks import ENVIRONMENTS
 from bmf_graph.envs import make_env
 from bmf_graph.envs.base import BatchedEnv, TeamSpec, TeamStep
 from bmf_graph.rollout import previous_actions, team_view
@@ -33,7 +34,7 @@ def describe(source: Source) -> str:
 
 
 def read_run_config(path: Path | str) -> Config:
-    """A run's ``config.yaml`` against the schema, without :func:`~bmf_graph.config.validate`
+    """A run's ``config.yaml`` against the schema, without :func:`~bmf_graph.config_checks.validate`
     (so a run folder moved away from its opponent checkpoint still reads)."""
     path = Path(path)
     if not path.is_file():

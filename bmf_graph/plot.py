@@ -29,9 +29,10 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from bmf_graph.checkpoint import seed_everything  # noqa: E402
-from bmf_graph.config import Config, resolve_device  # noqa: E402
+from bmf_graph.cli.options import GREEDY_NOTE, DefaultsFormatter, int_list, parse_kwargs  # noqa: E402
+from bmf_graph.config import Config  # noqa: E402
+from bmf_graph.config_checks import resolve_device  # noqa: E402
 from bmf_graph.envs.gif import save_episode_gif  # noqa: E402
-from bmf_graph.evaluate import GREEDY_NOTE, DefaultsFormatter, int_list, parse_kwargs  # noqa: E402
 from bmf_graph.files import atomic_write  # noqa: E402
 from bmf_graph.group_graph import GroupSnapshot, capture_groups, draw_snapshot  # noqa: E402
 from bmf_graph.logging import read_metrics  # noqa: E402

@@ -46,7 +46,8 @@ import numpy as np
 from omegaconf import OmegaConf
 from tqdm.auto import tqdm
 
-from bmf_graph.config import Config, ConfigError
+from bmf_graph.config import Config
+from bmf_graph.config_checks import ConfigError
 from bmf_graph.files import DiskFull, atomic_write_text
 from bmf_graph.logging import final_mean, read_metrics
 from bmf_graph.cli.settings import settings_help

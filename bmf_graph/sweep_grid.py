@@ -13,7 +13,8 @@ from typing import Optional, Sequence
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from bmf_graph.config import SHORTHANDS, Config, ConfigError, load_config
+from bmf_graph.config import SHORTHANDS, Config, load_config
+from bmf_graph.config_checks import ConfigError
 
 MANAGED_KEYS = ("resume", "run_name", "threads")
 LAYOUTS = ("runs", "results")

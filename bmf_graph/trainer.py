@@ -23,7 +23,8 @@ from bmf_graph.algos.base import soft_update
 from bmf_graph.algos.random_policy import RandomPolicy
 from bmf_graph.checkpoint import (UnreadableFile, atomic_save, load_file, rng_state, save_model, seed_everything,
                                   set_rng_state)
-from bmf_graph.config import Config, ConfigError, from_yaml, resolve_device, resume_config, to_yaml
+from bmf_graph.config import Config, from_yaml, resume_config, to_yaml
+from bmf_graph.config_checks import ConfigError, resolve_device
 from bmf_graph.envs import TASKS, make_env
 from bmf_graph.files import atomic_write_text, disk_error, remove_temp_files
 from bmf_graph.envs.copies import EnvCopies, LocalCopies, WorkerCopies

@@ -13,6 +13,7 @@ import torch
 
 from bmf_graph import evaluate, players
 from bmf_graph.algos.random_policy import RandomPolicy
+from bmf_graph.cli import evaluation
 from bmf_graph.config import load_config
 from bmf_graph.envs import battle
 from bmf_graph.envs.base import TeamSpec
@@ -246,7 +247,7 @@ def test_a_run_folder_stands_for_its_final_model_and_missing_models_are_named(ck
                           (["returns", str(tmp_path)], "is a folder without checkpoints/model_final.pt"),
                           (["zero-shot", str(tmp_path / "x.pt")], "x.pt' does not exist")]:
         with pytest.raises(SystemExit) as exit_info:
-            evaluate.main(args)
+            evaluation.main(args)
         err = capsys.readouterr().err
         assert exit_info.value.code == 2 and re.search(message, err) and "env_name" not in err
 
@@ -255,13 +256,13 @@ def test_evaluation_uses_the_runs_threads_unless_told(ckpt, monkeypatch, tmp_pat
     """Tiny runs set threads=1; --threads wins; 0 (and a model outside a run) leaves torch alone."""
     calls = []
     monkeypatch.setattr(torch, "set_num_threads", calls.append)
-    evaluate.main(["returns", str(ckpt[("firefighter", "bmf_q")]), "--episodes", "1"])
-    evaluate.main(["returns", str(ckpt[("firefighter", "bmf_q")]), "--episodes", "1", "--threads", "3"])
-    evaluate.main(["returns", str(ckpt[("firefighter", "bmf_q")]), "--episodes", "1", "--threads", "0"])
+    evaluation.main(["returns", str(ckpt[("firefighter", "bmf_q")]), "--episodes", "1"])
+    evaluation.main(["returns", str(ckpt[("firefighter", "bmf_q")]), "--episodes", "1", "--threads", "3"])
+    evaluation.main(["returns", str(ckpt[("firefighter", "bmf_q")]), "--episodes", "1", "--threads", "0"])
     assert calls == [1, 3]
     loose = tmp_path / "loose.pt"
     loose.write_bytes(ckpt[("firefighter", "bmf_q")].read_bytes())
-    evaluate.main(["returns", str(loose), "--env", "firefighter", "--env-kwargs", "num_firefighters=12",
+    evaluation.main(["returns", str(loose), "--env", "firefighter", "--env-kwargs", "num_firefighters=12",
                    "max_steps=3", "--episodes", "1"])
     assert calls == [1, 3] and players.run_threads(loose) == 0
 
@@ -301,15 +302,15 @@ def test_zero_shot_loads_the_model_into_larger_battles(ckpt, monkeypatch):
 def test_cli_writes_json_and_refuses_to_overwrite(ckpt, tmp_path, capsys):
     out = tmp_path / "r.json"
     args = ["returns", str(ckpt[("firefighter", "bmf_q")]), "--episodes", "2", "--out", str(out)]
-    evaluate.main(args)
+    evaluation.main(args)
     printed = json.loads(capsys.readouterr().out)
     assert json.loads(out.read_text()) == printed and len(printed["returns"]) == 2
     out.write_text("keep")
     with pytest.raises(SystemExit) as exit_info:
-        evaluate.main(args)
+        evaluation.main(args)
     assert exit_info.value.code == 2 and "pass --overwrite" in capsys.readouterr().err
     assert out.read_text() == "keep"
-    evaluate.main(args + ["--overwrite", "--sampled"])
+    evaluation.main(args + ["--overwrite", "--sampled"])
     assert json.loads(out.read_text())["deterministic"] is False
 
 
@@ -358,13 +359,13 @@ def test_models_from_before_the_minimap_play_with_the_old_env_arguments(tmp_path
         .replace("    random_sides: false\n", ""))  # a run from before: the env's defaults then
     with pytest.raises(ValueError, match="needs obs_dim=1217.*minimap_mode=false random_sides=false"):
         evaluate.evaluate_returns(path, episodes=1)
-    r = evaluate.main(["sides", str(path), "--games", "1", "--env-kwargs", "minimap_mode=false", "max_steps=2"])
+    r = evaluation.main(["sides", str(path), "--games", "1", "--env-kwargs", "minimap_mode=false", "max_steps=2"])
     assert r["env_kwargs"]["minimap_mode"] is False and len(r["left"]["kills_per_game"]) == 1
 
 
 def test_cli_sides_writes_json(ckpt, tmp_path, capsys):
     out = tmp_path / "sides.json"
-    evaluate.main(["sides", str(ckpt[("battle", "bmf_q")]), "--games", "2", "--env-kwargs", "max_steps=3",
+    evaluation.main(["sides", str(ckpt[("battle", "bmf_q")]), "--games", "2", "--env-kwargs", "max_steps=3",
                    "--copies", "2", "--out", str(out)])
     printed = json.loads(capsys.readouterr().out)
     assert json.loads(out.read_text()) == printed and printed["games_per_side"] == 2

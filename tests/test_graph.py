@@ -4,7 +4,7 @@ import sys
 import pytest
 import torch
 
-from bmf_graph import graph
+from bmf_graph import graph, radius_search
 from bmf_graph.graph import dense_adjacency, get_backend, neighbour_graph, radius_graph, set_backend
 
 
@@ -26,7 +26,7 @@ def brute_radius_graph(pos, r, batch=None, loop=False, max_num_neighbors=None):
 @pytest.fixture(params=["dense", "cell_list"])
 def torch_backend(request, monkeypatch):
     """The pure-torch backend, once through each of its two paths."""
-    monkeypatch.setattr(graph, "DENSE_MAX_NODES", 10 ** 9 if request.param == "dense" else 0)
+    monkeypatch.setattr(radius_search, "DENSE_MAX_NODES", 10 ** 9 if request.param == "dense" else 0)
     set_backend("torch")
     yield request.param
     set_backend("auto")
@@ -113,7 +113,7 @@ def test_radius_graph_dense_path_across_threshold(monkeypatch, grid):
     set_backend("torch")
     gen = torch.Generator().manual_seed(9)
     limit = 40
-    monkeypatch.setattr(graph, "DENSE_MAX_NODES", limit)
+    monkeypatch.setattr(radius_search, "DENSE_MAX_NODES", limit)
     try:
         for n in (limit - 1, limit, limit + 1):
             if grid:
@@ -125,9 +125,9 @@ def test_radius_graph_dense_path_across_threshold(monkeypatch, grid):
                                        (True, True, None), (True, False, 2), (False, True, 3)]:
                 b = batch if use_batch else None
                 out = radius_graph(pos, r, b, loop, k)
-                monkeypatch.setattr(graph, "DENSE_MAX_NODES", 0)
+                monkeypatch.setattr(radius_search, "DENSE_MAX_NODES", 0)
                 cell_list = radius_graph(pos, r, b, loop, k)
-                monkeypatch.setattr(graph, "DENSE_MAX_NODES", limit)
+                monkeypatch.setattr(radius_search, "DENSE_MAX_NODES", limit)
                 assert out.size(1) > 0 and torch.equal(out, cell_list)
                 assert torch.equal(out, brute_radius_graph(pos, r, b, loop, k))
     finally:
@@ -136,12 +136,12 @@ def test_radius_graph_dense_path_across_threshold(monkeypatch, grid):
 
 def test_radius_graph_dense_path_is_the_default_for_small_inputs(monkeypatch):
     calls = []
-    monkeypatch.setattr(graph, "_cell_list_pairs",
+    monkeypatch.setattr(graph, "cell_list_pairs",
                         lambda *args: calls.append(1) or (torch.empty(0, dtype=torch.long),) * 2)
     gen = torch.Generator().manual_seed(10)
     set_backend("torch")
     try:
-        pos = torch.rand(graph.DENSE_MAX_NODES + 1, 2, generator=gen) * 10
+        pos = torch.rand(radius_search.DENSE_MAX_NODES + 1, 2, generator=gen) * 10
         assert radius_graph(pos[1:], 2.0).size(1) > 0 and not calls
         radius_graph(pos, 2.0)
         assert calls == [1]
@@ -217,7 +217,7 @@ def test_dense_adjacency_is_neighbour_graph(num_copies):
 
 
 def test_dense_adjacency_only_for_small_equal_blocks(monkeypatch):
-    monkeypatch.setattr(graph, "DENSE_MAX_NODES", 12)
+    monkeypatch.setattr(radius_search, "DENSE_MAX_NODES", 12)
     pos = torch.rand(12, 2)
     assert dense_adjacency(pos, 1.0, batch=torch.tensor([0] * 6 + [1] * 6)) is not None
     assert dense_adjacency(pos, 1.0, batch=torch.tensor([0] * 5 + [1] * 7)) is None  # unequal
@@ -227,7 +227,7 @@ def test_dense_adjacency_only_for_small_equal_blocks(monkeypatch):
     assert dense_adjacency(torch.rand(600, 2), 1.0, batch=many).shape == (100, 6, 6)
     monkeypatch.setattr(graph, "DENSE_ADJACENCY_MAX_PAIRS", 71)
     assert dense_adjacency(pos, 1.0, batch=torch.tensor([0] * 6 + [1] * 6)) is None  # 72 pairs
-    monkeypatch.setattr(graph, "DENSE_MAX_NODES", 11)
+    monkeypatch.setattr(radius_search, "DENSE_MAX_NODES", 11)
     assert dense_adjacency(pos, 1.0) is None  # a block of 12 > 11
     with pytest.raises(ValueError, match=r"dense_adjacency: alive must be a bool tensor of shape \[12\]"):
         dense_adjacency(pos, 1.0, alive=torch.ones(11, dtype=torch.bool))

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from bmf_graph import evaluate, plot
+from bmf_graph import plot
+from bmf_graph.cli import evaluation
 from bmf_graph.cli import train as cli_train
 from bmf_graph.config import load_config
 from bmf_graph.sweep_grid import expand, parse_args
@@ -103,7 +104,7 @@ def check(command: str, task: str, root: Path, capsys, setup: bool = False) -> N
                                               *FAST]) == 0
                 assert "final return:" in capsys.readouterr().out
     elif words[:3] == ["python", "-m", "bmf_graph.evaluate"] or words[:3] == ["python", "-m", "bmf_graph.plot"]:
-        module = evaluate if words[2] == "bmf_graph.evaluate" else plot
+        module = evaluation if words[2] == "bmf_graph.evaluate" else plot
         args = words[3:]
         if not args:
             return  # the module named in prose

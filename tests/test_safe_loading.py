@@ -11,7 +11,8 @@ import torch
 from bmf_graph import checkpoint
 from bmf_graph.algos import NonFiniteLoss
 from bmf_graph.checkpoint import UnreadableFile, load_file, load_model
-from bmf_graph.config import ConfigError, load_config
+from bmf_graph.config import load_config
+from bmf_graph.config_checks import ConfigError
 from bmf_graph.logging import read_metrics
 from bmf_graph.trainer import Trainer, train
 from tiny_runs import FAST, TINY, interrupted_run
@@ -39,7 +40,7 @@ def run_dir(tmp_path_factory):
 
 
 def test_pickle_payload_in_a_model_file_is_refused_and_not_run(run_dir, tmp_path, capsys):
-    from bmf_graph import evaluate
+    from bmf_graph.cli import evaluation
 
     marker = tmp_path / "code_ran"
     payload = torch.load(run_dir / "checkpoints" / "model_final.pt", weights_only=True)
@@ -49,7 +50,7 @@ def test_pickle_payload_in_a_model_file_is_refused_and_not_run(run_dir, tmp_path
     with pytest.raises(UnreadableFile, match=r"evil\.pt holds Python objects other than tensors .*refusing"):
         load_model(evil)
     with pytest.raises(SystemExit) as exit_:
-        evaluate.main(["returns", str(evil), "--env", "firefighter", "--episodes", "1"])
+        evaluation.main(["returns", str(evil), "--env", "firefighter", "--episodes", "1"])
     assert exit_.value.code == 2 and "refusing to load it" in capsys.readouterr().err.splitlines()[-1]
     with pytest.raises(ConfigError, match=r"opponent.checkpoint=.*evil.pt.*refusing to load it"):
         train(tiny(tmp_path / "runs", "battle", "opponent.policy=checkpoint", f"opponent.checkpoint={evil}"))
@@ -186,25 +187,26 @@ def test_nan_stop_before_any_checkpoint_says_so(tmp_path):
 
 
 def test_evaluate_out_keeps_a_file_that_appeared_meanwhile(run_dir, tmp_path, monkeypatch, capsys):
-    from bmf_graph import evaluate
+    from bmf_graph.cli import evaluation
 
     out = tmp_path / "result.json"
-    real = evaluate.evaluate_returns
+    real = evaluation.evaluate_returns
 
     def slow(*args, **kwargs):
         out.write_text("theirs")  # created by someone else while this evaluation runs
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(evaluate, "evaluate_returns", slow)
+    monkeypatch.setattr(evaluation, "evaluate_returns", slow)
     with pytest.raises(SystemExit) as exit_:
-        evaluate.main(["returns", str(run_dir / "checkpoints" / "model_final.pt"), "--episodes", "1",
+        evaluation.main(["returns", str(run_dir / "checkpoints" / "model_final.pt"), "--episodes", "1",
                        "--out", str(out)])
     assert exit_.value.code == 2 and out.read_text() == "theirs"
     assert "result.json exists (it appeared while this file was being written)" in capsys.readouterr().err
 
 
 def test_plot_and_zero_shot_refuse_outputs_and_sizes_they_cannot_honour(run_dir, tmp_path):
-    from bmf_graph.evaluate import int_list, zero_shot
+    from bmf_graph.cli.options import int_list
+    from bmf_graph.evaluate import zero_shot
     from bmf_graph.plot import replay_gif
 
     with pytest.raises(ValueError, match=r"out='.*x.png' ends in '.png'; expected a .gif file or a folder"):
@@ -219,10 +221,11 @@ def test_plot_and_zero_shot_refuse_outputs_and_sizes_they_cannot_honour(run_dir,
 def test_evaluate_and_plot_refuse_cuda_without_it(run_dir, tmp_path, capsys):
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
-    from bmf_graph import evaluate, plot
+    from bmf_graph import plot
+    from bmf_graph.cli import evaluation
 
     model = str(run_dir / "checkpoints" / "model_final.pt")
-    for main, args in ((evaluate.main, ["returns", model, "--device", "cuda"]),
+    for main, args in ((evaluation.main, ["returns", model, "--device", "cuda"]),
                        (plot.main, ["gif", model, "--device", "cuda", "--out", str(tmp_path / "a.gif")])):
         with pytest.raises(SystemExit) as exit_:
             main(args)

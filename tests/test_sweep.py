@@ -9,7 +9,7 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from bmf_graph.config import ConfigError  # noqa: E402
+from bmf_graph.config_checks import ConfigError  # noqa: E402
 from bmf_graph.logging import read_metrics  # noqa: E402
 from bmf_graph.sweep import main, plan, run_sweep  # noqa: E402
 from bmf_graph.sweep_grid import expand, parse_args, split_values  # noqa: E402

@@ -9,7 +9,8 @@ import torch
 
 from bmf_graph.algos import NonFiniteLoss
 from bmf_graph.checkpoint import load_model
-from bmf_graph.config import ALGORITHMS, ConfigError, load_config
+from bmf_graph.config import load_config
+from bmf_graph.config_checks import ALGORITHMS, ConfigError
 from bmf_graph.envs import make_env
 from bmf_graph.logging import read_metrics
 from bmf_graph.trainer import Trainer, train

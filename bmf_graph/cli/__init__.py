@@ -1,10 +1,10 @@
 """The console commands a ``pip install`` puts on the path (``[project.scripts]`` in
-pyproject.toml), each the ``python -m`` module of the same name:
+pyproject.toml), each also a ``python -m`` module:
 
 | command | module |
 |---|---|
 | ``bmf-train`` | :mod:`bmf_graph.cli.train` (``python train.py`` in a checkout) |
-| ``bmf-evaluate`` | :mod:`bmf_graph.evaluate` |
+| ``bmf-evaluate`` | :mod:`bmf_graph.cli.evaluation` (``python -m bmf_graph.evaluate``) |
 | ``bmf-plot`` | :mod:`bmf_graph.plot` |
 | ``bmf-sweep`` | :mod:`bmf_graph.sweep` |
 | ``bmf-results`` | :mod:`bmf_graph.results` |
@@ -18,7 +18,7 @@ import sys
 
 
 def evaluate() -> int:
-    from bmf_graph.evaluate import main
+    from bmf_graph.cli.evaluation import main
     main(sys.argv[1:])
     return 0
 

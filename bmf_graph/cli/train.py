@@ -24,7 +24,8 @@ from typing import Sequence
 from bmf_graph.algos import NonFiniteLoss
 from bmf_graph.checkpoint import UnreadableFile
 from bmf_graph.cli.settings import settings_help
-from bmf_graph.config import ConfigError, conf_names, load_config
+from bmf_graph.config import conf_names, load_config
+from bmf_graph.config_checks import ConfigError
 from bmf_graph.files import DiskFull
 from bmf_graph.logging import FINAL_FRACTION, final_mean, read_metrics
 from bmf_graph.runlock import RunLocked

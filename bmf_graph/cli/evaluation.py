@@ -1,0 +1,115 @@
+"""Evaluate trained models: returns over episodes, Battle head-to-head, zero-shot scaling and
+side bias, from the command line (``bmf-evaluate``, ``python -m bmf_graph.evaluate``); the
+evaluations themselves are :mod:`bmf_graph.evaluate`.
+
+    python -m bmf_graph.evaluate returns RUN --episodes 20      # RUN/checkpoints/model_final.pt
+    python -m bmf_graph.evaluate head-to-head A.pt B.pt C.pt --random --games 20 --env-kwargs map_size=40
+    python -m bmf_graph.evaluate zero-shot RUN/checkpoints/model_final.pt --sizes 128,288,512,2048 --games 4
+    python -m bmf_graph.evaluate sides RUN/checkpoints/model_final.pt --games 20
+
+A model is a model file or a run folder (its ``checkpoints/model_final.pt``); play is greedy
+unless ``--sampled``; torch uses the run's ``threads`` setting unless ``--threads`` is given. A
+Battle model trained before the minimap (or with fixed sides) is played with
+``--env-kwargs minimap_mode=false random_sides=false``. Each command prints JSON to stdout
+(head-to-head also a table to stderr); ``--out FILE.json`` also writes it, refusing to replace a
+file unless ``--overwrite``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any, Sequence
+
+from bmf_graph.cli.options import GREEDY_NOTE, DefaultsFormatter, check_out, int_list, parse_kwargs
+from bmf_graph.config_checks import resolve_device
+from bmf_graph.envs import TASKS
+from bmf_graph.evaluate import ZERO_SHOT_SIZES, evaluate_returns, head_to_head, side_bias, zero_shot
+from bmf_graph.files import atomic_write_text
+from bmf_graph.players import RANDOM, set_threads
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bmf-evaluate", description=__doc__.split("\n")[0],
+                                     epilog=GREEDY_NOTE, formatter_class=DefaultsFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--env-kwargs", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="task arguments, over those of the checkpoint's run")
+    common.add_argument("--seed", type=int, default=0, help="episode e (game g) is seeded with seed + e")
+    common.add_argument("--sampled", action="store_true",
+                        help="sample actions (explore=1.0, as at the end of training) instead of greedy play")
+    common.add_argument("--device", default="cpu", help="torch device of the policies")
+    common.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (0: torch's default); default: the model's run's threads setting")
+    common.add_argument("--out", help="also write the JSON here")
+    common.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+
+    p = sub.add_parser("returns", parents=[common], help="mean ± std return over episodes", epilog=GREEDY_NOTE,
+                       formatter_class=DefaultsFormatter)
+    p.add_argument("checkpoint", help="model file (.pt) or run folder (its checkpoints/model_final.pt)")
+    p.add_argument("--env", choices=tuple(TASKS), help="default: the run's env")
+    p.add_argument("--episodes", type=int, default=10, help="episodes to average over")
+    p.add_argument("--team", type=int, default=0, help="index of the evaluated team")
+    p.add_argument("--opponent", default=RANDOM, help="other teams: random, self or a model file")
+    p.add_argument("--copies", type=int, default=1, help="episodes played at once in env copies")
+    p.add_argument("--worker", action="store_true",
+                   help="step the copies in a worker process, in two halves (with --threads 1 on two cores)")
+
+    p = sub.add_parser("head-to-head", parents=[common], help="Battle win-rate matrix", epilog=GREEDY_NOTE,
+                       formatter_class=DefaultsFormatter)
+    p.add_argument("checkpoints", nargs="+", help="model files or run folders ('random' allowed)")
+    p.add_argument("--games", type=int, default=10, help="games per pair (each seed twice, teams swapped)")
+    p.add_argument("--random", action="store_true", help="add a random player")
+
+    p = sub.add_parser("zero-shot", parents=[common], help="Battle at other team sizes", epilog=GREEDY_NOTE,
+                       formatter_class=DefaultsFormatter)
+    p.add_argument("checkpoint", help="model file (.pt) or run folder")
+    p.add_argument("--sizes", type=int_list, default=list(ZERO_SHOT_SIZES), help="total agents, e.g. 128,288,512")
+    p.add_argument("--games", type=int, default=4, help="games per size")
+    p.add_argument("--opponent", default=RANDOM, help="random, self or a model file")
+
+    p = sub.add_parser("sides", parents=[common], help="Battle side bias: kills on the left vs on the right",
+                       epilog=GREEDY_NOTE, formatter_class=DefaultsFormatter)
+    p.add_argument("checkpoint", help="model file (.pt) or run folder")
+    p.add_argument("--games", type=int, default=20, help="games per side (the same seeds on both sides)")
+    p.add_argument("--team", type=int, help="the model's team, 0 or 1 (default: the team it learned as)")
+    p.add_argument("--opponent", default=RANDOM, help="random, self or a model file")
+    p.add_argument("--copies", type=int, default=1, help="episodes played at once in env copies")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """The ``bmf-evaluate`` command; returns the result it prints (bad input exits with status 2)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        set_threads(args.threads, args.checkpoints[0] if args.command == "head-to-head" else args.checkpoint)
+        out = check_out(args.out, args.overwrite)
+        kwargs = parse_kwargs(args.env_kwargs)
+        common = dict(seed=args.seed, deterministic=not args.sampled, device=resolve_device(args.device))
+        if args.command == "returns":
+            result = evaluate_returns(args.checkpoint, args.env, kwargs, args.episodes, team=args.team,
+                                      opponent=args.opponent, copies=args.copies, worker=args.worker, **common)
+        elif args.command == "head-to-head":
+            result = head_to_head(args.checkpoints, args.games, kwargs, include_random=args.random, **common)
+            print(result["text"], file=sys.stderr)
+        elif args.command == "zero-shot":
+            result = zero_shot(args.checkpoint, args.sizes, args.games, args.opponent, env_kwargs=kwargs, **common)
+        else:
+            result = side_bias(args.checkpoint, args.games, kwargs, team=args.team, opponent=args.opponent,
+                               copies=args.copies, **common)
+    except (ValueError, OSError, argparse.ArgumentTypeError) as error:  # bad input, unreadable or unwritable files
+        parser.error(str(error))
+    text = json.dumps(result, indent=2)
+    print(text)
+    if out is not None:
+        try:
+            atomic_write_text(out, text + "\n", overwrite=args.overwrite)  # the existence check again, at rename
+        except OSError as error:
+            parser.error(str(error))
+    return result
+
+
+if __name__ == "__main__":
+    main()
