@@ -7,7 +7,6 @@ import itertools
 import json
 import re
 from dataclasses import dataclass, field, fields, replace
-from pathlib import Path
 from typing import Optional, Sequence
 
 from omegaconf import OmegaConf

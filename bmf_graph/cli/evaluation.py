@@ -1,6 +1,7 @@
-"""Evaluate trained models: returns over episodes, Battle head-to-head, zero-shot scaling and
-side bias, from the command line (``bmf-evaluate``, ``python -m bmf_graph.evaluate``); the
-evaluations themselves are :mod:`bmf_graph.evaluate`.
+"""Evaluate trained models: returns, Battle head-to-head, zero-shot scaling and side bias.
+
+The command line of ``bmf-evaluate`` and ``python -m bmf_graph.evaluate``; the evaluations
+themselves are :mod:`bmf_graph.evaluate`.
 
     python -m bmf_graph.evaluate returns RUN --episodes 20      # RUN/checkpoints/model_final.pt
     python -m bmf_graph.evaluate head-to-head A.pt B.pt C.pt --random --games 20 --env-kwargs map_size=40

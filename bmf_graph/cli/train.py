@@ -16,6 +16,7 @@ resume it.
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -74,7 +75,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
         if any(a in HELP_FLAGS for a in argv):
-            print(usage(argv))
+            try:
+                print(usage(argv), flush=True)
+            except BrokenPipeError:  # ``--help | head``: the reader left; say nothing more
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return 0
         start = time.perf_counter()
         cfg = load_config(argv)
