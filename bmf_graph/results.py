@@ -24,11 +24,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Sequence
 
+from bmf_graph.files import atomic_write_text
 from bmf_graph.results_figures import curves_figure, head_to_head_figure, zero_shot_figure
 from bmf_graph.results_paper import CLAIMS, TABLE1, TABLE2, TASK_TITLES
 from bmf_graph.results_stats import (REFERENCE_LABELS, Run, collect, compare, fmt, mean_std, verdict,
@@ -225,14 +225,6 @@ def render(results: Path | str = "results", assets: str = "assets", figures: boo
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path`` and rename it over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bmf_graph.results", description=__doc__.splitlines()[0])
     parser.add_argument("--results", default="results", help="the artifacts folder (default: results)")
@@ -245,7 +237,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not Path(args.results).is_dir():
         parser.error(f"--results {args.results!r} is not a folder; expected the results/ folder of a checkout")
     text = render(args.results, args.assets, figures=not args.no_figures, pictures=args.pictures)
-    write_atomic(Path(args.out), text)
+    atomic_write_text(Path(args.out), text)
     print(f"wrote {args.out}", file=sys.stderr)
     return 0
 
