@@ -159,17 +159,16 @@ PICTURE_MODEL = ("battle", "bmf_q")
 """Whose model the pictures show: the lowest reported seed of this task and label."""
 
 
-def _pictures(results: Path, assets: str, figure_dir: Path | None) -> list[str]:
+def _pictures(groups_by_task: dict[str, dict[str, list[Run]]], assets: str, figure_dir: Path | None) -> list[str]:
     """The learned group graph over a Battle episode and a replay GIF. With ``figure_dir`` they
     are drawn by playing the committed BMF-Q model (:func:`bmf_graph.plot.group_strip`,
     :func:`bmf_graph.plot.replay_gif`) on game seed 0, each only when its file is missing."""
     task, label = PICTURE_MODEL
     lines = ["## Pictures: BMF-Q's learned groups on Battle", ""]
-    models = sorted((results / task / label).glob("seed*/checkpoints/model_final.pt"),
-                    key=lambda p: int(p.parent.parent.name[4:]))
-    if not models:
-        return lines + [f"Not drawn yet (no `results/{task}/{label}/seed*/` model).", ""]
-    model = models[0]
+    runs = [r for r in groups_by_task.get(task, {}).get(label, []) if r.complete]  # sorted by seed
+    if not runs:
+        return lines + [f"Not drawn yet (no finished `results/{task}/{label}/seed*/` run).", ""]
+    model = runs[0].path / "checkpoints" / "model_final.pt"
     strip, gif = f"results_{task}_groups.png", f"results_{task}.gif"
     if figure_dir is not None:
         from bmf_graph.plot import group_strip, replay_gif  # plays games: imported only to draw
@@ -179,8 +178,7 @@ def _pictures(results: Path, assets: str, figure_dir: Path | None) -> list[str]:
             group_strip(model, figure_dir / strip, panels=4, seed=0)
         if not (figure_dir / gif).is_file():
             replay_gif(model, figure_dir / gif, seed=0, max_steps=150)
-    seed = model.parent.parent.name
-    return lines + [f"The {label} model of {seed} playing both sides, game seed 0 (greedy): its groups (colours), "
+    return lines + [f"The {label} model of seed {runs[0].seed} playing both sides, game seed 0 (greedy): its groups (colours), "
                     "intra-group edges and the inter-group attention as arrows, at four steps of the episode; "
                     "then the first 150 steps of the game.", "",
                     f"![{label} groups over a {task} episode]({assets.rstrip('/')}/{strip})", "",
@@ -197,7 +195,15 @@ def _table1(path: Path) -> list[str]:
     for row in data["rows"]:
         paper = TABLE1.get(row["method"], ("—", "—"))
         lines.append(f"| {row['method']} | {fmt(row['seconds'])} | {fmt(row['peak_mib'])} | {paper[0]} | {paper[1]} |")
-    return lines + [""]
+    lines.append("")
+    means = {row["method"]: (mean_std(row["seconds"])[0], mean_std(row["peak_mib"])[0]) for row in data["rows"]}
+    if "bmf_q" in means:
+        paper = [float(TABLE1["bmf_q"][i].split("±")[0]) / float(TABLE1["gat_mf"][i].split("±")[0]) - 1 for i in (0, 1)]
+        changes = [f"{name}: time {100 * (means['bmf_q'][0] / t - 1):+.1f} %, memory {100 * (means['bmf_q'][1] / m - 1):+.1f} %"
+                   for name, (t, m) in means.items() if name != "bmf_q"]
+        lines += [f"BMF-Q against {'; against '.join(changes)} (the paper: time {100 * paper[0]:+.1f} %, "
+                  f"memory {100 * paper[1]:+.1f} % against GAT-MF).", ""]
+    return lines
 
 
 def render(results: Path | str = "results", assets: str = "assets", figures: bool = True,
@@ -220,7 +226,7 @@ def render(results: Path | str = "results", assets: str = "assets", figures: boo
         lines += _task_section(task, groups, assets, figure_dir)
     lines += _head_to_head(results / "battle" / "head_to_head.json", assets, figure_dir)
     lines += _zero_shot(results / "battle" / "zero_shot", assets, figure_dir)
-    lines += _pictures(results, assets, figure_dir if pictures else None)
+    lines += _pictures(groups_by_task, assets, figure_dir if pictures else None)
     lines += _table1(results / "table1.json")
     return "\n".join(lines).rstrip("\n") + "\n"
 

@@ -12,6 +12,8 @@ TASK_TITLES = {
     "battle": "Battle (64 v 64, self-play; the paper's Fig. 3c)",
     "pursuit": "Adversarial Pursuit (25 predators, 50 prey; the paper's Fig. 3b)",
     "battle_ablations": "Battle ablations: groups k, grouping and scoring (the paper's Fig. 4)",
+    "vmas_crowd_navigation": "VMAS crowd navigation (100 agents per env, continuous forces, the DDPG forms; "
+                             "not in the paper, docs/continuous.md)",
 }
 
 

@@ -109,6 +109,17 @@ def test_head_to_head_and_zero_shot_sections(artifacts: Path, tmp_path: Path):
     assert "| 2,048 | -150.0 ± 50.0 | — |" in text
 
 
+def test_table1_rows_and_relative_cost(artifacts: Path):
+    rows = [{"method": "bmf_q", "seconds": [50.0, 70.0], "peak_mib": [400.0, 400.0]},
+            {"method": "gat_mf", "seconds": [80.0, 120.0], "peak_mib": [500.0, 500.0]}]
+    (artifacts / "table1.json").write_text(json.dumps({"setting": "two seeds", "rows": rows}))
+    text = results.render(artifacts, "assets", figures=False)
+    assert "| bmf_q | 60.0 ± 10.0 | 400.0 ± 0.0 | 18655 ± 715.3 | 1780 ± 0.0 |" in text
+    # 60 / 100 - 1 and 400 / 500 - 1; the paper's 18655 / 27162 - 1 and 1780 / 2116 - 1
+    assert ("BMF-Q against gat_mf: time -40.0 %, memory -20.0 % (the paper: time -31.3 %, memory -15.9 % "
+            "against GAT-MF).") in text
+
+
 def test_bad_inputs(artifacts: Path, tmp_path: Path):
     shots = artifacts / "battle" / "zero_shot"
     shots.mkdir()
@@ -142,6 +153,9 @@ def test_pictures_play_the_lowest_seed_model_once(artifacts: Path, tmp_path: Pat
     import bmf_graph.plot as plot
 
     make_run(artifacts, "battle", "bmf_q", 11, [1.0] * 10, kills=[(1.0, 0.0)] * 10)
+    stray = artifacts / "battle" / "bmf_q" / "seed_old" / "checkpoints"  # not a seed{S} folder: ignored
+    stray.mkdir(parents=True)
+    (stray / "model_final.pt").write_bytes(b"")
     calls = []
 
     def fake(kind):
@@ -160,4 +174,4 @@ def test_pictures_play_the_lowest_seed_model_once(artifacts: Path, tmp_path: Pat
     results.render(artifacts, "figs", figure_dir=figs, pictures=True)
     assert len(calls) == 2  # drawn only when missing
     (artifacts / "battle" / "bmf_q").rename(artifacts / "battle" / "mfq2")
-    assert "Not drawn yet (no `results/battle/bmf_q/seed*/` model)." in results.render(artifacts, figures=False)
+    assert "Not drawn yet (no finished `results/battle/bmf_q/seed*/` run)." in results.render(artifacts, figures=False)
