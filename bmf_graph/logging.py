@@ -25,9 +25,20 @@ COLUMNS = ("episode", "env_steps", "charts/return", "charts/entropy", "charts/ep
            "losses/vae_rec", "losses/vae_pred", "losses/vae_kl", "perf/sps")
 
 
+LEARNER_COLUMNS = ("charts/groups", "losses/q", "losses/q_mean", "losses/policy", "losses/value", "losses/entropy",
+                   "losses/vae_rec", "losses/vae_pred", "losses/vae_kl")
+"""A learner's own logs. The first learning team's fill these columns; every further learning
+team's (Pursuit's prey) fill ``{column}_{team name}``."""
+
+
 def team_columns(team_names: Sequence[str]) -> list[str]:
     """Per team: return, kills and the mean entropy of its acting policy (learning teams)."""
     return [f"charts/{metric}_{name}" for metric in ("return", "kills", "entropy") for name in team_names]
+
+
+def learner_columns(team_names: Sequence[str]) -> list[str]:
+    """:data:`LEARNER_COLUMNS` of each further learning team, suffixed with its name."""
+    return [f"{column}_{name}" for name in team_names for column in LEARNER_COLUMNS]
 
 
 class RunLogger:
@@ -36,13 +47,17 @@ class RunLogger:
     The header is written once, with the file (atomically); each row is appended and flushed.
     ``keep_rows`` (resume) first cuts the CSV to its header and first ``keep_rows`` rows by an
     atomic rewrite (a temporary file renamed over it), so a kill at any moment leaves either the
-    old file or the cut one, never a partial one.
+    old file or the cut one, never a partial one. ``other_learners``: the names of the learning
+    teams after the first, whose learner logs get columns of their own (:func:`learner_columns`).
+    A resumed run started by an earlier version keeps its file's header; the metrics that header
+    lacks go to TensorBoard only.
     """
 
     def __init__(self, run_dir: Path, team_names: Sequence[str], keep_rows: int | None = None,
-                 tensorboard: bool = True):
+                 tensorboard: bool = True, other_learners: Sequence[str] = ()):
         self.path = Path(run_dir) / "metrics.csv"
-        self.columns = list(COLUMNS) + team_columns(team_names)
+        self.columns = list(COLUMNS) + team_columns(team_names) + learner_columns(other_learners)
+        self.not_in_file: set[str] = set()
         if not self.path.exists():
             if keep_rows:
                 raise FileNotFoundError(f"{self.path} is missing but the checkpoint is at episode {keep_rows}")
@@ -61,7 +76,8 @@ class RunLogger:
         with self.path.open(newline="") as f:
             rows = list(csv.reader(f))
         if rows and rows[0] != self.columns and rows[0][:1] == ["episode"] and set(rows[0]) <= set(self.columns):
-            self.columns = rows[0]  # a run started by an earlier version keeps its file's header
+            # a run started by an earlier version keeps its file's header
+            self.not_in_file, self.columns = set(self.columns) - set(rows[0]), rows[0]
         if not rows or rows[0] != self.columns:
             raise ValueError(f"{self.path} does not start with the expected header "
                              f"({','.join(self.columns[:3])},...); it was edited or damaged")
@@ -72,7 +88,7 @@ class RunLogger:
             atomic_write_text(self.path, _csv_text(rows[: keep_rows + 1]))
 
     def log(self, row: Mapping[str, float]) -> None:
-        unknown = set(row) - set(self.columns)
+        unknown = set(row) - set(self.columns) - self.not_in_file
         if unknown:
             raise KeyError(f"RunLogger.log: unknown metrics {sorted(unknown)}; expected names from {self.columns}")
         self.csv.writerow(["" if row.get(c) is None else row[c] for c in self.columns])

@@ -198,8 +198,8 @@ class PartPlayer:
         # The one wait for the device per step: the env needs the actions. Learning goes after
         # it, so that the device updates while this process steps the envs.
         env_actions = [a.cpu().numpy() for a in actions]
-        for i, learner in self.learners.items():
-            self.learn(learner, views[i], recs[i], actions[i] if actions else None, playing, ending, explore)
+        for i in self.learners:
+            self.learn(i, views[i], recs[i], actions[i] if actions else None, playing, ending, explore)
         if not actions:
             return
         if on_step is not None:
@@ -220,20 +220,27 @@ class PartPlayer:
         self.logs.add({f"charts/entropy_{self.copies.teams[team].name}": mean_entropy(probs, view.alive)})
         return sample_rows(probs)
 
-    def learn(self, learner: Any, view: TeamView, rec: dict[str, Tensor], action: Tensor | None,
+    def learn(self, team: int, view: TeamView, rec: dict[str, Tensor], action: Tensor | None,
               playing: np.ndarray, ending: np.ndarray, explore: float | None) -> None:
-        """Close the episodes of the copies ``ending``, record the ``playing`` ones, let the
-        learner update."""
+        """Close the episodes of the copies ``ending``, record the ``playing`` ones, let team
+        ``team``'s learner update. The first learner's logs keep their names; a further
+        learner's get ``_{team name}`` appended (two learning teams are never averaged)."""
+        learner = self.learners[team]
+        suffix = "" if team == next(iter(self.learners)) else f"_{self.copies.teams[team].name}"
+
+        def log(values: Mapping[str, float | Tensor]) -> None:
+            self.logs.add({f"{name}{suffix}": value for name, value in values.items()})
+
         for terminated in (True, False):
             closing = ending & (self.terminated == terminated)
             if closing.any():
                 final, final_rec, _ = select_copies(view, rec, None, closing)
-                self.logs.add(learner.end_episode(final, final_rec, terminated, explore))
+                log(learner.end_episode(final, final_rec, terminated, explore))
         if playing.any():
             view, rec, action = select_copies(view, rec, action, playing)
             learner.record(view, rec, action, first=view.step == 0)
-            self.logs.add(learner.interaction.stats(rec))
-            self.logs.add(learner.after_step(explore))
+            log(learner.interaction.stats(rec))
+            log(learner.after_step(explore))
 
     def results(self, logs: dict[str, list[float]]) -> list[EpisodeResult]:
         return [EpisodeResult(self.returns[e], self.kills[e], self.survivors[e], int(self.length[e]),
@@ -254,7 +261,8 @@ def play_episodes(envs: Sequence[BatchedEnv] | EnvCopies, policies: Sequence[Any
         max_steps: episode length limit (default: the task's).
         explore: training progress in ``[0, 1]`` for every policy's exploration schedule (as
             the learners'); ``None`` plays greedily.
-        learners: ``{team: algorithm}`` (among ``policies``) that record and update.
+        learners: ``{team: algorithm}`` (among ``policies``) that record and update; the
+            first one's logs keep their names, the others' are suffixed ``_{team name}``.
         parts: number of contiguous groups of copies played in turn (``1 .. len(seeds)``).
         on_step: called as ``on_step(t, views, recs, actions)`` before each step of each part.
 

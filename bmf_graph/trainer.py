@@ -285,8 +285,9 @@ def train(cfg: Config) -> Path:
         if cfg.resume:
             trainer.load()
             _record_extension(trainer)
-        logger = RunLogger(trainer.run_dir, [t.name for t in trainer.env.teams],
-                           keep_rows=trainer.episode if cfg.resume else None)
+        teams = trainer.env.teams
+        logger = RunLogger(trainer.run_dir, [t.name for t in teams], keep_rows=trainer.episode if cfg.resume else None,
+                           other_learners=[teams[t].name for t in cfg.env.learn_teams[1:]])
         return trainer.train(logger)
     except NonFiniteLoss as error:
         raise NonFiniteLoss(_stop_message(error, trainer)) from None

@@ -92,6 +92,23 @@ def test_metrics_truncation_killed_at_the_rename_loses_no_row(tmp_path, monkeypa
     assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.csv"]
 
 
+def test_metrics_of_an_earlier_version_keep_their_header_on_resume(tmp_path):
+    """A run whose file lacks newer columns resumes into the same header: their values go
+    to TensorBoard only, and an unknown name is still refused."""
+    from bmf_graph.logging import COLUMNS
+
+    older = [c for c in COLUMNS if c != "charts/noise"] + ["charts/return_red"]
+    (tmp_path / "metrics.csv").write_text(",".join(older) + "\n1,10,1.0" + "," * (len(older) - 3) + "\n")
+    logger = RunLogger(tmp_path, ["red"], keep_rows=1, tensorboard=False)
+    logger.log({"episode": 2, "env_steps": 20, "charts/return": 2.0, "charts/noise": 0.5})
+    with pytest.raises(KeyError, match="unknown metrics"):
+        logger.log({"episode": 3, "charts/typo": 1.0})
+    logger.close()
+    lines = (tmp_path / "metrics.csv").read_text().splitlines()
+    assert lines[0] == ",".join(older) and len(lines) == 3
+    assert [r["charts/return"] for r in read_metrics(tmp_path)] == [1.0, 2.0]
+
+
 def test_metrics_with_lost_rows_or_header_is_refused(tmp_path):
     _log(tmp_path, [1, 2])
     with pytest.raises(ValueError, match="holds 2 episode rows but the checkpoint is at episode 3"):

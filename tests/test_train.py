@@ -36,7 +36,12 @@ def test_every_algorithm_trains_on_every_task(tmp_path, conf, algo):
     assert loss_keys, "no update happened"
     # The mean entropy of the learning team's acting policy, for every algorithm: uniform under
     # the Q family's first epsilon (1), below log A for the actor-critics.
-    num_actions = make_env(conf, cfg.env.kwargs).teams[cfg.env.learn_teams[0]].num_actions
+    teams = make_env(conf, cfg.env.kwargs).teams
+    num_actions = teams[cfg.env.learn_teams[0]].num_actions
+    if len(cfg.env.learn_teams) > 1:  # Pursuit: the prey's learner logs in columns of their own
+        prey = teams[cfg.env.learn_teams[1]].name
+        predators = {k for k in loss_keys if not k.endswith(f"_{prey}")}
+        assert predators and {f"{k}_{prey}" for k in predators} <= loss_keys
     entropies = [r["charts/entropy"] for r in rows]
     assert all(0 <= h <= math.log(num_actions) + 1e-6 for h in entropies)
     if algo in Q_FAMILY and cfg.algo.exploration == "epsilon":
