@@ -13,7 +13,8 @@ training logs as ``charts/return``). Policies:
 Episode ``e`` of every policy and rule set is played from ``reset(seed=seed + e)`` with its
 own action generator seeded the same way. Prints JSON; ``--out PATH`` also writes it.
 
-    python benchmarks/firefighter_policies.py --episodes 100 --out benchmarks/results/firefighter_policies.json
+    python benchmarks/firefighter_policies.py --episodes 100 --out benchmarks/results/firefighter_policies.json \
+        --policies-out results/firefighter/policies.json
 """
 from __future__ import annotations
 
@@ -77,6 +78,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--layout", choices=firefighter.LAYOUTS, default="ring")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="also write the JSON here")
+    p.add_argument("--policies-out", default=None,
+                   help="also write the paper rules' returns as results/firefighter/policies.json (RESULTS.md)")
     args = p.parse_args(argv)
     results: dict[str, dict] = {}
     for rules in firefighter.RULES:
@@ -91,6 +94,11 @@ def main(argv: list[str] | None = None) -> dict:
               "layout": args.layout, "max_steps": args.max_steps, "seed": args.seed,
               "return": "sum over steps of -sum(levels) (charts/return)", "results": results}
     emit(report, args.out)
+    if args.policies_out:
+        command = (f"python benchmarks/firefighter_policies.py --episodes {args.episodes} --agents {args.agents} "
+                   f"--max-steps {args.max_steps} --seed {args.seed}")
+        emit({"benchmark": "firefighter_policies", "command": command, "rules": "paper",
+              "policies": results["paper"]}, args.policies_out)
     return report
 
 

@@ -75,7 +75,17 @@ def _link(assets: str, figure: Path) -> str:
     return f"{assets.rstrip('/')}/{figure.name}"
 
 
-def _task_section(task: str, groups: dict[str, list[Run]], assets: str, figure_dir: Path | None) -> list[str]:
+def _fixed_policies(path: Path) -> list[str]:
+    """The returns of the task's fixed policies (``results/{task}/policies.json``) as one line."""
+    if not path.is_file():
+        return []
+    data = json.loads(path.read_text())
+    cells = [f"{name} {value['mean']:,.1f} ± {value['std']:,.1f}" for name, value in data["policies"].items()]
+    return [f"Fixed policies for scale (not learned; `{data['command']}`): {', '.join(cells)}.", ""]
+
+
+def _task_section(task: str, groups: dict[str, list[Run]], assets: str, figure_dir: Path | None,
+                  policies: Path | None = None) -> list[str]:
     battle = any(r.kills is not None for rs in groups.values() for r in rs)
     head = "| method | seeds | complete | episodes | final return |"
     rule = "|---|---|---|---|---|"
@@ -92,6 +102,7 @@ def _task_section(task: str, groups: dict[str, list[Run]], assets: str, figure_d
                     f"{fmt([r.win_rate for r in runs], digits=2)} |")
         lines.append(row)
     lines.append("")
+    lines += _fixed_policies(policies) if policies is not None else []
     references = [label for label in REFERENCE_LABELS if label in groups]
     for reference in references if len(groups) > 1 else ():
         lines += [f"{reference} against each other method (final return; positive: {reference} ahead):", "",
@@ -225,7 +236,7 @@ def render(results: Path | str = "results", assets: str = "assets", figures: boo
         if task == "battle_ablations":  # the default BMF-Q runs of the main table are the reference
             groups.update({k: v for k, v in groups_by_task.get("battle", {}).items()
                            if k in REFERENCE_LABELS and k not in groups})
-        lines += _task_section(task, groups, assets, figure_dir)
+        lines += _task_section(task, groups, assets, figure_dir, results / task / "policies.json")
     lines += _head_to_head(results / "battle" / "head_to_head.json", assets, figure_dir)
     lines += _zero_shot(results / "battle" / "zero_shot", assets, figure_dir)
     lines += _pictures(groups_by_task, assets, figure_dir if pictures else None)
