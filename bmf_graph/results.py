@@ -189,8 +189,8 @@ def _pictures(groups_by_task: dict[str, dict[str, list[Run]]], assets: str, figu
             group_strip(model, figure_dir / strip, panels=4, seed=0)
         if not (figure_dir / gif).is_file():
             replay_gif(model, figure_dir / gif, seed=0, max_steps=150)
-    return lines + [f"The {label} model of seed {runs[0].seed} playing both sides, game seed 0 (greedy): its groups (colours), "
-                    "intra-group edges and the inter-group attention as arrows, at four steps of the episode; "
+    return lines + [f"The {label} model of seed {runs[0].seed} playing both sides, game seed 0 (greedy): its groups "
+                    "(colours), intra-group edges and the inter-group attention as arrows, at four steps of the episode; "
                     "then the first 150 steps of the game.", "",
                     f"![{label} groups over a {task} episode]({assets.rstrip('/')}/{strip})", "",
                     f"![{label} {task} replay]({assets.rstrip('/')}/{gif})", ""]
@@ -209,14 +209,17 @@ def _table1(path: Path) -> list[str]:
     lines.append("")
     means = {row["method"]: (mean_std(row["seconds"])[0], mean_std(row["peak_mib"])[0]) for row in data["rows"]}
     if "bmf_q" in means:
-        paper = [float(TABLE1["bmf_q"][i].split("±")[0]) / float(TABLE1["gat_mf (dense)"][i].split("±")[0]) - 1
-                 for i in (0, 1)]
-        changes = [f"{name}: time {100 * (means['bmf_q'][0] / t - 1):+.1f} %, memory {100 * (means['bmf_q'][1] / m - 1):+.1f} %"
-                   for name, (t, m) in means.items() if name != "bmf_q"]
-        lines += [f"BMF-Q against {'; against '.join(changes)} (the paper: time {100 * paper[0]:+.1f} %, "
-                  f"memory {100 * paper[1]:+.1f} % against GAT-MF's released code, whose attention is dense like "
-                  "`gat_mf (dense)`).", ""]
+        ours = "; against ".join(f"{name}: {_change(means['bmf_q'], other)}"
+                                 for name, other in means.items() if name != "bmf_q")
+        paper = {name: tuple(float(cell.split("±")[0]) for cell in TABLE1[name]) for name in TABLE1}
+        lines += [f"BMF-Q against {ours} (the paper: {_change(paper['bmf_q'], paper['gat_mf (dense)'])} against "
+                  "GAT-MF's released code, whose attention is dense like `gat_mf (dense)`).", ""]
     return lines
+
+
+def _change(mine: tuple[float, float], other: tuple[float, float]) -> str:
+    """Time and memory of ``mine`` relative to ``other`` (pairs of seconds and MiB)."""
+    return f"time {100 * (mine[0] / other[0] - 1):+.1f} %, memory {100 * (mine[1] / other[1] - 1):+.1f} %"
 
 
 def render(results: Path | str = "results", assets: str = "assets", figures: bool = True,

@@ -83,7 +83,8 @@ def test_render_tables_and_verdicts(artifacts: Path, tmp_path: Path):
     assert "Battle head-to-head" in text and "Not run yet (`head_to_head.json` is missing)." in text
     assert "Not run yet (no runs under `results/pursuit/`)." in text
     assert "Fixed policies" not in text
-    policies = {"command": "python benchmarks/firefighter_policies.py", "policies": {"random": {"mean": -3692.5, "std": 552.1}}}
+    policies = {"command": "python benchmarks/firefighter_policies.py",
+                "policies": {"random": {"mean": -3692.5, "std": 552.1}}}
     (artifacts / "firefighter" / "policies.json").write_text(json.dumps(policies))
     text = results.render(artifacts, "assets", figures=False)
     assert ("| q | 3 | 3 | 20 | -30.0 ± 0.8 |\n\nFixed policies for scale (not learned; "
