@@ -12,10 +12,14 @@ What it reads (every part optional: a missing part is reported as missing, never
 ``results/battle/head_to_head.json``                         ``python -m bmf_graph.evaluate head-to-head``
 ``results/battle/zero_shot/{label}__seed{S}__{opp}.json``    ``python -m bmf_graph.evaluate zero-shot``
 ``results/table1.json``                                      ``python benchmarks/table1.py``
+``results/{task}/policies.json``                             fixed policies' returns, e.g.
+                                                             ``python benchmarks/vmas_policies.py``
 ===========================================================  ==========================================
 
-``task`` is ``firefighter``, ``battle``, ``pursuit`` or ``battle_ablations``; ``label`` names the
-method (``bmf_q``, ``mfq``, ... or an ablation such as ``bmf_q-k4``). The numbers a run contributes
+``task`` is ``firefighter``, ``battle``, ``pursuit``, ``battle_ablations`` or another task folder
+(``vmas_crowd_navigation``); ``label`` names the method (``bmf_q``, ``mfq``, ... or an ablation
+such as ``bmf_q-k4``). Ablations may train fewer episodes than the main Battle runs; the main
+BMF runs they are compared with are then read over the ablations' budget. The numbers a run contributes
 are computed from its ``metrics.csv`` alone (:mod:`bmf_graph.results_stats`); the paper's own
 numbers and claims stand beside ours (:mod:`bmf_graph.results_paper`). The text depends on the
 artifacts only, so two runs of this command on the same ``results/`` give the same bytes.
@@ -31,7 +35,7 @@ from typing import Sequence
 from bmf_graph.files import atomic_write_text
 from bmf_graph.results_figures import curves_figure, head_to_head_figure, zero_shot_figure
 from bmf_graph.results_paper import CLAIMS, TABLE1, TABLE2, TASK_TITLES
-from bmf_graph.results_stats import (REFERENCE_LABELS, Run, collect, compare, fmt, mean_std, verdict,
+from bmf_graph.results_stats import (REFERENCE_LABELS, Run, collect, compare, fmt, mean_std, read_run, verdict,
                                      zero_shot_rows)
 
 TASK_ORDER = ("firefighter", "battle", "pursuit", "battle_ablations")
@@ -75,6 +79,23 @@ def _link(assets: str, figure: Path) -> str:
     return f"{assets.rstrip('/')}/{figure.name}"
 
 
+def _add_main_runs(ablations: dict[str, list[Run]], main: dict[str, list[Run]]) -> list[str]:
+    """Add the main Battle runs of the reference labels (default BMF) to the ablations, cut to
+    the ablations' budget when that is smaller (ablations may train fewer episodes); the
+    sentence that says so."""
+    budget = min((r.cfg.train.episodes for runs in ablations.values() for r in runs), default=None)
+    added = []
+    for label in REFERENCE_LABELS:
+        if label in main and label not in ablations:
+            longer = any(r.cfg.train.episodes > budget for r in main[label])
+            ablations[label] = [read_run(r.path, label, budget) for r in main[label]] if longer else main[label]
+            added.append(label)
+    if not added:
+        return []
+    return [f"{' and '.join(added)}: the main Battle runs (`results/battle/`) over their first {budget:,} episodes, "
+            "the ablations' budget.", ""]
+
+
 def _fixed_policies(path: Path) -> list[str]:
     """The returns of the task's fixed policies (``results/{task}/policies.json``) as one line."""
     if not path.is_file():
@@ -85,7 +106,8 @@ def _fixed_policies(path: Path) -> list[str]:
 
 
 def _task_section(task: str, groups: dict[str, list[Run]], assets: str, figure_dir: Path | None,
-                  policies: Path | None = None) -> list[str]:
+                  notes: Sequence[str] = ()) -> list[str]:
+    """A task's table, ``notes`` (lines) under it, the comparisons, curves and the paper's claim."""
     battle = any(r.kills is not None for rs in groups.values() for r in rs)
     head = "| method | seeds | complete | episodes | final return |"
     rule = "|---|---|---|---|---|"
@@ -102,7 +124,7 @@ def _task_section(task: str, groups: dict[str, list[Run]], assets: str, figure_d
                     f"{fmt([r.win_rate for r in runs], digits=2)} |")
         lines.append(row)
     lines.append("")
-    lines += _fixed_policies(policies) if policies is not None else []
+    lines += notes
     references = [label for label in REFERENCE_LABELS if label in groups]
     for reference in references if len(groups) > 1 else ():
         lines += [f"{reference} against each other method (final return; positive: {reference} ahead):", "",
@@ -235,11 +257,10 @@ def render(results: Path | str = "results", assets: str = "assets", figures: boo
         if task not in groups_by_task:
             lines += [f"## {TASK_TITLES[task]}", "", f"Not run yet (no runs under `results/{task}/`).", ""]
             continue
-        groups = dict(groups_by_task[task])
-        if task == "battle_ablations":  # the default BMF-Q runs of the main table are the reference
-            groups.update({k: v for k, v in groups_by_task.get("battle", {}).items()
-                           if k in REFERENCE_LABELS and k not in groups})
-        lines += _task_section(task, groups, assets, figure_dir, results / task / "policies.json")
+        groups, notes = dict(groups_by_task[task]), _fixed_policies(results / task / "policies.json")
+        if task == "battle_ablations":
+            notes += _add_main_runs(groups, groups_by_task.get("battle", {}))
+        lines += _task_section(task, groups, assets, figure_dir, notes)
     lines += _head_to_head(results / "battle" / "head_to_head.json", assets, figure_dir)
     lines += _zero_shot(results / "battle" / "zero_shot", assets, figure_dir)
     lines += _pictures(groups_by_task, assets, figure_dir if pictures else None)
