@@ -19,16 +19,13 @@ import numpy as np
 
 from bmf_graph.files import atomic_write_text
 
-COLUMNS = ("episode", "env_steps", "charts/return", "charts/entropy", "charts/epsilon", "charts/temperature",
-           "charts/noise", "charts/groups",
-           "losses/q", "losses/q_mean", "losses/policy", "losses/value", "losses/entropy",
-           "losses/vae_rec", "losses/vae_pred", "losses/vae_kl", "perf/sps")
-
-
 LEARNER_COLUMNS = ("charts/groups", "losses/q", "losses/q_mean", "losses/policy", "losses/value", "losses/entropy",
                    "losses/vae_rec", "losses/vae_pred", "losses/vae_kl")
 """A learner's own logs. The first learning team's fill these columns; every further learning
 team's (Pursuit's prey) fill ``{column}_{team name}``."""
+
+COLUMNS = ("episode", "env_steps", "charts/return", "charts/entropy", "charts/epsilon", "charts/temperature",
+           "charts/noise", *LEARNER_COLUMNS, "perf/sps")
 
 
 def team_columns(team_names: Sequence[str]) -> list[str]:

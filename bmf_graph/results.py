@@ -80,16 +80,12 @@ def _link(assets: str, figure: Path) -> str:
 
 
 def _add_main_runs(ablations: dict[str, list[Run]], main: dict[str, list[Run]]) -> list[str]:
-    """Add the main Battle runs of the reference labels (default BMF) to the ablations, cut to
-    the ablations' budget when that is smaller (ablations may train fewer episodes); the
-    sentence that says so."""
-    budget = min((r.cfg.train.episodes for runs in ablations.values() for r in runs), default=None)
-    added = []
-    for label in REFERENCE_LABELS:
-        if label in main and label not in ablations:
-            longer = any(r.cfg.train.episodes > budget for r in main[label])
-            ablations[label] = [read_run(r.path, label, budget) for r in main[label]] if longer else main[label]
-            added.append(label)
+    """Add the main Battle runs of the reference labels (default BMF) to the ablations, read
+    over the ablations' budget (ablations may train fewer episodes); the sentence that says so."""
+    budget = min(r.cfg.train.episodes for runs in ablations.values() for r in runs)
+    added = [label for label in REFERENCE_LABELS if label in main and label not in ablations]
+    for label in added:
+        ablations[label] = [read_run(r.path, label, budget) for r in main[label]]
     if not added:
         return []
     return [f"{' and '.join(added)}: the main Battle runs (`results/battle/`) over their first {budget:,} episodes, "

@@ -127,9 +127,10 @@ def select_copies(view: TeamView, rec: dict[str, Tensor], action: Tensor | None,
 class Logs(dict):
     """``name -> values`` of the learners' logs; values may be 0-dim tensors, read only at the end."""
 
-    def add(self, values: Mapping[str, float | Tensor]) -> None:
+    def add(self, values: Mapping[str, float | Tensor], suffix: str = "") -> None:
+        """Append each value under its name, with ``suffix`` appended to the name."""
         for k, v in values.items():
-            self.setdefault(k, []).append(v)
+            self.setdefault(k + suffix, []).append(v)
 
     def floats(self) -> dict[str, list[float]]:
         """Each name's values as floats, without NaN (e.g. an entropy when no agent was alive)."""
@@ -145,6 +146,8 @@ class PartPlayer:
         self.copies, self.part, self.policies, self.device = copies, part, policies, device
         self.learners, self.logs = learners, logs
         num, teams = part[1] - part[0], copies.teams
+        # The first learner's logs keep their names; a further learner's get "_{team name}".
+        self.log_suffix = {t: "" if k == 0 else f"_{teams[t].name}" for k, t in enumerate(learners)}
         self.copy_ids = tuple(range(*part))
         self.batches = [None if num == 1 else torch.arange(num, device=device).repeat_interleave(t.num_agents)
                         for t in teams]
@@ -225,22 +228,17 @@ class PartPlayer:
         """Close the episodes of the copies ``ending``, record the ``playing`` ones, let team
         ``team``'s learner update. The first learner's logs keep their names; a further
         learner's get ``_{team name}`` appended (two learning teams are never averaged)."""
-        learner = self.learners[team]
-        suffix = "" if team == next(iter(self.learners)) else f"_{self.copies.teams[team].name}"
-
-        def log(values: Mapping[str, float | Tensor]) -> None:
-            self.logs.add({f"{name}{suffix}": value for name, value in values.items()})
-
+        learner, suffix = self.learners[team], self.log_suffix[team]
         for terminated in (True, False):
             closing = ending & (self.terminated == terminated)
             if closing.any():
                 final, final_rec, _ = select_copies(view, rec, None, closing)
-                log(learner.end_episode(final, final_rec, terminated, explore))
+                self.logs.add(learner.end_episode(final, final_rec, terminated, explore), suffix)
         if playing.any():
             view, rec, action = select_copies(view, rec, action, playing)
             learner.record(view, rec, action, first=view.step == 0)
-            log(learner.interaction.stats(rec))
-            log(learner.after_step(explore))
+            self.logs.add(learner.interaction.stats(rec), suffix)
+            self.logs.add(learner.after_step(explore), suffix)
 
     def results(self, logs: dict[str, list[float]]) -> list[EpisodeResult]:
         return [EpisodeResult(self.returns[e], self.kills[e], self.survivors[e], int(self.length[e]),
