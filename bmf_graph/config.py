@@ -110,7 +110,13 @@ class AlgoConfig:
     gae_lambda: float = 0.95
     """``critic=value``: GAE lambda of the advantage estimate (1.0 = Monte-Carlo returns)."""
     entropy_coef: float = 0.01
-    """AC family: entropy bonus weight."""
+    """AC family: entropy bonus weight ``c_H``, the temperature of the policy the actor converges
+    to (``pi ~ exp(A / c_H)``); with ``entropy_coef_start``, its value after ``explore_fraction``
+    of the episodes."""
+    entropy_coef_start: Optional[float] = None
+    """AC family: ``c_H`` at the start of training, linear to ``entropy_coef`` over the first
+    ``explore_fraction`` of the episodes, as the Boltzmann temperature of the Q family; ``None``:
+    ``entropy_coef`` throughout."""
     value_coef: float = 0.5
     """``critic=value``: value loss weight."""
     # Continuous actions: the DDPG form of ac, mfac, bmf_ac and gat_mf (docs/continuous.md)

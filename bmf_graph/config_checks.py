@@ -107,6 +107,8 @@ def validate(cfg: Config) -> Config:
         _positive(f"algo.{key}", getattr(cfg.algo, key), allow_zero=True)
     for key in UNIT:
         _unit(f"algo.{key}", getattr(cfg.algo, key))
+    if cfg.algo.entropy_coef_start is not None:
+        _positive("algo.entropy_coef_start", cfg.algo.entropy_coef_start, allow_zero=True)
     if cfg.algo.buffer_size < 2:
         raise ConfigError(f"algo.buffer_size={cfg.algo.buffer_size} is not valid; expected at least 2 (a transition "
                           f"needs two records)")

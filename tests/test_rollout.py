@@ -107,7 +107,7 @@ def test_actor_critic_updates_on_each_copys_own_episode():
     envs = [CountdownEnv(max_steps=4) for _ in range(2)]
     algo = make_algorithm(envs[0].teams[0], AlgoConfig(name="mfac", critic="value", hidden=16), radius=1.5)
     batches = []
-    algo.update = lambda batch: batches.append(batch) or {}
+    algo.update = lambda batch, explore: batches.append(batch) or {}
     play_episodes(envs, [algo], "cpu", [3, 9], learners={0: algo})  # both truncated at 4 steps
     for seed in (3, 9):
         play_episode(CountdownEnv(max_steps=4), [algo], "cpu", seed, learners={0: algo})

@@ -50,8 +50,11 @@ def test_every_algorithm_trains_on_every_task(tmp_path, conf, algo):
     elif algo in Q_FAMILY:  # bmf_graph/conf/firefighter.yaml: Boltzmann
         a = cfg.algo
         assert [r["charts/temperature"] for r in rows] == pytest.approx([a.temperature_start, a.temperature_end])
-    else:
-        assert all("charts/epsilon" not in r and "charts/temperature" not in r for r in rows)
+    else:  # the AC family's temperature is its entropy weight, scheduled or constant
+        a = cfg.algo
+        start = a.entropy_coef if a.entropy_coef_start is None else a.entropy_coef_start
+        assert [r["charts/temperature"] for r in rows] == pytest.approx([start, a.entropy_coef])
+        assert all("charts/epsilon" not in r for r in rows)
     if algo.startswith("bmf"):
         assert {"losses/vae_rec", "losses/vae_pred"} <= loss_keys
         assert 1 <= rows[-1]["charts/groups"] <= 3

@@ -21,6 +21,7 @@ BAD = [
     (["threads=-3"], r"threads=-3 is not valid; expected 0 \(torch's default\) or a positive integer"),
     (["algo.learning_starts=-5"], r"algo.learning_starts=-5 is not valid; expected a non-negative number"),
     (["algo.entropy_coef=-1"], r"algo.entropy_coef=-1.0 is not valid; expected a non-negative number"),
+    (["algo.entropy_coef_start=-2"], r"algo.entropy_coef_start=-2.0 is not valid; expected a non-negative number"),
     (["algo.value_coef=-1"], r"algo.value_coef=-1.0 is not valid; expected a non-negative number"),
     (["opponent.tau=5"], r"opponent.tau=5.0 is not valid; expected a number in \[0, 1\]"),
     (["algo.lr=nan"], r"algo.lr=nan is not valid; expected a finite number"),

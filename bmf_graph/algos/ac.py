@@ -39,7 +39,7 @@ import torch
 from torch import Tensor, nn
 
 from bmf_graph.algos.base import (Algorithm, Interaction, TeamView, check_finite, entropy_of_logits, greedy,
-                                  mlp)
+                                  mlp, piecewise_linear)
 from bmf_graph.algos.q import QLearner
 from bmf_graph.config import AlgoConfig
 from bmf_graph.envs.base import TeamSpec
@@ -63,10 +63,12 @@ def make_actor(spec: TeamSpec, cfg: AlgoConfig, interaction: Interaction) -> Act
 
 
 class SoftmaxActing:
-    """Acting of the AC family: its ``actor`` reads the observation (and the critic input); it
-    explores by sampling its own policy, so it logs no exploration schedule."""
+    """Acting of the AC family: its ``actor`` reads the observation (and the critic input) and
+    explores by sampling its own policy, kept soft by the entropy weight ``c_H``, the policy's
+    temperature, which it logs as ``charts/temperature``."""
 
     actor: Actor
+    cfg: AlgoConfig
 
     @torch.no_grad()
     def policy(self, view: TeamView, rec: dict[str, Tensor], explore: float | None) -> Tensor:
@@ -74,8 +76,16 @@ class SoftmaxActing:
         logits = self.actor(view.obs, rec["mean_action"])
         return greedy(logits) if explore is None else torch.softmax(logits, dim=-1)
 
+    def entropy_weight(self, explore: float) -> float:
+        """``c_H`` at training progress ``explore``: ``entropy_coef``, or linear from
+        ``entropy_coef_start`` to it over the first ``explore_fraction`` of the episodes."""
+        c = self.cfg
+        if c.entropy_coef_start is None:
+            return c.entropy_coef
+        return piecewise_linear(explore, [(0.0, c.entropy_coef_start), (c.explore_fraction, c.entropy_coef)])
+
     def exploration_stats(self, explore: float) -> dict[str, float]:
-        return {}
+        return {"charts/temperature": self.entropy_weight(explore)}
 
 
 class QActorCritic(SoftmaxActing, QLearner):
@@ -95,7 +105,7 @@ class QActorCritic(SoftmaxActing, QLearner):
             probs = torch.softmax(self.actor(nxt["obs"], context), dim=-1)
             return (probs * q_next).sum(-1)
 
-    def actor_loss(self, rec: dict[str, Tensor], context: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def actor_loss(self, rec: dict[str, Tensor], context: Tensor, explore: float) -> tuple[Tensor, Tensor, Tensor]:
         """``(loss, policy_loss, entropy)`` of the all-actions Eq. 9 on records ``[B, N, ...]``."""
         logits = self.actor(rec["obs"], context)
         probs = torch.softmax(logits, dim=-1)
@@ -105,12 +115,12 @@ class QActorCritic(SoftmaxActing, QLearner):
         mask = rec["alive"]
         policy_loss = -(probs * advantage).sum(-1)[mask].mean()
         entropy = entropy_of_logits(logits)[mask].mean()
-        return policy_loss - self.cfg.entropy_coef * entropy, policy_loss, entropy
+        return policy_loss - self.entropy_weight(explore) * entropy, policy_loss, entropy
 
-    def after_critic_update(self, rec: dict[str, Tensor]) -> dict[str, float]:
+    def after_critic_update(self, rec: dict[str, Tensor], explore: float) -> dict[str, float]:
         with torch.no_grad():
             context = self.interaction.mean_action(rec)
-        loss, policy_loss, entropy = self.actor_loss(rec, context)
+        loss, policy_loss, entropy = self.actor_loss(rec, context, explore)
         check_finite({"actor": loss})
         self.actor_optimizer.zero_grad()
         loss.backward()
@@ -191,10 +201,10 @@ class ActorCritic(SoftmaxActing, Algorithm):
                  for k in episodes[0][0]}
         logs: dict[str, float] = {}
         for _ in range(self.cfg.updates):
-            logs = self.update(batch)
+            logs = self.update(batch, explore)
         return logs
 
-    def update(self, batch: dict[str, Tensor]) -> dict[str, float]:
+    def update(self, batch: dict[str, Tensor], explore: float) -> dict[str, float]:
         """One gradient step on the episodes of ``C`` copies, ``T + 1`` records each: ``[T + 1, C, N, ...]``."""
         flat = self.interaction.mean_action({k: v.flatten(0, 1) for k, v in batch.items()})
         context = flat.view(*batch["obs"].shape[:3], -1)
@@ -211,7 +221,7 @@ class ActorCritic(SoftmaxActing, Algorithm):
         policy_loss = -(log_prob * advantage)[mask].mean()
         value_loss = ((value - returns) ** 2)[mask].mean()
         entropy = entropy_of_logits(logits)[mask].mean()
-        loss = policy_loss + self.cfg.value_coef * value_loss - self.cfg.entropy_coef * entropy
+        loss = policy_loss + self.cfg.value_coef * value_loss - self.entropy_weight(explore) * entropy
         losses = {"actor_critic": loss}
         target = rec["reward"] + self.cfg.gamma * not_done * next_value
         aux = self.interaction.aux_loss(rec, target)

@@ -118,7 +118,7 @@ class DDPG(QLearner):
             action = self.actor_target(nxt["obs"], context if self.actor.context_dim else None)
             return self.q_target(nxt["obs"], context, action)
 
-    def after_critic_update(self, rec: dict[str, Tensor]) -> dict[str, float]:
+    def after_critic_update(self, rec: dict[str, Tensor], explore: float) -> dict[str, float]:
         """One actor step up the critic, ``-Q(o, mu(o), context)`` over the alive agents; then
         the actor's target follows."""
         with torch.no_grad():

@@ -212,10 +212,10 @@ class QLearner(Algorithm):
         logs = {"losses/q": loss.item(), "losses/q_mean": q[rec["alive"]].mean().item()}
         if aux is not None:
             logs.update({f"losses/vae_{k}": v for k, v in aux[1].items()})
-        logs.update(self.after_critic_update(rec))
+        logs.update(self.after_critic_update(rec, explore))
         return logs
 
-    def after_critic_update(self, rec: dict[str, Tensor]) -> dict[str, float]:
+    def after_critic_update(self, rec: dict[str, Tensor], explore: float) -> dict[str, float]:
         """A further step on the same sampled records (the actor of the AC family); logs."""
         return {}
 

@@ -17,7 +17,7 @@ def test_eq9_actor_gradient_equals_brute_force_expectation():
     assert isinstance(algo, QActorCritic)
     rec = {"obs": torch.randn(2, 4, 5), "alive": torch.tensor([[True, True, False, True]] * 2)}
     context = torch.rand(2, 4, 3)
-    loss, _, _ = algo.actor_loss(rec, context)
+    loss, _, _ = algo.actor_loss(rec, context, explore=0.5)
     params = list(algo.actor.parameters())
     grads = torch.autograd.grad(loss, params)
     # Eq. 9: grad J = E_{a ~ pi}[grad log pi(a | o) Q(o, a, context)], one agent at a time,
@@ -41,7 +41,7 @@ def test_actor_loss_advantage_and_entropy_terms():
     algo = make_algorithm(SPEC, AlgoConfig(name="ac", hidden=8, entropy_coef=0.3), radius=1.5)
     rec = {"obs": torch.randn(1, 4, 5), "alive": torch.ones(1, 4, dtype=torch.bool)}
     context = torch.zeros(1, 4, 0)
-    loss, policy_loss, entropy = algo.actor_loss(rec, context)
+    loss, policy_loss, entropy = algo.actor_loss(rec, context, explore=0.5)
     probs = torch.softmax(algo.actor(rec["obs"], context), -1)
     q = algo.q(rec["obs"], context)
     advantage = q - (probs * q).sum(-1, keepdim=True)
@@ -49,6 +49,24 @@ def test_actor_loss_advantage_and_entropy_terms():
     assert torch.allclose(policy_loss, -(probs * advantage).sum(-1).mean()) and abs(policy_loss) < 1e-6
     assert torch.allclose(entropy, -(probs * probs.log()).sum(-1).mean())
     assert torch.allclose(loss, policy_loss - 0.3 * entropy)
+
+
+@pytest.mark.parametrize("critic", ["q", "value"])
+def test_entropy_weight_follows_its_schedule_and_reaches_the_loss(critic):
+    cfg = AlgoConfig(name="ac", hidden=8, critic=critic, entropy_coef=2.0, entropy_coef_start=10.0,
+                     explore_fraction=0.4)
+    algo = make_algorithm(SPEC, cfg, radius=1.5)
+    # linear from 10 at progress 0 to 2 at 0.4, then constant; logged as the policy's temperature
+    for progress, weight in [(0.0, 10.0), (0.2, 6.0), (0.4, 2.0), (0.9, 2.0)]:
+        assert algo.entropy_weight(progress) == pytest.approx(weight)
+        assert algo.exploration_stats(progress) == {"charts/temperature": pytest.approx(weight)}
+    constant = make_algorithm(SPEC, AlgoConfig(name="ac", hidden=8, critic=critic, entropy_coef=0.3), radius=1.5)
+    assert constant.entropy_weight(0.0) == constant.entropy_weight(1.0) == 0.3
+    if critic == "q":
+        rec = {"obs": torch.randn(1, 4, 5), "alive": torch.ones(1, 4, dtype=torch.bool)}
+        context = torch.zeros(1, 4, 0)
+        loss, policy_loss, entropy = algo.actor_loss(rec, context, explore=0.2)
+        assert torch.allclose(loss, policy_loss - 6.0 * entropy)
 
 
 def test_q_critic_target_evaluates_the_actor():
