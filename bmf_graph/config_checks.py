@@ -37,8 +37,9 @@ POSITIVE = ("hidden", "lr", "max_grad_norm", "buffer_size", "batch_steps", "upda
             "group_interval", "latent_dim", "heads", "vae_lr", "vae_every", "temperature_start", "temperature_end",
             "replay_ratio", "actor_lr")
 """``algo.*`` settings that must be > 0."""
-NON_NEGATIVE = ("learning_starts", "entropy_coef", "value_coef", "beta", "lambda_rec", "lambda_pred")
-"""``algo.*`` settings that must be >= 0."""
+NON_NEGATIVE = ("learning_starts", "entropy_coef", "entropy_coef_start", "value_coef", "beta", "lambda_rec",
+                "lambda_pred")
+"""``algo.*`` settings that must be >= 0 (when set: ``None`` stands for "not used")."""
 UNIT = ("tau", "gamma", "gae_lambda", "explore_fraction", "epsilon_start", "epsilon_mid", "epsilon_mid_fraction",
         "epsilon_end", "noise_start", "noise_end")
 """``algo.*`` settings in [0, 1]."""
@@ -104,11 +105,10 @@ def validate(cfg: Config) -> Config:
     for key in POSITIVE:
         _positive(f"algo.{key}", getattr(cfg.algo, key))
     for key in NON_NEGATIVE:
-        _positive(f"algo.{key}", getattr(cfg.algo, key), allow_zero=True)
+        if getattr(cfg.algo, key) is not None:
+            _positive(f"algo.{key}", getattr(cfg.algo, key), allow_zero=True)
     for key in UNIT:
         _unit(f"algo.{key}", getattr(cfg.algo, key))
-    if cfg.algo.entropy_coef_start is not None:
-        _positive("algo.entropy_coef_start", cfg.algo.entropy_coef_start, allow_zero=True)
     if cfg.algo.buffer_size < 2:
         raise ConfigError(f"algo.buffer_size={cfg.algo.buffer_size} is not valid; expected at least 2 (a transition "
                           f"needs two records)")
