@@ -138,20 +138,25 @@ def compare(groups: dict[str, list[Run]], reference: str) -> list[Comparison]:
 
 
 def verdict(groups: dict[str, list[Run]], reference: str, against: Sequence[str]) -> str:
-    """Whether ``reference`` beats each label of ``against`` on these runs, one clause per label."""
+    """Whether ``reference`` beats each label of ``against`` on these runs, one clause per label:
+    *reproduces* (ahead, Welch p < :data:`ALPHA`), *not shown* (ahead, not significantly), *does not
+    reproduce* (behind) or *open* (fewer than two seeds on a side: no test)."""
     results = {c.other: c for c in compare(groups, reference) if c.other in against}
     parts = []
     for label in against:
         c = results.get(label)
         if c is None:
             continue
-        if c.ahead:
-            parts.append(f"ahead of {label} by {c.difference:.1f} (Welch p {_p_clause(c.welch_p)}): reproduces")
+        side = f"ahead of {label} by {c.difference:.1f}" if c.difference > 0 else f"behind {label} by {-c.difference:.1f}"
+        seeds = f"{c.seeds[0]} v {c.seeds[1]} seeds"
+        if math.isnan(c.welch_p):
+            parts.append(f"{side} ({seeds}, too few for a test): open")
+        elif c.ahead:
+            parts.append(f"{side} (Welch p {_p_clause(c.welch_p)}, {seeds}): reproduces")
         elif c.difference > 0:
-            parts.append(f"ahead of {label} by {c.difference:.1f}, not significantly (Welch p {_p_clause(c.welch_p)}, "
-                         f"{c.seeds[0]} v {c.seeds[1]} seeds): not shown")
+            parts.append(f"{side}, not significantly (Welch p {_p_clause(c.welch_p)}, {seeds}): not shown")
         else:
-            parts.append(f"behind {label} by {-c.difference:.1f}: does not reproduce")
+            parts.append(f"{side} (Welch p {_p_clause(c.welch_p)}, {seeds}): does not reproduce")
     missing = [label for label in against if label not in groups]
     text = f"{reference} is " + "; ".join(parts) + "." if parts else f"{reference} has nothing to compare with yet."
     return text + (f" Not run yet: {', '.join(missing)}." if missing else "")

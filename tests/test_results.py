@@ -78,7 +78,10 @@ def test_render_tables_and_verdicts(artifacts: Path, tmp_path: Path):
     assert "| mfq | 1 | 0 | 10 | -30.0 |" in text
     assert "| firefighter | 3 | 7 | 6 | 10–20 |" in text
     assert "| bmf_q | 1 | 1 | 10 | 9.0 | 1.0 | 4.0 | 0.00 |" in text
-    assert "ahead of q by 20.0" in text and "not significantly" not in text.split("ahead of q")[1].split(";")[0]
+    assert "ahead of q by 20.0 (Welch p = 0.000" not in text  # p is written <0.001 or = 0.xyz
+    clause = text.split("bmf_q is ")[1].split("\n")[0]
+    assert clause.startswith("ahead of q by 20.0 (Welch p <0.001, 3 v 3 seeds): reproduces; "
+                             "ahead of mfq by 20.0 (3 v 1 seeds, too few for a test): open.")
     assert "Not run yet: ac, mfac, gat_mf." in text
     assert "Battle head-to-head" in text and "Not run yet (`head_to_head.json` is missing)." in text
     assert "Not run yet (no runs under `results/pursuit/`)." in text
