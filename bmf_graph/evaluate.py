@@ -30,6 +30,7 @@ from bmf_graph.envs.copies import WorkerCopies
 from bmf_graph.players import (RANDOM, Source, checkpoint_config, describe, is_file_source, model_file,
                                setup_play, team_policies)
 from bmf_graph.rollout import EpisodeResult, play_episode, play_episodes
+from bmf_graph.sweep_grid import SEED_FOLDER
 from bmf_graph.winrate import GameResult, schedule, tally, wilson_interval
 
 __all__ = ["evaluate_returns", "head_to_head", "zero_shot", "side_bias", "battle_map_size", "play", "play_copies"]
@@ -123,14 +124,16 @@ def evaluate_returns(model_path_or_policy: Source, env_name: str | None = None,
 
 
 def _name(player: Source) -> str:
-    """The run folder of ``RUN/checkpoints/model_final.pt``, ``RUN/model_ep...`` for other
-    files of a run, else the file stem (or the description of a non-file)."""
+    """The run folder of ``RUN/checkpoints/model_final.pt`` (``LABEL/seedS`` for the results
+    layout's ``LABEL/seedS`` runs), ``RUN/model_ep...`` for other files of a run, else the file
+    stem (or the description of a non-file)."""
     if not isinstance(player, (str, Path)) or str(player) == RANDOM:
         return describe(player)
     path = Path(player)
     if path.parent.name != "checkpoints":
         return path.stem
-    run = path.parent.parent.name
+    folder = path.parent.parent
+    run = f"{folder.parent.name}/{folder.name}" if SEED_FOLDER.fullmatch(folder.name) else folder.name
     return run if path.stem == "model_final" else f"{run}/{path.stem}"
 
 

@@ -35,8 +35,9 @@ from typing import Sequence
 from bmf_graph.files import atomic_write_text
 from bmf_graph.results_figures import curves_figure, head_to_head_figure, zero_shot_figure
 from bmf_graph.results_paper import CLAIMS, TABLE1, TABLE2, TASK_TITLES
-from bmf_graph.results_stats import (REFERENCE_LABELS, Run, collect, compare, fmt, mean_std, read_run, verdict,
-                                     zero_shot_rows)
+from bmf_graph.results_stats import (REFERENCE_LABELS, Run, collect, compare, fmt, mean_std, method_order, read_run,
+                                     verdict, zero_shot_rows)
+from bmf_graph.sweep_grid import SEED_FOLDER
 
 TASK_ORDER = ("firefighter", "battle", "pursuit", "battle_ablations")
 
@@ -144,8 +145,8 @@ def _head_to_head(path: Path, assets: str, figure_dir: Path | None) -> list[str]
         return lines + [f"Not run yet (`{path.name}` is missing).", ""]
     data = json.loads(path.read_text())
     table = data["table"]
-    names = table["players"]
-    lines += [f"Every pair of final models played {data['games_per_pair']} games "
+    names, whose = _player_labels(table["players"])
+    lines += [f"Every pair of {whose} played {data['games_per_pair']} games "
               f"({'greedy' if data.get('deterministic', True) else 'sampled'} actions); the winner killed more, "
               "ties are counted apart; row's win rate against column with its Wilson 95 % interval.", "",
               "| | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
@@ -162,13 +163,22 @@ def _head_to_head(path: Path, assets: str, figure_dir: Path | None) -> list[str]
     return lines
 
 
+def _player_labels(players: Sequence[str]) -> tuple[list[str], str]:
+    """Head-to-head players named ``{label}/seed{S}`` all of one seed are shown by label alone."""
+    parts = [name.rsplit("/", 1) for name in players]
+    seeds = {part[-1] for part in parts}
+    if len(seeds) == 1 and all(len(part) == 2 for part in parts) and SEED_FOLDER.fullmatch(next(iter(seeds))):
+        return [part[0] for part in parts], f"final models (seed {next(iter(seeds))[4:]})"
+    return list(players), "final models"
+
+
 def _zero_shot(folder: Path, assets: str, figure_dir: Path | None) -> list[str]:
     lines = ["## Zero-shot scaling (Battle; the paper's Table 2 beside)", ""]
     rows = zero_shot_rows(folder)
     if not rows:
         return lines + ["Not run yet (no zero-shot JSON files).", ""]
     for opponent, table in rows.items():
-        labels = sorted({label for cells in table.values() for label in cells})
+        labels = method_order(label for cells in table.values() for label in cells)
         lines += [f"Against `{opponent}`: mean return of the model's team per game, mean ± std over seeds.", "",
                   "| agents | " + " | ".join(labels) + " | paper: " + " / ".join(TABLE2["methods"]) + " |",
                   "|---" * (len(labels) + 2) + "|"]

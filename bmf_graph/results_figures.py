@@ -16,6 +16,7 @@ import numpy as np  # noqa: E402
 
 from bmf_graph.logging import read_metrics  # noqa: E402
 from bmf_graph.plot import aggregate, smooth_series  # noqa: E402
+from bmf_graph.results_stats import method_order  # noqa: E402
 
 METADATA = {"Software": None}
 """PNG metadata: no matplotlib version string, so the bytes depend on the data only."""
@@ -77,7 +78,7 @@ def zero_shot_figure(opponent: str, table: dict[int, dict[str, list[float]]], as
     path = assets / f"results_zero_shot_{opponent}.png"
     path.parent.mkdir(parents=True, exist_ok=True)
     sizes = sorted(table)
-    labels = sorted({label for cells in table.values() for label in cells})
+    labels = method_order(label for cells in table.values() for label in cells)
     width = 0.8 / max(1, len(labels))
     fig, ax = plt.subplots(figsize=(1.6 + 1.3 * len(sizes), 3.8))
     for k, label in enumerate(labels):

@@ -13,17 +13,18 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 from scipy import stats
 
 from bmf_graph.config import Config, from_yaml
+from bmf_graph.config_checks import ALGORITHMS
 from bmf_graph.logging import final_mean, read_metrics
+from bmf_graph.sweep_grid import SEED_FOLDER
 
 REFERENCE_LABELS = ("bmf_q", "bmf_ac")
 """Labels compared against every other method of a task, the first present."""
-SEED_DIR = re.compile(r"^seed(\d+)$")
 ALPHA = 0.05
 
 
@@ -53,7 +54,7 @@ def read_run(path: Path, label: str, budget: int | None = None) -> Run:
     finished = (path / "checkpoints" / "model_final.pt").is_file()
     if budget is not None and budget < cfg.train.episodes:
         finished, rows, cfg.train.episodes = len(rows) >= budget, rows[:budget], budget
-    run = Run(path, label, int(SEED_DIR.match(path.name).group(1)), cfg, len(rows),
+    run = Run(path, label, int(SEED_FOLDER.fullmatch(path.name).group(1)), cfg, len(rows),
               finished and len(rows) >= cfg.train.episodes, final_mean(r["charts/return"] for r in rows))
     # Team names in env order: the per-team return columns, which every row fills, in header order.
     team_order = [k[len("charts/return_"):] for k in rows[0] if k.startswith("charts/return_")]
@@ -73,10 +74,17 @@ def collect(results: Path) -> dict[str, dict[str, list[Run]]]:
     for task_dir in sorted(p for p in results.iterdir() if p.is_dir()):
         for label_dir in sorted(p for p in task_dir.iterdir() if p.is_dir()):
             runs = [read_run(p, label_dir.name) for p in label_dir.iterdir()
-                    if p.is_dir() and SEED_DIR.match(p.name) and (p / "metrics.csv").is_file()]
+                    if p.is_dir() and SEED_FOLDER.fullmatch(p.name) and (p / "metrics.csv").is_file()]
             if runs:
                 out.setdefault(task_dir.name, {})[label_dir.name] = sorted(runs, key=lambda r: r.seed)
     return out
+
+
+def method_order(labels: Iterable[str]) -> list[str]:
+    """The paper's methods in the order of its tables (q, mfq, ac, mfac, gat_mf, bmf_q, bmf_ac),
+    then any other label alphabetically."""
+    return sorted(set(labels), key=lambda label: (ALGORITHMS.index(label) if label in ALGORITHMS else len(ALGORITHMS),
+                                                   label))
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:

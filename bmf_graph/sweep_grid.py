@@ -17,6 +17,8 @@ from bmf_graph.config_checks import ConfigError
 
 MANAGED_KEYS = ("resume", "run_name", "threads")
 LAYOUTS = ("runs", "results")
+SEED_FOLDER = re.compile(r"seed(\d+)")
+"""A run folder of the results layout, ``{label}/seed{S}`` (match it whole)."""
 GROUP_KEYS = ("conf", "algo.name", "seed")
 """Keys the summary shows in their own columns (``seed`` is averaged over)."""
 

@@ -169,6 +169,14 @@ def test_head_to_head_plays_real_checkpoints_and_random(ckpt):
     json.dumps(result)
 
 
+def test_players_are_named_after_their_run_folders():
+    runs = ["results/battle/bmf_q/seed10", "results/battle/mfq/seed10", "runs/battle_q"]
+    files = [f"{run}/checkpoints/model_final.pt" for run in runs] + [f"{runs[0]}/checkpoints/model_ep000032.pt",
+                                                                     "elsewhere/mine.pt", runs[2] + "/checkpoints/model_final.pt"]
+    assert evaluate._names(files) == ["bmf_q/seed10", "mfq/seed10", "battle_q", "bmf_q/seed10/model_ep000032",
+                                      "mine", "battle_q#5"]
+
+
 def test_head_to_head_sides_come_from_each_games_seed(ckpt):
     """The env draws the team on the left from the seed: a seed's two games put each player on
     each side, and over seeds a player is not simply on one side in its even games."""

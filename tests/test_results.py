@@ -106,7 +106,7 @@ def test_same_bytes_twice_and_cli(artifacts: Path, tmp_path: Path, monkeypatch):
 
 
 def test_head_to_head_and_zero_shot_sections(artifacts: Path, tmp_path: Path):
-    table = {"players": ["bmf_q", "mfq"], "win_rate": [[None, 0.75], [0.25, None]],
+    table = {"players": ["bmf_q/seed10", "mfq/seed10"], "win_rate": [[None, 0.75], [0.25, None]],
              "ci95_low": [[None, 0.5], [0.1, None]], "ci95_high": [[None, 0.9], [0.5, None]]}
     (artifacts / "battle" / "head_to_head.json").write_text(json.dumps({"games_per_pair": 50, "table": table}))
     shots = artifacts / "battle" / "zero_shot"
@@ -114,10 +114,13 @@ def test_head_to_head_and_zero_shot_sections(artifacts: Path, tmp_path: Path):
     for seed, value in enumerate([100.0, 200.0]):
         data = {"sizes": [{"agents": 288, "return": {"mean": value}}, {"agents": 2048, "return": {"mean": -value}}]}
         (shots / f"bmf_q__seed{seed}__random.json").write_text(json.dumps(data))
+    (shots / "mfq__seed0__random.json").write_text(json.dumps({"sizes": [{"agents": 288, "return": {"mean": 5.0}}]}))
     text = results.render(artifacts, "assets", figures=False)
-    assert "| bmf_q | — | 0.75 [0.50, 0.90] |" in text
-    assert "| 288 | 150.0 ± 50.0 | 137.54 ± 306.07 / 91.91 ± 108.44 / 565.83 ± 181.58 / 550.96 ± 68.01 / 613.19 ± 169.70 |" in text
-    assert "| 2,048 | -150.0 ± 50.0 | — |" in text
+    assert "Every pair of final models (seed 10) played 50 games" in text
+    assert "| | bmf_q | mfq |" in text and "| bmf_q | — | 0.75 [0.50, 0.90] |" in text
+    assert "| agents | mfq | bmf_q | paper:" in text  # the paper's order, not the alphabet
+    assert "| 288 | 5.0 | 150.0 ± 50.0 | 137.54 ± 306.07 / 91.91 ± 108.44 / 565.83 ± 181.58 / 550.96 ± 68.01 / 613.19 ± 169.70 |" in text
+    assert "| 2,048 | — | -150.0 ± 50.0 | — |" in text
 
 
 def test_table1_rows_and_relative_cost(artifacts: Path):
