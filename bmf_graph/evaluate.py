@@ -124,17 +124,20 @@ def evaluate_returns(model_path_or_policy: Source, env_name: str | None = None,
 
 
 def _name(player: Source) -> str:
-    """The run folder of ``RUN/checkpoints/model_final.pt`` (``LABEL/seedS`` for the results
-    layout's ``LABEL/seedS`` runs), ``RUN/model_ep...`` for other files of a run, else the file
-    stem (or the description of a non-file)."""
+    """The run folder of ``RUN`` or ``RUN/checkpoints/model_final.pt`` (``LABEL/seedS`` for the
+    results layout's ``LABEL/seedS`` runs), ``RUN/model_ep...`` for other files of a run, else the
+    file stem (or the description of a non-file)."""
     if not isinstance(player, (str, Path)) or str(player) == RANDOM:
         return describe(player)
     path = Path(player)
-    if path.parent.name != "checkpoints":
+    if path.is_dir():
+        folder, model = path, "model_final"
+    elif path.parent.name == "checkpoints":
+        folder, model = path.parent.parent, path.stem
+    else:
         return path.stem
-    folder = path.parent.parent
     run = f"{folder.parent.name}/{folder.name}" if SEED_FOLDER.fullmatch(folder.name) else folder.name
-    return run if path.stem == "model_final" else f"{run}/{path.stem}"
+    return run if model == "model_final" else f"{run}/{model}"
 
 
 def _names(players: Sequence[Source]) -> list[str]:

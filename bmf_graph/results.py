@@ -179,7 +179,9 @@ def _zero_shot(folder: Path, assets: str, figure_dir: Path | None) -> list[str]:
         return lines + ["Not run yet (no zero-shot JSON files).", ""]
     for opponent, table in rows.items():
         labels = method_order(label for cells in table.values() for label in cells)
-        lines += [f"Against `{opponent}`: mean return of the model's team per game, mean ± std over seeds.", "",
+        who = ("a team acting uniformly at random" if opponent == "random" else
+               f"the final `{opponent}` model of the evaluated model's seed (its own column is a mirror match)")
+        lines += [f"Against `{opponent}`, {who}: mean return of the model's team per game, mean ± std over seeds.", "",
                   "| agents | " + " | ".join(labels) + " | paper: " + " / ".join(TABLE2["methods"]) + " |",
                   "|---" * (len(labels) + 2) + "|"]
         for agents in sorted(table):

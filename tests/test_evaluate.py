@@ -169,12 +169,14 @@ def test_head_to_head_plays_real_checkpoints_and_random(ckpt):
     json.dumps(result)
 
 
-def test_players_are_named_after_their_run_folders():
-    runs = ["results/battle/bmf_q/seed10", "results/battle/mfq/seed10", "runs/battle_q"]
-    files = [f"{run}/checkpoints/model_final.pt" for run in runs] + [f"{runs[0]}/checkpoints/model_ep000032.pt",
-                                                                     "elsewhere/mine.pt", runs[2] + "/checkpoints/model_final.pt"]
-    assert evaluate._names(files) == ["bmf_q/seed10", "mfq/seed10", "battle_q", "bmf_q/seed10/model_ep000032",
-                                      "mine", "battle_q#5"]
+def test_players_are_named_after_their_run_folders(tmp_path):
+    runs = [tmp_path / "battle" / "bmf_q" / "seed10", tmp_path / "battle" / "mfq" / "seed10", tmp_path / "battle_q"]
+    for run in runs:
+        (run / "checkpoints").mkdir(parents=True)
+    files = [run / "checkpoints" / "model_final.pt" for run in runs[:2]]
+    others = [runs[2], runs[0] / "checkpoints" / "model_ep000032.pt", tmp_path / "mine.pt", runs[2], "random"]
+    assert evaluate._names(files + others) == ["bmf_q/seed10", "mfq/seed10", "battle_q", "bmf_q/seed10/model_ep000032",
+                                               "mine", "battle_q#5", "random"]
 
 
 def test_head_to_head_sides_come_from_each_games_seed(ckpt):

@@ -119,6 +119,7 @@ def test_head_to_head_and_zero_shot_sections(artifacts: Path, tmp_path: Path):
     assert "Every pair of final models (seed 10) played 50 games" in text
     assert "| | bmf_q | mfq |" in text and "| bmf_q | — | 0.75 [0.50, 0.90] |" in text
     assert "| agents | mfq | bmf_q | paper:" in text  # the paper's order, not the alphabet
+    assert "Against `random`, a team acting uniformly at random: mean return" in text
     assert "| 288 | 5.0 | 150.0 ± 50.0 | 137.54 ± 306.07 / 91.91 ± 108.44 / 565.83 ± 181.58 / 550.96 ± 68.01 / 613.19 ± 169.70 |" in text
     assert "| 2,048 | — | -150.0 ± 50.0 | — |" in text
 
