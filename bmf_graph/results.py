@@ -34,9 +34,9 @@ from typing import Sequence
 
 from bmf_graph.files import atomic_write_text
 from bmf_graph.results_figures import curves_figure, head_to_head_figure, zero_shot_figure
-from bmf_graph.results_paper import CLAIMS, TABLE1, TABLE2, TASK_TITLES
-from bmf_graph.results_stats import (REFERENCE_LABELS, Run, collect, compare, fmt, mean_std, method_order, read_run,
-                                     verdict, zero_shot_rows)
+from bmf_graph.results_paper import CLAIMS, TABLE1, TABLE2, TASK_TITLES, ZERO_SHOT_CLAIM
+from bmf_graph.results_stats import (REFERENCE_LABELS, Run, collect, compare, final_returns, fmt, mean_std,
+                                     method_order, read_run, verdict, zero_shot_rows)
 from bmf_graph.sweep_grid import SEED_FOLDER
 
 TASK_ORDER = ("firefighter", "battle", "pursuit", "battle_ablations")
@@ -122,18 +122,19 @@ def _task_section(task: str, groups: dict[str, list[Run]], assets: str, figure_d
         lines.append(row)
     lines.append("")
     lines += notes
+    finals = final_returns(groups)
     references = [label for label in REFERENCE_LABELS if label in groups]
     for reference in references if len(groups) > 1 else ():
         lines += [f"{reference} against each other method (final return; positive: {reference} ahead):", "",
                   "| method | difference | Welch p | Mann–Whitney p (one-sided) | seeds |", "|---|---|---|---|---|"]
-        lines += [c.row() for c in compare(groups, reference)]
+        lines += [c.row() for c in compare(finals, reference)]
         lines.append("")
     if figure_dir is not None:
         lines += [f"![{task} learning curves]({_link(assets, curves_figure(task, groups, figure_dir))})", ""]
     claim = CLAIMS.get(task)
     if claim is not None:
         found = [label for label in claim.reference if label in groups]
-        here = " ".join(verdict(groups, label, claim.against) for label in found) or \
+        here = " ".join(verdict(finals, label, claim.against) for label in found) or \
             f"Not run yet: no {' or '.join(claim.reference)} runs."
         lines += [f"**The paper's claim.** {claim.text}", "", f"**Here.** {here}", ""]
     return lines
@@ -177,6 +178,7 @@ def _zero_shot(folder: Path, assets: str, figure_dir: Path | None) -> list[str]:
     rows = zero_shot_rows(folder)
     if not rows:
         return lines + ["Not run yet (no zero-shot JSON files).", ""]
+    lines += [f"**The paper's claim.** {ZERO_SHOT_CLAIM.text}", ""]
     for opponent, table in rows.items():
         labels = method_order(label for cells in table.values() for label in cells)
         who = ("a team acting uniformly at random" if opponent == "random" else
@@ -193,6 +195,12 @@ def _zero_shot(folder: Path, assets: str, figure_dir: Path | None) -> list[str]:
         if figure_dir is not None:
             figure = zero_shot_figure(opponent, table, figure_dir)
             lines += [f"![zero-shot against {opponent}]({_link(assets, figure)})", ""]
+        found = [label for label in ZERO_SHOT_CLAIM.reference if label in labels]
+        here = " ".join(f"{agents:,} agents: " + " ".join(verdict(table[agents], label, ZERO_SHOT_CLAIM.against)
+                                                          for label in found if label in table[agents])
+                        for agents in sorted(table)) if found else \
+            f"Not run yet: no {' or '.join(ZERO_SHOT_CLAIM.reference)} models."
+        lines += [f"**Here, against `{opponent}`.** {here}", ""]
     return lines
 
 

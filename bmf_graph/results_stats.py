@@ -128,14 +128,15 @@ def p_value(p: float) -> str:
     return "—" if math.isnan(p) else ("<0.001" if p < 0.001 else f"{p:.3f}")
 
 
-def compare(groups: dict[str, list[Run]], reference: str) -> list[Comparison]:
-    """``reference`` against every other label, on the final returns of their seeds."""
-    mine = [r.final_return for r in groups[reference]]
+def compare(values: dict[str, list[float]], reference: str) -> list[Comparison]:
+    """``reference`` against every other label, on their values per seed (final returns, or
+    zero-shot returns at one size)."""
+    mine = values[reference]
     out = []
-    for label in sorted(groups):
+    for label in sorted(values):
         if label == reference:
             continue
-        theirs = [r.final_return for r in groups[label]]
+        theirs = values[label]
         welch = mannwhitney = math.nan
         if len(mine) >= 2 and len(theirs) >= 2:
             welch = float(stats.ttest_ind(mine, theirs, equal_var=False).pvalue)
@@ -145,11 +146,16 @@ def compare(groups: dict[str, list[Run]], reference: str) -> list[Comparison]:
     return out
 
 
-def verdict(groups: dict[str, list[Run]], reference: str, against: Sequence[str]) -> str:
+def final_returns(groups: dict[str, list[Run]]) -> dict[str, list[float]]:
+    """``{label: [final return per seed]}``, what :func:`compare` and :func:`verdict` read."""
+    return {label: [r.final_return for r in runs] for label, runs in groups.items()}
+
+
+def verdict(values: dict[str, list[float]], reference: str, against: Sequence[str]) -> str:
     """Whether ``reference`` beats each label of ``against`` on these runs, one clause per label:
     *reproduces* (ahead, Welch p < :data:`ALPHA`), *not shown* (ahead, not significantly), *does not
     reproduce* (behind) or *open* (fewer than two seeds on a side: no test)."""
-    results = {c.other: c for c in compare(groups, reference) if c.other in against}
+    results = {c.other: c for c in compare(values, reference) if c.other in against}
     parts = []
     for label in against:
         c = results.get(label)
@@ -165,7 +171,7 @@ def verdict(groups: dict[str, list[Run]], reference: str, against: Sequence[str]
             parts.append(f"{side}, not significantly (Welch p {_p_clause(c.welch_p)}, {seeds}): not shown")
         else:
             parts.append(f"{side} (Welch p {_p_clause(c.welch_p)}, {seeds}): does not reproduce")
-    missing = [label for label in against if label not in groups]
+    missing = [label for label in against if label not in values]
     text = f"{reference} is " + "; ".join(parts) + "." if parts else f"{reference} has nothing to compare with yet."
     return text + (f" Not run yet: {', '.join(missing)}." if missing else "")
 
