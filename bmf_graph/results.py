@@ -158,10 +158,21 @@ def _head_to_head(path: Path, assets: str, figure_dir: Path | None) -> list[str]
             cells.append("—" if i == j or rate is None else
                          f"{rate:.2f} [{table['ci95_low'][i][j]:.2f}, {table['ci95_high'][i][j]:.2f}]")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    lines.append("")
+    lines += ["", *_side_line(data.get("games", []))]
     if figure_dir is not None:
         lines += [f"![head-to-head]({_link(assets, head_to_head_figure(names, table['win_rate'], figure_dir))})", ""]
     return lines
+
+
+def _side_line(games: Sequence[dict]) -> list[str]:
+    """How often the team that started on the left won the decisive games (empty without games)."""
+    decisive = [g for g in games if g.get("winner") is not None and "left" in g]
+    if not decisive:
+        return []
+    left = sum(g["winner"] == g["left"] for g in decisive)
+    return [f"The side matters: the team that started on the left won {left:,} of the {len(decisive):,} decisive "
+            f"games ({left / len(decisive):.0%}). Each pair played every game seed once from each side, so a win "
+            "rate above 0.50 needs wins from the right.", ""]
 
 
 def _player_labels(players: Sequence[str]) -> tuple[list[str], str]:

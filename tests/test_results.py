@@ -108,7 +108,10 @@ def test_same_bytes_twice_and_cli(artifacts: Path, tmp_path: Path, monkeypatch):
 def test_head_to_head_and_zero_shot_sections(artifacts: Path, tmp_path: Path):
     table = {"players": ["bmf_q/seed10", "mfq/seed10"], "win_rate": [[None, 0.75], [0.25, None]],
              "ci95_low": [[None, 0.5], [0.1, None]], "ci95_high": [[None, 0.9], [0.5, None]]}
-    (artifacts / "battle" / "head_to_head.json").write_text(json.dumps({"games_per_pair": 50, "table": table}))
+    games = [{"left": "bmf_q/seed10", "winner": "bmf_q/seed10"}, {"left": "mfq/seed10", "winner": "mfq/seed10"},
+             {"left": "mfq/seed10", "winner": "bmf_q/seed10"}, {"left": "mfq/seed10", "winner": None}]
+    (artifacts / "battle" / "head_to_head.json").write_text(json.dumps({"games_per_pair": 50, "table": table,
+                                                                        "games": games}))
     shots = artifacts / "battle" / "zero_shot"
     shots.mkdir()
     for seed, value in enumerate([100.0, 200.0]):
@@ -118,6 +121,7 @@ def test_head_to_head_and_zero_shot_sections(artifacts: Path, tmp_path: Path):
     text = results.render(artifacts, "assets", figures=False)
     assert "Every pair of final models (seed 10) played 50 games" in text
     assert "| | bmf_q | mfq |" in text and "| bmf_q | — | 0.75 [0.50, 0.90] |" in text
+    assert "the team that started on the left won 2 of the 3 decisive games (67%)." in text
     assert "| agents | mfq | bmf_q | paper:" in text  # the paper's order, not the alphabet
     assert "Against `random`, a team acting uniformly at random: mean return" in text
     assert "**The paper's claim.** BMF generalizes zero-shot across scales" in text
