@@ -149,15 +149,18 @@ def _head_to_head(path: Path, assets: str, figure_dir: Path | None) -> list[str]
     names, whose = _player_labels(table["players"])
     lines += [f"Every pair of {whose} played {data['games_per_pair']} games "
               f"({'greedy' if data.get('deterministic', True) else 'sampled'} actions); the winner killed more, "
-              "ties are counted apart; row's win rate against column with its Wilson 95 % interval.", "",
-              "| | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+              "ties are counted apart; row's win rate against column with its Wilson 95 % interval, and its mean "
+              "over the opponents.", "",
+              "| | " + " | ".join(names) + " | mean |", "|---" * (len(names) + 2) + "|"]
     for i, name in enumerate(names):
-        cells = []
+        cells, rates = [], []
         for j in range(len(names)):
             rate = table["win_rate"][i][j]
             cells.append("—" if i == j or rate is None else
                          f"{rate:.2f} [{table['ci95_low'][i][j]:.2f}, {table['ci95_high'][i][j]:.2f}]")
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+            rates += [] if i == j or rate is None else [rate]
+        mean = f"{mean_std(rates)[0]:.2f}" if rates else "—"
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {mean} |")
     lines += ["", *_side_line(data.get("games", []))]
     if figure_dir is not None:
         lines += [f"![head-to-head]({_link(assets, head_to_head_figure(names, table['win_rate'], figure_dir))})", ""]

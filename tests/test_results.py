@@ -120,7 +120,7 @@ def test_head_to_head_and_zero_shot_sections(artifacts: Path, tmp_path: Path):
     (shots / "mfq__seed0__random.json").write_text(json.dumps({"sizes": [{"agents": 288, "return": {"mean": 5.0}}]}))
     text = results.render(artifacts, "assets", figures=False)
     assert "Every pair of final models (seed 10) played 50 games" in text
-    assert "| | bmf_q | mfq |" in text and "| bmf_q | — | 0.75 [0.50, 0.90] |" in text
+    assert "| | bmf_q | mfq | mean |" in text and "| bmf_q | — | 0.75 [0.50, 0.90] | 0.75 |" in text
     assert "the team that started on the left won 2 of the 3 decisive games (67%)." in text
     assert "| agents | mfq | bmf_q | paper:" in text  # the paper's order, not the alphabet
     assert "Against `random`, a team acting uniformly at random: mean return" in text
