@@ -35,8 +35,8 @@ from typing import Sequence
 from bmf_graph.files import atomic_write_text
 from bmf_graph.results_figures import curves_figure, head_to_head_figure, zero_shot_figure
 from bmf_graph.results_paper import CLAIMS, TABLE1, TABLE2, TASK_TITLES, ZERO_SHOT_CLAIM
-from bmf_graph.results_stats import (REFERENCE_LABELS, Run, collect, compare, final_returns, fmt, mean_std,
-                                     method_order, read_run, verdict, zero_shot_rows)
+from bmf_graph.results_stats import (REFERENCE_LABELS, Run, claim_verdict, collect, compare, final_returns, fmt,
+                                     mean_std, method_order, read_run, zero_shot_rows)
 from bmf_graph.sweep_grid import SEED_FOLDER
 
 TASK_ORDER = ("firefighter", "battle", "pursuit", "battle_ablations")
@@ -133,8 +133,7 @@ def _task_section(task: str, groups: dict[str, list[Run]], assets: str, figure_d
         lines += [f"![{task} learning curves]({_link(assets, curves_figure(task, groups, figure_dir))})", ""]
     claim = CLAIMS.get(task)
     if claim is not None:
-        found = [label for label in claim.reference if label in groups]
-        here = " ".join(verdict(finals, label, claim.against) for label in found) or \
+        here = claim_verdict(finals, claim.reference, claim.against) or \
             f"Not run yet: no {' or '.join(claim.reference)} runs."
         lines += [f"**The paper's claim.** {claim.text}", "", f"**Here.** {here}", ""]
     return lines
@@ -153,12 +152,10 @@ def _head_to_head(path: Path, assets: str, figure_dir: Path | None) -> list[str]
               "over the opponents.", "",
               "| | " + " | ".join(names) + " | mean |", "|---" * (len(names) + 2) + "|"]
     for i, name in enumerate(names):
-        cells, rates = [], []
-        for j in range(len(names)):
-            rate = table["win_rate"][i][j]
-            cells.append("—" if i == j or rate is None else
-                         f"{rate:.2f} [{table['ci95_low'][i][j]:.2f}, {table['ci95_high'][i][j]:.2f}]")
-            rates += [] if i == j or rate is None else [rate]
+        played = [j for j, rate in enumerate(table["win_rate"][i]) if j != i and rate is not None]
+        cells = [f"{table['win_rate'][i][j]:.2f} [{table['ci95_low'][i][j]:.2f}, {table['ci95_high'][i][j]:.2f}]"
+                 if j in played else "—" for j in range(len(names))]
+        rates = [table["win_rate"][i][j] for j in played]
         mean = f"{mean_std(rates)[0]:.2f}" if rates else "—"
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {mean} |")
     lines += ["", *_side_line(data.get("games", []))]
@@ -182,8 +179,9 @@ def _player_labels(players: Sequence[str]) -> tuple[list[str], str]:
     """Head-to-head players named ``{label}/seed{S}`` all of one seed are shown by label alone."""
     parts = [name.rsplit("/", 1) for name in players]
     seeds = {part[-1] for part in parts}
-    if len(seeds) == 1 and all(len(part) == 2 for part in parts) and SEED_FOLDER.fullmatch(next(iter(seeds))):
-        return [part[0] for part in parts], f"final models (seed {next(iter(seeds))[4:]})"
+    one_seed = SEED_FOLDER.fullmatch(seeds.pop()) if len(seeds) == 1 else None
+    if one_seed and all(len(part) == 2 for part in parts):
+        return [part[0] for part in parts], f"final models (seed {one_seed[1]})"
     return list(players), "final models"
 
 
@@ -216,13 +214,9 @@ def _zero_shot(folder: Path, assets: str, figure_dir: Path | None) -> list[str]:
 def _zero_shot_verdict(table: dict[int, dict[str, list[float]]]) -> str:
     """The paper's zero-shot claim checked at every team size, on the mean returns per seed."""
     claim = ZERO_SHOT_CLAIM
-    clauses = []
-    for agents in sorted(table):
-        found = [label for label in claim.reference if label in table[agents]]
-        if found:
-            clauses.append(f"{agents:,} agents: " + " ".join(verdict(table[agents], label, claim.against)
-                                                             for label in found))
-    return " ".join(clauses) or f"Not run yet: no {' or '.join(claim.reference)} models."
+    by_size = {agents: claim_verdict(table[agents], claim.reference, claim.against) for agents in sorted(table)}
+    return (" ".join(f"{agents:,} agents: {text}" for agents, text in by_size.items() if text)
+            or f"Not run yet: no {' or '.join(claim.reference)} models.")
 
 
 PICTURE_MODEL = ("battle", "bmf_q")

@@ -152,7 +152,7 @@ def final_returns(groups: dict[str, list[Run]]) -> dict[str, list[float]]:
 
 
 def verdict(values: dict[str, list[float]], reference: str, against: Sequence[str]) -> str:
-    """Whether ``reference`` beats each label of ``against`` on these runs, one clause per label:
+    """Whether ``reference`` beats each label of ``against`` on these values per seed, one clause per label:
     *reproduces* (ahead, Welch p < :data:`ALPHA`), *not shown* (ahead, not significantly), *does not
     reproduce* (behind) or *open* (fewer than two seeds on a side: no test)."""
     results = {c.other: c for c in compare(values, reference) if c.other in against}
@@ -174,6 +174,12 @@ def verdict(values: dict[str, list[float]], reference: str, against: Sequence[st
     missing = [label for label in against if label not in values]
     text = f"{reference} is " + "; ".join(parts) + "." if parts else f"{reference} has nothing to compare with yet."
     return text + (f" Not run yet: {', '.join(missing)}." if missing else "")
+
+
+def claim_verdict(values: dict[str, list[float]], references: Sequence[str], against: Sequence[str]) -> str:
+    """:func:`verdict` for each label of ``references`` present in ``values``, joined; empty when
+    none is present."""
+    return " ".join(verdict(values, label, against) for label in references if label in values)
 
 
 def _p_clause(p: float) -> str:
