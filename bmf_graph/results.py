@@ -9,7 +9,8 @@ What it reads (every part optional: a missing part is reported as missing, never
 ===========================================================  ==========================================
 ``results/{task}/{label}/seed{S}/``                          a training run: ``config.yaml``,
                                                              ``metrics.csv``, ``checkpoints/model_final.pt``
-``results/battle/head_to_head.json``                         ``python -m bmf_graph.evaluate head-to-head``
+``results/battle/head_to_head/*.json``                       ``python -m bmf_graph.evaluate head-to-head``,
+                                                             one file per seed, pooled by method
 ``results/battle/zero_shot/{label}__seed{S}__{opp}.json``    ``python -m bmf_graph.evaluate zero-shot``
 ``results/table1.json``                                      ``python benchmarks/table1.py``
 ``results/{task}/policies.json``                             fixed policies' returns, e.g.
@@ -34,10 +35,10 @@ from typing import Sequence
 
 from bmf_graph.files import atomic_write_text
 from bmf_graph.results_figures import curves_figure, head_to_head_figure, zero_shot_figure
+from bmf_graph.results_head_to_head import head_to_head_lines, read_head_to_head
 from bmf_graph.results_paper import CLAIMS, TABLE1, TABLE2, TASK_TITLES, ZERO_SHOT_CLAIM
 from bmf_graph.results_stats import (REFERENCE_LABELS, Run, claim_verdict, collect, compare, final_returns, fmt,
                                      mean_std, method_order, read_run, zero_shot_rows)
-from bmf_graph.sweep_grid import SEED_FOLDER
 
 TASK_ORDER = ("firefighter", "battle", "pursuit", "battle_ablations")
 
@@ -139,50 +140,17 @@ def _task_section(task: str, groups: dict[str, list[Run]], assets: str, figure_d
     return lines
 
 
-def _head_to_head(path: Path, assets: str, figure_dir: Path | None) -> list[str]:
+def _head_to_head(folder: Path, assets: str, figure_dir: Path | None) -> list[str]:
     lines = ["## Battle head-to-head", ""]
-    if not path.is_file():
-        return lines + [f"Not run yet (`{path.name}` is missing).", ""]
-    data = json.loads(path.read_text())
-    table = data["table"]
-    names, whose = _player_labels(table["players"])
-    lines += [f"Every pair of {whose} played {data['games_per_pair']} games "
-              f"({'greedy' if data.get('deterministic', True) else 'sampled'} actions); the winner killed more, "
-              "ties are counted apart; row's win rate against column with its Wilson 95 % interval, and its mean "
-              "over the opponents.", "",
-              "| | " + " | ".join(names) + " | mean |", "|---" * (len(names) + 2) + "|"]
-    for i, name in enumerate(names):
-        played = [j for j, rate in enumerate(table["win_rate"][i]) if j != i and rate is not None]
-        cells = [f"{table['win_rate'][i][j]:.2f} [{table['ci95_low'][i][j]:.2f}, {table['ci95_high'][i][j]:.2f}]"
-                 if j in played else "—" for j in range(len(names))]
-        rates = [table["win_rate"][i][j] for j in played]
-        mean = f"{mean_std(rates)[0]:.2f}" if rates else "—"
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {mean} |")
-    lines += ["", *_side_line(data.get("games", []))]
+    pool = read_head_to_head(folder)
+    if pool is None:
+        return lines + [f"Not run yet (no JSON files under `results/battle/{folder.name}/`).", ""]
+    lines += head_to_head_lines(pool)
     if figure_dir is not None:
-        lines += [f"![head-to-head]({_link(assets, head_to_head_figure(names, table['win_rate'], figure_dir))})", ""]
+        table = pool.table.to_dict()
+        figure = head_to_head_figure(table["players"], table["win_rate"], figure_dir)
+        lines += [f"![head-to-head]({_link(assets, figure)})", ""]
     return lines
-
-
-def _side_line(games: Sequence[dict]) -> list[str]:
-    """How often the team that started on the left won the decisive games (empty without games)."""
-    decisive = [g for g in games if g.get("winner") is not None and "left" in g]
-    if not decisive:
-        return []
-    left = sum(g["winner"] == g["left"] for g in decisive)
-    return [f"The side matters: the team that started on the left won {left:,} of the {len(decisive):,} decisive "
-            f"games ({left / len(decisive):.0%}). Each pair played every game seed once from each side, so a win "
-            "rate above 0.50 needs wins from the right.", ""]
-
-
-def _player_labels(players: Sequence[str]) -> tuple[list[str], str]:
-    """Head-to-head players named ``{label}/seed{S}`` all of one seed are shown by label alone."""
-    parts = [name.rsplit("/", 1) for name in players]
-    seeds = {part[-1] for part in parts}
-    one_seed = SEED_FOLDER.fullmatch(seeds.pop()) if len(seeds) == 1 else None
-    if one_seed and all(len(part) == 2 for part in parts):
-        return [part[0] for part in parts], f"final models (seed {one_seed[1]})"
-    return list(players), "final models"
 
 
 def _zero_shot(folder: Path, assets: str, figure_dir: Path | None) -> list[str]:
@@ -292,7 +260,7 @@ def render(results: Path | str = "results", assets: str = "assets", figures: boo
         if task == "battle_ablations":
             notes += _add_main_runs(groups, groups_by_task.get("battle", {}))
         lines += _task_section(task, groups, assets, figure_dir, notes)
-    lines += _head_to_head(results / "battle" / "head_to_head.json", assets, figure_dir)
+    lines += _head_to_head(results / "battle" / "head_to_head", assets, figure_dir)
     lines += _zero_shot(results / "battle" / "zero_shot", assets, figure_dir)
     lines += _pictures(groups_by_task, assets, figure_dir if pictures else None)
     lines += _table1(results / "table1.json")

@@ -11,6 +11,7 @@ from bmf_graph import results
 from bmf_graph.config import Config, to_yaml
 from bmf_graph.logging import RunLogger
 from bmf_graph.results_stats import collect, compare, final_returns
+from bmf_graph.winrate import WinTable, wilson_interval
 
 
 def make_run(root: Path, task: str, label: str, seed: int, returns: list[float], episodes: int | None = None,
@@ -83,7 +84,7 @@ def test_render_tables_and_verdicts(artifacts: Path, tmp_path: Path):
     assert clause.startswith("ahead of q by 20.0 (Welch p <0.001, 3 v 3 seeds): reproduces; "
                              "ahead of mfq by 20.0 (3 v 1 seeds, too few for a test): open.")
     assert "Not run yet: ac, mfac, gat_mf." in text
-    assert "Battle head-to-head" in text and "Not run yet (`head_to_head.json` is missing)." in text
+    assert "Battle head-to-head" in text and "Not run yet (no JSON files under `results/battle/head_to_head/`)." in text
     assert "Not run yet (no runs under `results/pursuit/`)." in text
     assert "Fixed policies" not in text
     policies = {"command": "python benchmarks/firefighter_policies.py",
@@ -105,13 +106,21 @@ def test_same_bytes_twice_and_cli(artifacts: Path, tmp_path: Path, monkeypatch):
     assert (tmp_path / "figs" / "results_battle.png").stat().st_size > 0
 
 
+def head_to_head_file(folder: Path, seed: int, players: list[str], wins: list[list[int]],
+                      ties: list[list[int]] | None = None, games: list[dict] | None = None) -> None:
+    """``folder/seed{seed}.json`` as ``evaluate head-to-head --out`` writes it (50 games a pair)."""
+    names = [f"{p}/seed{seed}" for p in players]
+    ties = ties or [[0] * len(players) for _ in players]
+    table = WinTable(names, np.array(wins), np.array(ties)).to_dict()
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"seed{seed}.json").write_text(json.dumps({"games_per_pair": 50, "table": table,
+                                                         "games": games or []}))
+
+
 def test_head_to_head_and_zero_shot_sections(artifacts: Path, tmp_path: Path):
-    table = {"players": ["bmf_q/seed10", "mfq/seed10"], "win_rate": [[None, 0.75], [0.25, None]],
-             "ci95_low": [[None, 0.5], [0.1, None]], "ci95_high": [[None, 0.9], [0.5, None]]}
     games = [{"left": "bmf_q/seed10", "winner": "bmf_q/seed10"}, {"left": "mfq/seed10", "winner": "mfq/seed10"},
              {"left": "mfq/seed10", "winner": "bmf_q/seed10"}, {"left": "mfq/seed10", "winner": None}]
-    (artifacts / "battle" / "head_to_head.json").write_text(json.dumps({"games_per_pair": 50, "table": table,
-                                                                        "games": games}))
+    head_to_head_file(artifacts / "battle" / "head_to_head", 10, ["bmf_q", "mfq"], [[0, 30], [20, 0]], games=games)
     shots = artifacts / "battle" / "zero_shot"
     shots.mkdir()
     for seed, value in enumerate([100.0, 200.0]):
@@ -120,7 +129,7 @@ def test_head_to_head_and_zero_shot_sections(artifacts: Path, tmp_path: Path):
     (shots / "mfq__seed0__random.json").write_text(json.dumps({"sizes": [{"agents": 288, "return": {"mean": 5.0}}]}))
     text = results.render(artifacts, "assets", figures=False)
     assert "Every pair of final models (seed 10) played 50 games" in text
-    assert "| | bmf_q | mfq | mean |" in text and "| bmf_q | — | 0.75 [0.50, 0.90] | 0.75 |" in text
+    assert "| | bmf_q | mfq | mean |" in text and "| bmf_q | — | 0.60 [0.46, 0.72] | 0.60 |" in text
     assert "the team that started on the left won 2 of the 3 decisive games (67%)." in text
     assert "| agents | mfq | bmf_q | paper:" in text  # the paper's order, not the alphabet
     assert "Against `random`, a team acting uniformly at random: mean return" in text
@@ -130,6 +139,19 @@ def test_head_to_head_and_zero_shot_sections(artifacts: Path, tmp_path: Path):
             "Not run yet: q, mfq, ac, mfac, gat_mf.") in text
     assert "| 288 | 5.0 | 150.0 ± 50.0 | 137.54 ± 306.07 / 91.91 ± 108.44 / 565.83 ± 181.58 / 550.96 ± 68.01 / 613.19 ± 169.70 |" in text
     assert "| 2,048 | — | -150.0 ± 50.0 | — |" in text
+
+
+def test_head_to_head_pools_the_seeds_files_by_method(artifacts: Path):
+    folder = artifacts / "battle" / "head_to_head"
+    head_to_head_file(folder, 10, ["bmf_q", "mfq", "q"], [[0, 30, 40], [20, 0, 25], [10, 25, 0]])
+    head_to_head_file(folder, 11, ["bmf_q", "mfq"], [[0, 20], [28, 0]], ties=[[0, 2], [2, 0]])
+    text = results.render(artifacts, "assets", figures=False)
+    assert "Every pair of final models (seeds 10, 11) played 50 games per seed" in text
+    assert "| | bmf_q | mfq | q | mean | per seed |" in text
+    low, high = wilson_interval(50, 100)  # bmf_q v mfq: 30 + 20 wins in 50 + 50 games, 2 of them ties
+    assert f"| bmf_q | — | 0.50 [{low:.2f}, {high:.2f}] | 0.80 [0.67, 0.89] | 0.65 | 0.70 · 0.40 |" in text
+    assert "| q | 0.20 [0.11, 0.33] | 0.50 [0.37, 0.63] | — | 0.35 | 0.35 · — |" in text
+    assert "The side matters" not in text  # no game records, no side line
 
 
 def test_table1_rows_and_relative_cost(artifacts: Path):
