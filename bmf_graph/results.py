@@ -37,8 +37,8 @@ from bmf_graph.files import atomic_write_text
 from bmf_graph.results_figures import curves_figure, head_to_head_figure, zero_shot_figure
 from bmf_graph.results_head_to_head import head_to_head_lines, read_head_to_head
 from bmf_graph.results_paper import CLAIMS, TABLE1, TABLE2, TASK_TITLES, ZERO_SHOT_CLAIM
-from bmf_graph.results_stats import (REFERENCE_LABELS, Run, claim_verdict, collect, compare, final_returns, fmt,
-                                     mean_std, method_order, read_run, zero_shot_rows)
+from bmf_graph.results_stats import (REFERENCE_LABELS, Run, claim_comparisons, claim_verdict, claim_word, collect,
+                                     compare, final_returns, fmt, mean_std, method_order, read_run, zero_shot_rows)
 
 TASK_ORDER = ("firefighter", "battle", "pursuit", "battle_ablations")
 
@@ -125,14 +125,17 @@ def _task_section(task: str, groups: dict[str, list[Run]], assets: str, figure_d
     lines += notes
     finals = final_returns(groups)
     references = [label for label in REFERENCE_LABELS if label in groups]
+    claim = CLAIMS.get(task)
     for reference in references if len(groups) > 1 else ():
+        claimed = claim is not None and reference in claim.reference
         lines += [f"{reference} against each other method (final return; positive: {reference} ahead):", "",
-                  "| method | difference | Welch p | Mann–Whitney p (one-sided) | seeds |", "|---|---|---|---|---|"]
-        lines += [c.row() for c in compare(finals, reference)]
+                  "| method | difference | Welch p | Mann–Whitney p (one-sided) | seeds |" + (" claim |" if claimed else ""),
+                  "|---|---|---|---|---|" + ("---|" if claimed else "")]
+        lines += [c.row() + (f" {c.word if c.other in claim.against else '—'} |" if claimed else "")
+                  for c in compare(finals, reference)]
         lines.append("")
     if figure_dir is not None:
         lines += [f"![{task} learning curves]({_link(assets, curves_figure(task, groups, figure_dir))})", ""]
-    claim = CLAIMS.get(task)
     if claim is not None:
         here = claim_verdict(finals, claim.reference, claim.against) or \
             f"Not run yet: no {' or '.join(claim.reference)} runs."
@@ -175,16 +178,27 @@ def _zero_shot(folder: Path, assets: str, figure_dir: Path | None) -> list[str]:
         if figure_dir is not None:
             figure = zero_shot_figure(opponent, table, figure_dir)
             lines += [f"![zero-shot against {opponent}]({_link(assets, figure)})", ""]
-        lines += [f"**Here, against `{opponent}`.** {_zero_shot_verdict(table)}", ""]
+        lines += _zero_shot_claim(opponent, table)
     return lines
 
 
-def _zero_shot_verdict(table: dict[int, dict[str, list[float]]]) -> str:
-    """The paper's zero-shot claim checked at every team size, on the mean returns per seed."""
+def _zero_shot_claim(opponent: str, table: dict[int, dict[str, list[float]]]) -> list[str]:
+    """The paper's zero-shot claim at every team size: BMF's mean return minus each baseline's
+    (Welch p over seeds) and the claim's word."""
     claim = ZERO_SHOT_CLAIM
-    by_size = {agents: claim_verdict(table[agents], claim.reference, claim.against) for agents in sorted(table)}
-    return (" ".join(f"{agents:,} agents: {text}" for agents, text in by_size.items() if text)
-            or f"Not run yet: no {' or '.join(claim.reference)} models.")
+    rows = [(agents, reference) for agents in sorted(table) for reference in claim.reference
+            if reference in table[agents]]
+    if not rows:
+        return [f"**Here, against `{opponent}`.** Not run yet: no {' or '.join(claim.reference)} models.", ""]
+    lines = [f"**Here, against `{opponent}`.** BMF's mean return minus each method's (Welch p over seeds; "
+             "positive: BMF ahead) and what that says of the claim:", "",
+             "| agents | method | " + " | ".join(claim.against) + " | claim |", "|---" * (len(claim.against) + 3) + "|"]
+    for agents, reference in rows:
+        found = claim_comparisons(table[agents], reference, claim.against)
+        cells = [found[label].cell() if label in found else "—" for label in claim.against]
+        word = claim_word(found, claim.against) if agents in TABLE2["rows"] else "— (not in Table 2)"
+        lines.append(f"| {agents:,} | {reference} | " + " | ".join(cells) + f" | {word} |")
+    return lines + [""]
 
 
 PICTURE_MODEL = ("battle", "bmf_q")

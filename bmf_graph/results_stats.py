@@ -116,6 +116,22 @@ class Comparison:
         return (f"| {self.other} | {self.difference:+.1f} | {p_value(self.welch_p)} | {p_value(self.mannwhitney_p)} | "
                 f"{self.seeds[0]} v {self.seeds[1]} |")
 
+    def cell(self) -> str:
+        """``+41.8 (p 0.483)``, or the seed counts when there is no test."""
+        test = f"p {p_value(self.welch_p)}" if not math.isnan(self.welch_p) else f"{self.seeds[0]} v {self.seeds[1]} seeds"
+        return f"{self.difference:+.1f} ({test})"
+
+    @property
+    def word(self) -> str:
+        """What this comparison says of a claim that the reference is ahead: *reproduces* (Welch
+        p < :data:`ALPHA`), *not shown* (ahead, not significantly), *does not reproduce* (behind)
+        or *open* (fewer than two seeds on a side: no test)."""
+        if math.isnan(self.welch_p):
+            return "open"
+        if self.ahead:
+            return "reproduces"
+        return "not shown" if self.difference > 0 else "does not reproduce"
+
     @property
     def ahead(self) -> bool:
         """Ahead with Welch's p below :data:`ALPHA` (two seeds at least on each side). The
@@ -151,40 +167,52 @@ def final_returns(groups: dict[str, list[Run]]) -> dict[str, list[float]]:
     return {label: [r.final_return for r in runs] for label, runs in groups.items()}
 
 
+WORDS = ("does not reproduce", "open", "not shown", "reproduces")
+"""A claim's words, the strongest objection first: the claim's word is the first one any of its
+comparisons says, except that it *reproduces* only when every comparison does."""
+
+
+def claim_comparisons(values: dict[str, list[float]], reference: str,
+                      against: Sequence[str]) -> dict[str, Comparison]:
+    """``reference`` against each label of ``against`` present in ``values``, in that order."""
+    found = {c.other: c for c in compare(values, reference)}
+    return {label: found[label] for label in against if label in found}
+
+
+def claim_word(found: dict[str, Comparison], against: Sequence[str]) -> str:
+    """The word of a claim that the reference is ahead of every label of ``against``, from the
+    comparisons ``found`` (:data:`WORDS`; a label not run yet leaves the claim open)."""
+    words = {found[label].word if label in found else "open" for label in against}
+    return next(word for word in WORDS if word in words)
+
+
 def verdict(values: dict[str, list[float]], reference: str, against: Sequence[str]) -> str:
-    """Whether ``reference`` beats each label of ``against`` on these values per seed, one clause per label:
-    *reproduces* (ahead, Welch p < :data:`ALPHA`), *not shown* (ahead, not significantly), *does not
-    reproduce* (behind) or *open* (fewer than two seeds on a side: no test)."""
-    results = {c.other: c for c in compare(values, reference) if c.other in against}
-    parts = []
-    for label in against:
-        c = results.get(label)
-        if c is None:
-            continue
-        side = f"ahead of {label} by {c.difference:.1f}" if c.difference > 0 else f"behind {label} by {-c.difference:.1f}"
-        seeds = f"{c.seeds[0]} v {c.seeds[1]} seeds"
-        if math.isnan(c.welch_p):
-            parts.append(f"{side} ({seeds}, too few for a test): open")
-        elif c.ahead:
-            parts.append(f"{side} (Welch p {_p_clause(c.welch_p)}, {seeds}): reproduces")
-        elif c.difference > 0:
-            parts.append(f"{side}, not significantly (Welch p {_p_clause(c.welch_p)}, {seeds}): not shown")
-        else:
-            parts.append(f"{side} (Welch p {_p_clause(c.welch_p)}, {seeds}): does not reproduce")
+    """One sentence: the claim's word for ``reference`` and whom it is ahead of or behind."""
+    found = claim_comparisons(values, reference, against)
     missing = [label for label in against if label not in values]
-    text = f"{reference} is " + "; ".join(parts) + "." if parts else f"{reference} has nothing to compare with yet."
-    return text + (f" Not run yet: {', '.join(missing)}." if missing else "")
+    tail = f" Not run yet: {', '.join(missing)}." if missing else ""
+    if not found:
+        return f"{reference} has nothing to compare with yet." + tail
+    phrases = {"reproduces": "significantly ahead of {}", "not shown": "ahead of {}, not significantly",
+               "does not reproduce": "behind {}", "open": "{}: too few seeds for a test"}
+    parts = []
+    for kind, phrase in phrases.items():
+        labels = [label for label, c in found.items() if c.word == kind]
+        if labels:
+            parts.append(phrase.format(_and(labels)))
+    word = claim_word(found, against)
+    verb = {"not shown": "is not shown", "open": "stays open"}.get(word, word)
+    return f"For {reference} the claim {verb}: " + "; ".join(parts) + "." + tail
+
+
+def _and(labels: Sequence[str]) -> str:
+    return labels[0] if len(labels) == 1 else ", ".join(labels[:-1]) + " and " + labels[-1]
 
 
 def claim_verdict(values: dict[str, list[float]], references: Sequence[str], against: Sequence[str]) -> str:
     """:func:`verdict` for each label of ``references`` present in ``values``, joined; empty when
     none is present."""
     return " ".join(verdict(values, label, against) for label in references if label in values)
-
-
-def _p_clause(p: float) -> str:
-    text = p_value(p)
-    return text if text.startswith("<") else f"= {text}"
 
 
 ZERO_SHOT_FILE = re.compile(r"^(?P<label>.+)__seed(?P<seed>\d+)__(?P<opponent>.+)\.json$")

@@ -10,7 +10,7 @@ import pytest
 from bmf_graph import results
 from bmf_graph.config import Config, to_yaml
 from bmf_graph.logging import RunLogger
-from bmf_graph.results_stats import collect, compare, final_returns
+from bmf_graph.results_stats import claim_comparisons, claim_word, collect, compare, final_returns, verdict
 from bmf_graph.winrate import WinTable, wilson_interval
 
 
@@ -72,6 +72,22 @@ def test_comparison_against_brute_force(artifacts: Path):
     assert np.isnan(by_other["mfq"].welch_p)  # one seed: no test
 
 
+def test_claim_words_take_the_strongest_objection():
+    values = {"bmf_q": [10.0, 11.0, 12.0], "ahead": [0.0, 1.0, 2.0], "close": [9.0, 11.5, 12.0],
+              "behind": [20.0, 21.0, 22.0], "one": [0.0]}
+    found = claim_comparisons(values, "bmf_q", ["ahead", "close", "behind", "one", "missing"])
+    assert {label: c.word for label, c in found.items()} == {
+        "ahead": "reproduces", "close": "not shown", "behind": "does not reproduce", "one": "open"}
+    assert claim_word(found, ["ahead"]) == "reproduces"
+    assert claim_word(found, ["ahead", "close"]) == "not shown"
+    assert claim_word(found, ["ahead", "one"]) == "open"
+    assert claim_word(found, ["ahead", "missing"]) == "open"  # not run yet: nothing is settled
+    assert claim_word(found, ["one", "behind", "close"]) == "does not reproduce"
+    assert verdict(values, "bmf_q", ["behind", "ahead", "close", "missing"]) == (
+        "For bmf_q the claim does not reproduce: significantly ahead of ahead; ahead of close, not "
+        "significantly; behind behind. Not run yet: missing.")
+
+
 def test_render_tables_and_verdicts(artifacts: Path, tmp_path: Path):
     text = results.render(artifacts, "assets", figures=False)
     assert "| bmf_q | 3 | 3 | 20 | -10.0 ± 0.8 |" in text
@@ -79,11 +95,10 @@ def test_render_tables_and_verdicts(artifacts: Path, tmp_path: Path):
     assert "| mfq | 1 | 0 | 10 | -30.0 |" in text
     assert "| firefighter | 3 | 7 | 6 | 10–20 |" in text
     assert "| bmf_q | 1 | 1 | 10 | 9.0 | 1.0 | 4.0 | 0.00 |" in text
-    assert "ahead of q by 20.0 (Welch p = 0.000" not in text  # p is written <0.001 or = 0.xyz
-    clause = text.split("bmf_q is ")[1].split("\n")[0]
-    assert clause.startswith("ahead of q by 20.0 (Welch p <0.001, 3 v 3 seeds): reproduces; "
-                             "ahead of mfq by 20.0 (3 v 1 seeds, too few for a test): open.")
-    assert "Not run yet: ac, mfac, gat_mf." in text
+    assert "| q | +20.0 | <0.001 | 0.050 | 3 v 3 | reproduces |" in text  # p is written <0.001 or 0.xyz
+    assert "| mfq | +20.0 | — | — | 3 v 1 | open |" in text
+    assert ("**Here.** For bmf_q the claim stays open: significantly ahead of q; mfq: too few seeds for a test. "
+            "Not run yet: ac, mfac, gat_mf.") in text
     assert "Battle head-to-head" in text and "Not run yet (no JSON files under `results/battle/head_to_head/`)." in text
     assert "Not run yet (no runs under `results/pursuit/`)." in text
     assert "Fixed policies" not in text
@@ -134,9 +149,9 @@ def test_head_to_head_and_zero_shot_sections(artifacts: Path, tmp_path: Path):
     assert "| agents | mfq | bmf_q | paper:" in text  # the paper's order, not the alphabet
     assert "Against `random`, a team acting uniformly at random: mean return" in text
     assert "**The paper's claim.** BMF generalizes zero-shot across scales" in text
-    assert ("**Here, against `random`.** 288 agents: bmf_q is ahead of mfq by 145.0 (2 v 1 seeds, too few for a "
-            "test): open. Not run yet: q, ac, mfac, gat_mf. 2,048 agents: bmf_q has nothing to compare with yet. "
-            "Not run yet: q, mfq, ac, mfac, gat_mf.") in text
+    assert "| agents | method | q | mfq | ac | mfac | gat_mf | claim |" in text
+    assert "| 288 | bmf_q | — | +145.0 (2 v 1 seeds) | — | — | — | open |" in text
+    assert "| 2,048 | bmf_q | — | — | — | — | — | — (not in Table 2) |" in text
     assert "| 288 | 5.0 | 150.0 ± 50.0 | 137.54 ± 306.07 / 91.91 ± 108.44 / 565.83 ± 181.58 / 550.96 ± 68.01 / 613.19 ± 169.70 |" in text
     assert "| 2,048 | — | -150.0 ± 50.0 | — |" in text
 
