@@ -44,16 +44,13 @@ class Run:
     win_rate: float | None = None
 
 
-def read_run(path: Path, label: str, budget: int | None = None) -> Run:
-    """Summarise the run folder ``path`` (``seed{S}``); with ``budget``, its first ``budget``
-    episodes as if the run had been asked for that many (its final values end there)."""
+def read_run(path: Path, label: str) -> Run:
+    """Summarise the run folder ``path`` (``seed{S}``)."""
     cfg = from_yaml(path / "config.yaml", check=False)
     rows = read_metrics(path)
     if not rows:
         raise ValueError(f"results: {path / 'metrics.csv'} has no rows; expected one row per training episode")
     finished = (path / "checkpoints" / "model_final.pt").is_file()
-    if budget is not None and budget < cfg.train.episodes:
-        finished, rows, cfg.train.episodes = len(rows) >= budget, rows[:budget], budget
     run = Run(path, label, int(SEED_FOLDER.fullmatch(path.name).group(1)), cfg, len(rows),
               finished and len(rows) >= cfg.train.episodes, final_mean(r["charts/return"] for r in rows))
     # Team names in env order: the per-team return columns, which every row fills, in header order.
