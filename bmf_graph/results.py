@@ -21,8 +21,8 @@ What it reads (every part optional: a missing part is reported as missing, never
 (``vmas_crowd_navigation``); ``label`` names the method (``bmf_q``, ``mfq``, ... or an ablation
 such as ``bmf_q-k4``). Ablations may train fewer episodes than the main Battle runs, so they are
 compared with the default BMF-Q trained at their budget (``battle_ablations/bmf_q``): exploration
-anneals over a run's own episodes, and a longer run's first episodes are not comparable. The numbers a run contributes
-are computed from its ``metrics.csv`` alone (:mod:`bmf_graph.results_stats`); the paper's own
+anneals over a run's own episodes, and a longer run's first episodes are not comparable. The
+numbers a run contributes are computed from its ``metrics.csv`` alone (:mod:`bmf_graph.results_stats`); the paper's own
 numbers and claims stand beside ours (:mod:`bmf_graph.results_paper`). The text depends on the
 artifacts only, so two runs of this command on the same ``results/`` give the same bytes.
 """
