@@ -22,9 +22,10 @@ What it reads (every part optional: a missing part is reported as missing, never
 such as ``bmf_q-k4``). Ablations may train fewer episodes than the main Battle runs, so they are
 compared with the default BMF-Q trained at their budget (``battle_ablations/bmf_q``): exploration
 anneals over a run's own episodes, and a longer run's first episodes are not comparable. The
-numbers a run contributes are computed from its ``metrics.csv`` alone (:mod:`bmf_graph.results_stats`); the paper's own
-numbers and claims stand beside ours (:mod:`bmf_graph.results_paper`). The text depends on the
-artifacts only, so two runs of this command on the same ``results/`` give the same bytes.
+numbers a run contributes are computed from its ``metrics.csv`` alone
+(:mod:`bmf_graph.results_stats`); the paper's own numbers and claims stand beside ours
+(:mod:`bmf_graph.results_paper`). The text depends on the artifacts only, so two runs of this
+command on the same ``results/`` give the same bytes.
 """
 from __future__ import annotations
 
@@ -141,8 +142,7 @@ def _head_to_head(folder: Path, assets: str, figure_dir: Path | None) -> list[st
         return lines + [f"Not run yet (no JSON files under `results/battle/{folder.name}/`).", ""]
     lines += head_to_head_lines(pool)
     if figure_dir is not None:
-        table = pool.table.to_dict()
-        figure = head_to_head_figure(table["players"], table["win_rate"], figure_dir)
+        figure = head_to_head_figure(pool.table.names, pool.table.win_rate(), figure_dir)
         lines += [f"![head-to-head]({_link(assets, figure)})", ""]
     return lines
 

@@ -41,16 +41,20 @@ class HeadToHead:
         return means
 
 
-def _label(player: str) -> str:
-    """``bmf_q/seed10`` -> ``bmf_q``; any other name stays as it is."""
+def _split(player: str) -> tuple[str, str | None]:
+    """``bmf_q/seed10`` -> ``("bmf_q", "10")``; any other name -> ``(name, None)``."""
     head, _, tail = player.rpartition("/")
-    return head if head and SEED_FOLDER.fullmatch(tail) else player
+    match = SEED_FOLDER.fullmatch(tail)
+    return (head, match[1]) if head and match else (player, None)
+
+
+def _label(player: str) -> str:
+    return _split(player)[0]
 
 
 def _seeds(players: Sequence[str]) -> list[str]:
     """The seeds of players named ``{label}/seed{S}``, in order of first appearance."""
-    seeds = [match[1] for name in players if (match := SEED_FOLDER.fullmatch(name.rpartition("/")[2]))]
-    return list(dict.fromkeys(seeds))
+    return list(dict.fromkeys(seed for _, seed in map(_split, players) if seed is not None))
 
 
 def read_head_to_head(folder: Path) -> HeadToHead | None:
