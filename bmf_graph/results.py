@@ -1,7 +1,7 @@
 """RESULTS.md from the artifacts committed under ``results/``: one command, nothing typed by hand.
 
     python -m bmf_graph.results                      # rewrites RESULTS.md and its figures in assets/
-    python -m bmf_graph.results --out /tmp/r.md      # the same text elsewhere (a check: diff it)
+    python -m bmf_graph.results --out /tmp/r.md      # the same text elsewhere, figures in /tmp/assets/
     python -m bmf_graph.results --pictures           # also the Battle group strip and GIF (plays a model)
 
 What it reads (every part optional: a missing part is reported as missing, never filled in):
@@ -276,15 +276,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bmf_graph.results", description=__doc__.splitlines()[0])
     parser.add_argument("--results", default="results", help="the artifacts folder (default: results)")
     parser.add_argument("--out", default="RESULTS.md", help="the Markdown file to write (default: RESULTS.md)")
-    parser.add_argument("--assets", default="assets", help="folder of the figures (default: assets)")
+    parser.add_argument("--assets", default="assets",
+                        help="folder of the figures, beside --out (default: assets)")
     parser.add_argument("--no-figures", action="store_true", help="write the text only")
     parser.add_argument("--pictures", action="store_true",
                         help="also draw the Battle group strip and GIF that are missing (plays the BMF-Q model)")
     args = parser.parse_args(argv)
     if not Path(args.results).is_dir():
         parser.error(f"--results {args.results!r} is not a folder; expected the results/ folder of a checkout")
-    text = render(args.results, args.assets, figures=not args.no_figures, pictures=args.pictures)
-    atomic_write_text(Path(args.out), text)
+    out = Path(args.out)
+    text = render(args.results, args.assets, figures=not args.no_figures, figure_dir=out.parent / args.assets,
+                  pictures=args.pictures)
+    atomic_write_text(out, text)
     print(f"wrote {args.out}", file=sys.stderr)
     return 0
 

@@ -119,6 +119,12 @@ def test_same_bytes_twice_and_cli(artifacts: Path, tmp_path: Path, monkeypatch):
     assert out1.read_bytes() == out2.read_bytes()
     assert "![firefighter learning curves](figs/results_firefighter.png)" in out1.read_text()
     assert (tmp_path / "figs" / "results_battle.png").stat().st_size > 0
+    elsewhere = tmp_path / "elsewhere" / "c.md"  # figures go beside the text, so its links hold
+    elsewhere.parent.mkdir()
+    assert results.main(["--results", str(artifacts), "--out", str(elsewhere), "--assets", "pics"]) == 0
+    assert elsewhere.read_text() == out1.read_text().replace("figs/", "pics/")
+    assert (elsewhere.parent / "pics" / "results_battle.png").stat().st_size > 0
+    assert not (tmp_path / "pics").exists()
 
 
 def head_to_head_file(folder: Path, seed: int, players: list[str], wins: list[list[int]],
