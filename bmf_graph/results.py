@@ -40,12 +40,17 @@ from bmf_graph.results_figures import curves_figure, head_to_head_figure, zero_s
 from bmf_graph.results_head_to_head import head_to_head_lines, read_head_to_head
 from bmf_graph.results_paper import CLAIMS, TABLE1, TABLE2, TASK_TITLES, ZERO_SHOT_CLAIM
 from bmf_graph.results_stats import (REFERENCE_LABELS, Run, claim_comparisons, claim_verdict, claim_word, collect,
-                                     compare, final_returns, fmt, mean_std, method_order, zero_shot_rows)
+                                     compare, final_returns, fmt, mean_returns, mean_std, method_order,
+                                     zero_shot_rows)
 
 TASK_ORDER = ("firefighter", "battle", "pursuit", "battle_ablations")
 ABLATION_NOTE = ("`bmf_q` here is the default BMF-Q (k = 8, VAE grouping, `gatv2` scoring) trained at the "
                  "ablations' budget; the main Battle runs are not reused, since exploration anneals over a run's "
                  "own episodes and their first episodes explore more.")
+
+
+SPEED_NOTE = ("*Mean return (all episodes)* averages a run's whole learning curve, so it rewards converging early "
+              "as well as ending high: the measure of the claim's convergence speed.")
 
 
 def _header(results: Path) -> list[str]:
@@ -97,10 +102,15 @@ def _fixed_policies(path: Path) -> list[str]:
 
 def _task_section(task: str, groups: dict[str, list[Run]], assets: str, figure_dir: Path | None,
                   notes: Sequence[str] = ()) -> list[str]:
-    """A task's table, ``notes`` (lines) under it, the comparisons, curves and the paper's claim."""
+    """A task's table, ``notes`` (lines) under it, the comparisons, curves and the paper's claim;
+    when the claim is about convergence speed too, the mean return over all episodes beside."""
+    claim = CLAIMS.get(task)
+    speed = claim is not None and claim.speed
     battle = any(r.kills is not None for rs in groups.values() for r in rs)
     head = "| method | seeds | complete | episodes | final return |"
     rule = "|---|---|---|---|---|"
+    if speed:
+        head, rule = head + " mean return (all episodes) |", rule + "---|"
     if battle:
         head, rule = head + " final kills | final deaths | win rate vs opponent |", rule + "---|---|---|"
     lines = [f"## {TASK_TITLES.get(task, task)}", "", head, rule]
@@ -109,29 +119,36 @@ def _task_section(task: str, groups: dict[str, list[Run]], assets: str, figure_d
         runs = groups[label]
         row = (f"| {label} | {len(runs)} | {sum(r.complete for r in runs)} | "
                f"{min(r.episodes for r in runs):,} | {fmt([r.final_return for r in runs])} |")
+        if speed:
+            row += f" {fmt([r.mean_return for r in runs])} |"
         if battle:
             row += (f" {fmt([r.kills for r in runs])} | {fmt([r.deaths for r in runs])} | "
                     f"{fmt([r.win_rate for r in runs], digits=2)} |")
         lines.append(row)
     lines.append("")
     lines += notes
-    finals = final_returns(groups)
+    measures = {"final return": final_returns(groups)}
+    if speed:
+        measures["mean return over all episodes"] = mean_returns(groups)
+        lines += [SPEED_NOTE, ""]
     references = [label for label in REFERENCE_LABELS if label in groups]
-    claim = CLAIMS.get(task)
     for reference in references if len(groups) > 1 else ():
         claimed = claim is not None and reference in claim.reference
-        lines += [f"{reference} against each other method (final return; positive: {reference} ahead):", "",
-                  "| method | difference | Welch p | Mann–Whitney p (one-sided) | seeds |" + (" claim |" if claimed else ""),
-                  "|---|---|---|---|---|" + ("---|" if claimed else "")]
-        lines += [c.row() + (f" {c.word if c.other in claim.against else '—'} |" if claimed else "")
-                  for c in compare(finals, reference)]
-        lines.append("")
+        for measure, values in measures.items():
+            lines += [f"{reference} against each other method ({measure}; positive: {reference} ahead):", "",
+                      "| method | difference | Welch p | Mann–Whitney p (one-sided) | seeds |" + (" claim |" if claimed else ""),
+                      "|---|---|---|---|---|" + ("---|" if claimed else "")]
+            lines += [c.row() + (f" {c.word if c.other in claim.against else '—'} |" if claimed else "")
+                      for c in compare(values, reference)]
+            lines.append("")
     if figure_dir is not None:
         lines += [f"![{task} learning curves]({_link(assets, curves_figure(task, groups, figure_dir))})", ""]
     if claim is not None:
-        here = claim_verdict(finals, claim.reference, claim.against) or \
-            f"Not run yet: no {' or '.join(claim.reference)} runs."
-        lines += [f"**The paper's claim.** {claim.text}", "", f"**Here.** {here}", ""]
+        lines += [f"**The paper's claim.** {claim.text}", ""]
+        for measure, values in measures.items():
+            here = claim_verdict(values, claim.reference, claim.against) or \
+                f"Not run yet: no {' or '.join(claim.reference)} runs."
+            lines += [f"**Here{', by ' + measure if speed else ''}.** {here}", ""]
     return lines
 
 

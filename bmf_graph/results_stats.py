@@ -3,6 +3,8 @@ r"""The numbers of RESULTS.md: per-run summaries read from ``metrics.csv`` and c
 A run's *final* values average its last 10 % of episodes (at least one), as the sweep summary:
 the return ``charts/return`` of the learning team and, in Battle, its kills, its deaths (the
 opponent's kills) and its win rate against the opponent (episodes with more kills than deaths).
+Its *mean* return averages every episode: the area under the learning curve over its length,
+which rewards converging early as well as ending high.
 Comparisons over seeds use Welch's t-test (two-sided) and the Mann–Whitney U test (one-sided:
 is the reference ahead?).
 """
@@ -39,6 +41,7 @@ class Run:
     episodes: int
     complete: bool
     final_return: float
+    mean_return: float
     kills: float | None = None
     deaths: float | None = None
     win_rate: float | None = None
@@ -51,8 +54,9 @@ def read_run(path: Path, label: str) -> Run:
     if not rows:
         raise ValueError(f"results: {path / 'metrics.csv'} has no rows; expected one row per training episode")
     finished = (path / "checkpoints" / "model_final.pt").is_file()
+    returns = [r["charts/return"] for r in rows]
     run = Run(path, label, int(SEED_FOLDER.fullmatch(path.name).group(1)), cfg, len(rows),
-              finished and len(rows) >= cfg.train.episodes, final_mean(r["charts/return"] for r in rows))
+              finished and len(rows) >= cfg.train.episodes, final_mean(returns), float(np.mean(returns)))
     # Team names in env order: the per-team return columns, which every row fills, in header order.
     team_order = [k[len("charts/return_"):] for k in rows[0] if k.startswith("charts/return_")]
     if len(team_order) == 2 and cfg.env.name == "battle":
@@ -162,6 +166,11 @@ def compare(values: dict[str, list[float]], reference: str) -> list[Comparison]:
 def final_returns(groups: dict[str, list[Run]]) -> dict[str, list[float]]:
     """``{label: [final return per seed]}``, what :func:`compare` and :func:`verdict` read."""
     return {label: [r.final_return for r in runs] for label, runs in groups.items()}
+
+
+def mean_returns(groups: dict[str, list[Run]]) -> dict[str, list[float]]:
+    """``{label: [mean return over all episodes per seed]}``: convergence speed, for :func:`compare`."""
+    return {label: [r.mean_return for r in runs] for label, runs in groups.items()}
 
 
 WORDS = ("does not reproduce", "open", "not shown", "reproduces")

@@ -111,6 +111,25 @@ def test_render_tables_and_verdicts(artifacts: Path, tmp_path: Path):
     assert set(collect(artifacts)["firefighter"]) == {"bmf_q", "q", "mfq"}  # the file is not a run
 
 
+def test_ablation_claim_reads_convergence_speed_too(tmp_path: Path):
+    """Same final values, later convergence: the final return cannot tell the ablations apart, the
+    mean return over all episodes (the area under the curve) can."""
+    root = tmp_path / "results"
+    for seed in range(3):
+        make_run(root, "battle_ablations", "bmf_q", seed, [0.0] + [10.0 + seed] * 9)
+        for label in ("bmf_q-rc", "bmf_q-ae"):
+            make_run(root, "battle_ablations", label, seed, [0.0] * 9 + [9.0 + seed])
+    text = results.render(root, "assets", figures=False)
+    assert "| bmf_q | 3 | 3 | 10 | 11.0 ± 0.8 | 9.9 ± 0.7 |" in text  # means 9, 9.9, 10.8
+    assert "| bmf_q-rc | 3 | 3 | 10 | 10.0 ± 0.8 | 1.0 ± 0.1 |" in text
+    assert "bmf_q against each other method (mean return over all episodes; positive: bmf_q ahead)" in text
+    assert "| bmf_q-rc | +8.9 | 0.003 | 0.050 | 3 v 3 | reproduces |" in text
+    assert ("**Here, by final return.** For bmf_q the claim is not shown: ahead of bmf_q-rc and bmf_q-ae, "
+            "not significantly.") in text
+    assert ("**Here, by mean return over all episodes.** For bmf_q the claim reproduces: significantly ahead of "
+            "bmf_q-rc and bmf_q-ae.") in text
+
+
 def test_same_bytes_twice_and_cli(artifacts: Path, tmp_path: Path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     out1, out2 = tmp_path / "a.md", tmp_path / "b.md"
@@ -191,7 +210,7 @@ def test_ablations_meet_the_default_at_their_own_budget_not_the_main_runs(artifa
     make_run(artifacts, "battle_ablations", "bmf_q-rc", 0, [1.0] * 5, kills=[(1.0, 0.0)] * 5)
     ablations = results.render(artifacts, "assets", figures=False).split("## Battle ablations")[1].split("\n## ")[0]
     assert "| bmf_q |" not in ablations  # the main 10-episode run explored longer: not mixed in
-    assert "**Here.** Not run yet: no bmf_q runs." in ablations
+    assert "**Here, by final return.** Not run yet: no bmf_q runs." in ablations
     for seed, value in ((0, 3.0), (1, 3.2)):
         make_run(artifacts, "battle_ablations", "bmf_q", seed, [value] * 5, kills=[(2.0, 0.0)] * 5)
     make_run(artifacts, "battle_ablations", "bmf_q-rc", 1, [1.1] * 5, kills=[(1.0, 0.0)] * 5)
