@@ -24,11 +24,14 @@ METADATA = {"Software": None}
 
 def curves_figure(task: str, groups: dict, assets: Path, points: int = 50) -> Path:
     """Mean ± std over seeds of ``charts/return`` per label against the episode, each run
-    smoothed by a trailing window of ``episodes / points`` episodes; ``assets/results_{task}.png``."""
+    smoothed by a trailing window of ``episodes / points`` episodes; ``assets/results_{task}.png``.
+    Labels in the paper's order, each with its own colour, the legend beside the axes."""
     path = assets / f"results_{task}.png"
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for label in sorted(groups):
+    fig, ax = plt.subplots(figsize=(7.6, 4.2))
+    colors = plt.get_cmap("tab10" if len(groups) <= 10 else "tab20").colors
+    for i, label in enumerate(method_order(groups)):
+        color = colors[i % len(colors)]
         series = []
         for run in groups[label]:
             rows = [r for r in read_metrics(run.path) if "charts/return" in r]
@@ -36,13 +39,13 @@ def curves_figure(task: str, groups: dict, assets: Path, points: int = 50) -> Pa
             y = np.array([r["charts/return"] for r in rows])
             series.append((x, smooth_series(y, max(1, len(y) // points))))
         grid, mean, std = aggregate(series, "episode")
-        line, = ax.plot(grid, mean, label=f"{label} (n={len(series)})", linewidth=1.4)
-        ax.fill_between(grid, mean - std, mean + std, color=line.get_color(), alpha=0.18, linewidth=0)
+        ax.plot(grid, mean, label=f"{label} (n={len(series)})", linewidth=1.4, color=color)
+        ax.fill_between(grid, mean - std, mean + std, color=color, alpha=0.18, linewidth=0)
     ax.set_xlabel("training episode")
     ax.set_ylabel("return of the learning team")
     ax.set_title(f"{task}: mean ± std over seeds", fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     fig.tight_layout()
     fig.savefig(path, dpi=110, metadata=METADATA)
     plt.close(fig)
