@@ -134,10 +134,11 @@ def _task_section(task: str, groups: dict[str, list[Run]], assets: str, figure_d
     references = [label for label in REFERENCE_LABELS if label in groups]
     for reference in references if len(groups) > 1 else ():
         claimed = claim is not None and reference in claim.reference
+        head = "| method | difference | Welch p | Mann–Whitney p (one-sided) | seeds |" + (" claim |" if claimed else "")
+        rule = "|---|---|---|---|---|" + ("---|" if claimed else "")
         for measure, values in measures.items():
             lines += [f"{reference} against each other method ({measure}; positive: {reference} ahead):", "",
-                      "| method | difference | Welch p | Mann–Whitney p (one-sided) | seeds |" + (" claim |" if claimed else ""),
-                      "|---|---|---|---|---|" + ("---|" if claimed else "")]
+                      head, rule]
             lines += [c.row() + (f" {c.word if c.other in claim.against else '—'} |" if claimed else "")
                       for c in compare(values, reference)]
             lines.append("")
