@@ -290,7 +290,7 @@ def render(results: Path | str = "results", assets: str = "assets", figures: boo
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bmf_graph.results", description=__doc__.splitlines()[0])
     parser.add_argument("--results", default="results", help="the artifacts folder (default: results)")
     parser.add_argument("--out", default="RESULTS.md", help="the Markdown file to write (default: RESULTS.md)")
@@ -299,6 +299,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-figures", action="store_true", help="write the text only")
     parser.add_argument("--pictures", action="store_true",
                         help="also draw the Battle group strip and GIF that are missing (plays the BMF-Q model)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     if not Path(args.results).is_dir():
         parser.error(f"--results {args.results!r} is not a folder; expected the results/ folder of a checkout")

@@ -1,12 +1,12 @@
 """The README's shell commands run as written, on a fresh clone.
 
-Every command of the README (its ``bash`` blocks, split at ``&&``, and the commands quoted in
-its prose) is checked by what it calls: ``pip install`` names only extras pyproject.toml has;
-the training commands give a valid configuration (the set-up one also trains, cut to a tiny
-run) and ``--help`` prints; the evaluate, plot and sweep commands parse with their own parsers;
-the cheap ones (plots, ``evaluate returns``) run for real, in a folder holding ``runs/RUN``, a
-tiny run of BMF-Q, once on Battle and once on Firefighter with episodes that end early. A
-command of an unknown program fails the test, so a new README command must be classified here.
+Every command of the README (its ``bash`` blocks, split at ``&&``, and the commands quoted in its
+prose) is checked by what it calls: ``pip install`` names only extras pyproject.toml has; the
+training commands give a valid configuration (the set-up one also trains, cut to a tiny run) and
+``--help`` prints; the evaluate, plot, results and sweep commands parse with their own parsers; the
+cheap ones (plots, ``evaluate returns``) run for real, in a folder holding ``runs/RUN``, a tiny run
+of BMF-Q, once on Battle and once on Firefighter with episodes that end early. A command of an
+unknown program fails the test, so a new README command must be classified here.
 """
 import re
 import shlex
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from bmf_graph import plot
+from bmf_graph import plot, results
 from bmf_graph.cli import evaluation
 from bmf_graph.cli import train as cli_train
 from bmf_graph.config import load_config
@@ -112,6 +112,8 @@ def check(command: str, task: str, root: Path, capsys, setup: bool = False) -> N
         if args[0] in RUN_FOR_REAL and all(not a.endswith(".pt") or "runs/RUN" in a for a in args):
             if args[0] == "curves" or (task == "battle" or args[0] not in BATTLE_ONLY):
                 module.main(args)
+    elif words[:3] == ["python", "-m", "bmf_graph.results"]:
+        results.build_parser().parse_args(words[3:])  # it rewrites RESULTS.md: tests/test_results.py runs it
     elif words[:3] == ["python", "-m", "bmf_graph.sweep"]:
         axes, options = parse_args([w for w in words[3:] if w != "..."])
         assert expand(axes, options)  # every grid point validates
