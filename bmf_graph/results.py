@@ -47,8 +47,6 @@ TASK_ORDER = ("firefighter", "battle", "pursuit", "battle_ablations")
 ABLATION_NOTE = ("`bmf_q` here is the default BMF-Q (k = 8, VAE grouping, `gatv2` scoring) trained at the "
                  "ablations' budget; the main Battle runs are not reused, since exploration anneals over a run's "
                  "own episodes and their first episodes explore more.")
-
-
 SPEED_NOTE = ("*Mean return (all episodes)* averages a run's whole learning curve, so it rewards converging early "
               "as well as ending high: the measure of the claim's convergence speed.")
 
@@ -134,11 +132,12 @@ def _task_section(task: str, groups: dict[str, list[Run]], assets: str, figure_d
     references = [label for label in REFERENCE_LABELS if label in groups]
     for reference in references if len(groups) > 1 else ():
         claimed = claim is not None and reference in claim.reference
-        head = "| method | difference | Welch p | Mann–Whitney p (one-sided) | seeds |" + (" claim |" if claimed else "")
-        rule = "|---|---|---|---|---|" + ("---|" if claimed else "")
+        compare_head = ("| method | difference | Welch p | Mann–Whitney p (one-sided) | seeds |"
+                        + (" claim |" if claimed else ""))
+        compare_rule = "|---|---|---|---|---|" + ("---|" if claimed else "")
         for measure, values in measures.items():
             lines += [f"{reference} against each other method ({measure}; positive: {reference} ahead):", "",
-                      head, rule]
+                      compare_head, compare_rule]
             lines += [c.row() + (f" {c.word if c.other in claim.against else '—'} |" if claimed else "")
                       for c in compare(values, reference)]
             lines.append("")
