@@ -12,8 +12,11 @@ Slots                magent2 numbers agents ``0..N-1`` over all teams at each re
                      written straight into fresh arrays: no copy); zeros in dead slots.
 ``feature``          the native feature vector ``[N, F]``: binary agent id (10), one-hot last
                      action, last reward (+ 2 position features with ``minimap_mode``); zeros in
-                     dead slots. The dict API shows it only with ``extra_features=True``, as
-                     constant channels appended to the view.
+                     dead slots. The id bits are the agent's slot within its team (the engine's
+                     ids run on across teams, so every blue agent would carry a bit no red agent
+                     has): a policy sees the same kind of input whichever team it plays. The
+                     dict API shows the features only with ``extra_features=True``, as constant
+                     channels appended to the view, with the engine's own ids.
 ``pos``              ``GridWorld.get_pos`` (x, y) of the agent's top-left cell, float32; a dead
                      slot keeps the cell where its agent died.
 ``alive``            ``GridWorld.get_alive`` read after the step, before ``clear_dead``.
@@ -39,6 +42,9 @@ from magent2.c_lib import _LIB, as_float_c_array
 from bmf_graph.envs.base import BatchedEnv, TeamSpec, TeamStep
 
 __all__ = ["MagentBatchedEnv", "ParallelEnvMixin", "render_gridworld"]
+
+ID_BITS = 10
+"""Leading feature columns holding an agent's id in binary (magent2's ``embedding_size``)."""
 
 BACKGROUND_RGB = (250, 250, 250)
 WALL_RGB = (90, 90, 90)
@@ -113,6 +119,7 @@ class MagentBatchedEnv(BatchedEnv):
             pos = np.empty((spec.num_agents, 2), dtype=np.float32)
             view[slots], feature[slots], pos[slots] = view_e, feature_e, gw.get_pos(h)
             alive = np.ones(spec.num_agents, dtype=bool)
+            team_relative_ids(feature, alive)
             self._lut.append(lut)
             self._slots.append(slots)
             self._pos.append(pos)
@@ -157,6 +164,7 @@ class MagentBatchedEnv(BatchedEnv):
             reward[slots] = gw.get_reward(h)
             self._pos[i][slots] = gw.get_pos(h)
             self._alive[i][slots] = alive_e
+            team_relative_ids(feature, self._alive[i])
             deaths.append(n_dead)
             steps.append(TeamStep(view=view, feature=feature, pos=self._pos[i].copy(),
                                   alive=self._alive[i].copy(), reward=reward))
@@ -189,6 +197,13 @@ class MagentBatchedEnv(BatchedEnv):
 
     def close(self) -> None:
         self.parallel.close()
+
+
+def team_relative_ids(feature: np.ndarray, alive: np.ndarray) -> None:
+    """Write each alive slot's index within its team, in binary, over the first :data:`ID_BITS`
+    feature columns (in place; dead slots keep zeros)."""
+    slots = np.flatnonzero(alive)
+    feature[slots, :ID_BITS] = (slots[:, None] >> np.arange(ID_BITS)) & 1
 
 
 def _observe(gridworld: Any, handle: Any, n: int, spec: TeamSpec) -> tuple[np.ndarray, np.ndarray]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bmf_graph.envs import battle, pursuit
-from bmf_graph.envs.magent import MagentBatchedEnv
+from bmf_graph.envs import battle, make_env, pursuit
+from bmf_graph.envs.magent import ID_BITS, MagentBatchedEnv
 
 # Battle on map 20 (12 v 12, 8 cells apart): the left team drifts right (+2, 0), the right one left.
 # Pursuit: predators stay put unless a prey is in reach, prey wander.
@@ -43,7 +43,9 @@ def assert_same(env: MagentBatchedEnv, pz, steps, obs, rewards=None, termination
         for s in live:
             o = obs[f"{spec.name}_{s}"]
             np.testing.assert_array_equal(o[..., :channels], st.view[s])
-            np.testing.assert_array_equal(o[0, 0, channels:], st.feature[s])
+            # The id bits are the slot within the team (the dict API has the engine's global id).
+            np.testing.assert_array_equal(o[0, 0, channels + ID_BITS:], st.feature[s, ID_BITS:])
+            np.testing.assert_array_equal(st.feature[s, :ID_BITS], (s >> np.arange(ID_BITS)) & 1)
         dead = ~st.alive
         assert not st.view[dead].any() and not st.feature[dead].any()
         # Slot s is magent2 agent id offset + s for the whole episode.
@@ -185,3 +187,21 @@ def test_render_draws_walls_and_every_agent(task):
     big = pz.render()
     cell = big.shape[0] // kwargs["map_size"]
     np.testing.assert_array_equal(big[::cell, ::cell], frame[::3, ::3])
+
+
+@pytest.mark.parametrize("task", ["battle", "pursuit"])
+def test_id_features_do_not_tell_the_teams_apart(task):
+    """A model sees the same kind of input whichever team it plays: slot s of every team carries
+    the same id bits, after reset and after deaths (dead slots stay zero)."""
+    env = make_env(task, {"map_size": 20} if task == "battle" else {"map_size": 25})
+    steps = env.reset(seed=3)
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        expected = [((np.arange(s.num_agents)[:, None] >> np.arange(ID_BITS)) & 1) * st.alive[:, None]
+                    for s, st in zip(env.teams, steps)]
+        for want, st in zip(expected, steps):
+            np.testing.assert_array_equal(st.feature[:, :ID_BITS], want)
+        steps, terminated, truncated, _ = env.step([rng.integers(0, s.num_actions, s.num_agents) for s in env.teams])
+        if terminated or truncated:
+            break
+    env.close()
