@@ -1,4 +1,4 @@
-"""Where one Q-family update's time goes, per algorithm, on Battle 64 v 64 records.
+"""Where one replayed update's time goes, per algorithm, on Battle 64 v 64 records.
 
     python benchmarks/update_cost.py [--algos bmf_q mfq gat_mf q] [--updates 40] [--out FILE.json] [KEY=VALUE ...]
 
@@ -6,7 +6,8 @@ A :class:`Trainer` with the shipped Battle settings (plus any ``KEY=VALUE`` over
 ``algo.vae_every=1``) fills its replay with one round of 40-step episodes, then the phases of
 :meth:`QLearner.update` are run one by one ``--updates`` times on one torch thread and timed in
 process CPU seconds (steadier than wall time on a shared machine): sampling ``batch_steps``
-records and their successors (1,024 agent rows at 64 agents), the target pass (online and target
+records and their successors (``algo.sampling``: ``batch_size`` agent transitions, or
+``batch_steps`` whole team records), the target pass (online and target
 networks on ``o'``), the online pass (critic input and Q on ``o``), the critic's backward and
 Adam step, the agent VAE's forward, backward and step (on the updates it trains on), and the
 soft target updates. Milliseconds per update; prints JSON.
@@ -27,7 +28,7 @@ from bmf_graph.trainer import Trainer
 
 from report import emit
 
-Q_FAMILY = ("q", "mfq", "gat_mf", "bmf_q")
+Q_FAMILY = ("q", "mfq", "gat_mf", "bmf_q", "ac", "mfac", "bmf_ac")
 
 
 def breakdown(algo: str, updates: int, overrides: list[str], tmp: Path) -> dict:
@@ -49,7 +50,7 @@ def breakdown(algo: str, updates: int, overrides: list[str], tmp: Path) -> dict:
                     spent[name] += now - clock["t"]
                 clock["t"] = now
 
-            rec, nxt = learner.buffer.sample(learner.cfg.batch_steps)
+            rec, nxt = learner.sample()
             lap("sample")
             value = learner.target_value(nxt, 0.5)
             lap("target pass")
@@ -65,6 +66,8 @@ def breakdown(algo: str, updates: int, overrides: list[str], tmp: Path) -> dict:
             torch.nn.utils.clip_grad_norm_(learner.optimizer.param_groups[0]["params"], learner.cfg.max_grad_norm)
             learner.optimizer.step()
             lap("critic step")
+            learner.after_critic_update(rec, 0.5)
+            lap("actor step")
             if aux is not None:
                 interaction.step_aux(aux[0])
             lap("vae backward and step")

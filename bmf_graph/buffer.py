@@ -135,6 +135,35 @@ class StepBuffer:
         return ({k: v.index_select(0, index_t) for k, v in self.data.items()},
                 {k: v.index_select(0, following_t) for k, v in self.data.items()})
 
+    def sample_agents(self, batch: int, agent_keys: Sequence[str], whole_keys: Sequence[str] = (),
+                      generator: torch.Generator | None = None) -> tuple[dict, dict]:
+        """``batch`` agent transitions drawn uniformly from all stored ones (an agent alive in a
+        record that has a successor): ``(records, successors)``. Fields in ``agent_keys`` (one
+        row per agent slot) keep the sampled agent's row only, ``[batch, 1, ...]``; the other
+        fields come whole, ``[batch, *shape]``, and so do the ``whole_keys`` fields, under
+        ``"whole"`` beside their agent rows. ``"agent"`` holds the sampled slots ``[batch]``."""
+        valid = np.flatnonzero(self.next[:self.size] >= 0)
+        if valid.size == 0:
+            raise RuntimeError("StepBuffer.sample_agents: no complete transition stored yet")
+        valid_t = torch.from_numpy(valid).to(self.device, non_blocking=True)
+        pairs = self.data["alive"].index_select(0, valid_t).nonzero()  # [P, 2]: (valid position, slot)
+        if pairs.shape[0] == 0:
+            raise RuntimeError("StepBuffer.sample_agents: no alive agent in the stored transitions")
+        pick = torch.randint(pairs.shape[0], (batch,), generator=generator, device="cpu").to(self.device)
+        chosen = pairs.index_select(0, pick)
+        index, agent = valid_t.index_select(0, chosen[:, 0]), chosen[:, 1]
+        following = torch.from_numpy(self.next[index.cpu().numpy()]).to(self.device, non_blocking=True)
+
+        def take(rows: Tensor) -> dict:
+            out = {k: (v[rows, agent].unsqueeze(1) if k in agent_keys else v.index_select(0, rows))
+                   for k, v in self.data.items()}
+            if whole_keys:
+                out["whole"] = {k: self.data[k].index_select(0, rows) for k in whole_keys}
+            out["agent"] = agent
+            return out
+
+        return take(index), take(following)
+
     def state_dict(self) -> dict:
         """The filled rows only, as laid out (not re-ordered), so sampling after a reload draws
         the same records. Each tensor's storage is its filled rows (``torch.save`` writes whole

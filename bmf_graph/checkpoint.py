@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from bmf_graph.algos import Algorithm, make_algorithm
-from bmf_graph.config import AlgoConfig
+from bmf_graph.config import AlgoConfig, with_v2_defaults
 from bmf_graph.envs.base import TeamSpec
 from bmf_graph.files import atomic_write
 
@@ -50,7 +50,9 @@ def load_model(path: Path | str, device: torch.device | str = "cpu", num_agents:
     if num_agents is not None:
         spec["num_agents"] = num_agents
     try:
-        algo = make_algorithm(TeamSpec(**spec), AlgoConfig(**payload["algo"]), payload["radius"])
+        algo = make_algorithm(TeamSpec(**spec), AlgoConfig(**with_v2_defaults(payload["algo"])), payload["radius"])
+        if "network" not in payload["algo"]:  # written before v3
+            payload["state_dict"] = v2_state_dict(payload["state_dict"], set(algo.state_dict()))
         expected, saved = set(algo.state_dict()), set(payload["state_dict"])
         if expected != saved:
             raise ValueError(f"missing {sorted(expected - saved)[:3]}, unexpected {sorted(saved - expected)[:3]}")
@@ -61,6 +63,15 @@ def load_model(path: Path | str, device: torch.device | str = "cpu", num_agents:
                          f"bmf_graph ({' '.join(lines[:2]) or type(error).__name__}); retrain it or load it "
                          f"with the version that wrote it") from None
     return algo.to(device).eval()
+
+
+def v2_state_dict(state: dict[str, Any], expected: set[str]) -> dict[str, Any]:
+    """A state dict written before v3 under v3's names: v2's DDPG critic held its layers itself
+    (``q.trunk.*``), v3's wraps the network (``q.net.trunk.*``); other names are unchanged."""
+    def rename(key: str) -> str:
+        wrapped = key.replace(".", ".net.", 1)
+        return wrapped if key not in expected and wrapped in expected else key
+    return {rename(k): v for k, v in state.items()}
 
 
 class UnreadableFile(ValueError):

@@ -45,10 +45,16 @@ class AlgoConfig:
 
     name: str = "bmf_q"
     """One of ``q, mfq, ac, mfac, gat_mf, bmf_q, bmf_ac``."""
+    network: str = "branched"
+    """Critic, value and actor network (``bmf_graph/algos/networks.py``, docs/networks.md):
+    ``branched`` (MFRL's battle model with a dense view trunk; the context enters through its
+    own branch), ``reference`` (MFRL's model exactly, with its conv trunk) or ``mlp`` (v2's
+    network: one dense layer on the flat observation, the raw context joined after it)."""
     hidden: int = 64
-    """Width of the hidden layers."""
-    lr: float = 1e-3
-    """Adam learning rate of the policy / value networks."""
+    """Width of the hidden layers of ``network=mlp``, of the agent VAE and of the attention
+    projections."""
+    lr: float = 1e-4
+    """Adam learning rate of the policy / value networks (MFRL: 1e-4)."""
     gamma: float = 0.95
     """Discount factor."""
     max_grad_norm: float = 10.0
@@ -70,6 +76,10 @@ class AlgoConfig:
     """Training progress (episode / (episodes - 1)) at which epsilon reaches ``epsilon_mid``."""
     epsilon_end: float = 0.1
     """epsilon at the last episode (linear from ``epsilon_mid``). MFRL: 1 -> 0.2 -> 0.1."""
+    epsilon_scope: str = "team"
+    """Where epsilon-greedy draws its switch: ``team`` (MFRL: one draw per team and env step;
+    the whole team acts uniformly at random or the whole team greedily) or ``agent`` (every
+    agent draws its own)."""
     temperature_start: float = 1.0
     """Boltzmann temperature at the start of training."""
     temperature_end: float = 0.1
@@ -86,8 +96,17 @@ class AlgoConfig:
     buffer_size: int = 128_000
     """Replay capacity in agent transitions (MFRL's ``memory_size``): the last ``buffer_size // N``
     team records are kept, one per env copy and step (2,000 at 64 agents, 125 at 1,024)."""
+    sampling: str = "agents"
+    """What a minibatch holds: ``agents`` (MFRL: ``batch_size`` agent transitions drawn
+    uniformly from all stored ones) or ``team_steps`` (v2: ``batch_steps`` whole team records,
+    all alive agents of each)."""
+    batch_size: int = 64
+    """``sampling=agents``: agent transitions per minibatch (MFRL: 64)."""
     batch_steps: int = 16
-    """Team records (env copy-steps) per sampled minibatch (all alive agents of each)."""
+    """``sampling=team_steps``: team records (env copy-steps) per minibatch."""
+    diagnostics_every: int = 500
+    """Gradient steps between two measurements of ``charts/context_effect`` and
+    ``charts/dead_units_*`` on a held batch of stored records (0: never)."""
     learning_starts: int = 200
     """Team records stored (env copy-steps, every copy counts) before the first update."""
     update_every: int = 4
@@ -96,8 +115,9 @@ class AlgoConfig:
     updates: int = 1
     """Actor-critic family: gradient steps per episode batch (the Q family's number follows
     from ``replay_ratio``)."""
-    tau: float = 0.01
-    """Soft target update rate."""
+    tau: float = 0.99
+    """Soft target update after every gradient step, ``target <- tau * online + (1 - tau) *
+    target`` (MFRL: 0.99, so the target trails the online network by one step)."""
     # Actor-critic family
     critic: str = "q"
     """AC family: ``q`` (paper Eq. 9: a critic ``Q(o, ., context)`` trained like the Q family, with
@@ -117,6 +137,11 @@ class AlgoConfig:
     """AC family: ``c_H`` at the start of training, linear to ``entropy_coef`` over the first
     ``explore_fraction`` of the episodes, as the Boltzmann temperature of the Q family; ``None``:
     ``entropy_coef`` throughout."""
+    actor_temperature: bool = True
+    """AC family: the actor's outputs are advantages and the entropy weight ``c_H`` divides them
+    before the softmax, ``pi = softmax(f / c_H)`` (v3; the same optimum ``pi ~ exp(A / c_H)``, reached
+    at ``f = A`` whatever ``c_H``); false: the outputs are the logits (v2, whose Firefighter actors
+    lost their hidden units while ``c_H`` was large, docs/networks.md)."""
     value_coef: float = 0.5
     """``critic=value``: value loss weight."""
     # Continuous actions: the DDPG form of ac, mfac, bmf_ac and gat_mf (docs/continuous.md)
@@ -163,6 +188,16 @@ class AlgoConfig:
     """BMF: the agent VAE takes a gradient step on every ``vae_every``-th update of the critic
     (on that update's batch, its alive agents); 1 trains it on every update. 4 halves BMF-Q's
     update time with returns as good on a short Battle run (``docs/performance.md``)."""
+
+
+V2_ALGO = {"network": "mlp", "sampling": "team_steps", "epsilon_scope": "agent", "actor_temperature": False}
+"""What the algorithm settings added in v3 meant before they existed: a model file or run
+configuration written without them was trained with these (:func:`with_v2_defaults`)."""
+
+
+def with_v2_defaults(algo: dict[str, Any]) -> dict[str, Any]:
+    """An algorithm settings dict read from a file, with :data:`V2_ALGO` for the keys it lacks."""
+    return {**{k: v for k, v in V2_ALGO.items() if k not in algo}, **algo}
 
 
 @dataclass

@@ -25,6 +25,9 @@ SCORINGS = ("gatv2", "gat", "cosine")
 CRITICS = ("q", "value")
 TARGETS = ("double_q", "expectation")
 EXPLORATIONS = ("epsilon", "boltzmann")
+EPSILON_SCOPES = ("team", "agent")
+SAMPLINGS = ("agents", "team_steps")
+NETWORKS = ("branched", "reference", "mlp")
 OPPONENT_POLICIES = ("self_play", "random", "checkpoint")
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -33,11 +36,11 @@ class ConfigError(ValueError):
     """A configuration key has an unknown name, a wrong type or an invalid value."""
 
 
-POSITIVE = ("hidden", "lr", "max_grad_norm", "buffer_size", "batch_steps", "update_every", "updates", "num_groups",
+POSITIVE = ("hidden", "lr", "max_grad_norm", "buffer_size", "batch_size", "batch_steps", "update_every", "updates", "num_groups",
             "group_interval", "latent_dim", "heads", "vae_lr", "vae_every", "temperature_start", "temperature_end",
             "replay_ratio", "actor_lr")
 """``algo.*`` settings that must be > 0."""
-NON_NEGATIVE = ("learning_starts", "entropy_coef", "entropy_coef_start", "value_coef", "beta", "lambda_rec",
+NON_NEGATIVE = ("learning_starts", "diagnostics_every", "entropy_coef", "entropy_coef_start", "value_coef", "beta", "lambda_rec",
                 "lambda_pred")
 """``algo.*`` settings that must be >= 0 (when set: ``None`` stands for "not used")."""
 UNIT = ("tau", "gamma", "gae_lambda", "explore_fraction", "epsilon_start", "epsilon_mid", "epsilon_mid_fraction",
@@ -100,6 +103,9 @@ def validate(cfg: Config) -> Config:
     _choice("algo.critic", cfg.algo.critic, CRITICS)
     _choice("algo.target", cfg.algo.target, TARGETS)
     _choice("algo.exploration", cfg.algo.exploration, EXPLORATIONS)
+    _choice("algo.epsilon_scope", cfg.algo.epsilon_scope, EPSILON_SCOPES)
+    _choice("algo.sampling", cfg.algo.sampling, SAMPLINGS)
+    _choice("algo.network", cfg.algo.network, NETWORKS)
     _choice("opponent.policy", cfg.opponent.policy, OPPONENT_POLICIES)
     _choice("device", cfg.device, DEVICES)  # CUDA itself is checked where the run starts (a sweep's workers)
     for key in POSITIVE:
@@ -115,7 +121,8 @@ def validate(cfg: Config) -> Config:
     if cfg.algo.epsilon_mid_fraction == 0 and cfg.algo.epsilon_mid != cfg.algo.epsilon_start:
         raise ConfigError("algo.epsilon_mid_fraction=0 needs algo.epsilon_mid == algo.epsilon_start")
     _unit("opponent.tau", cfg.opponent.tau)
-    _positive("env.radius", cfg.env.radius)
+    if cfg.env.radius != math.inf:  # inf: the whole team (MFRL's scope), no edges
+        _positive("env.radius", cfg.env.radius)
     if not cfg.env.learn_teams or len(set(cfg.env.learn_teams)) != len(cfg.env.learn_teams) \
             or min(cfg.env.learn_teams) < 0:
         raise ConfigError(f"env.learn_teams={cfg.env.learn_teams} is not valid; expected distinct team indices >= 0")

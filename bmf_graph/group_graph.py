@@ -26,7 +26,7 @@ from matplotlib.patches import FancyArrowPatch  # noqa: E402
 from bmf_graph.algos.bmf import BiLevelInteraction  # noqa: E402
 from bmf_graph.checkpoint import seed_everything  # noqa: E402
 from bmf_graph.envs.base import BatchedEnv  # noqa: E402
-from bmf_graph.graph import neighbour_graph  # noqa: E402
+from bmf_graph.algos.base import scope_graph  # noqa: E402
 from bmf_graph.rollout import play_episode  # noqa: E402
 
 __all__ = ["GroupSnapshot", "Drawn", "capture_groups", "draw_snapshot", "group_colors"]
@@ -93,7 +93,7 @@ def snapshot(t: int, interaction: BiLevelInteraction, view: Any, rec: dict, othe
     alive = view.alive
     slots = alive.nonzero().view(-1)
     group = rec["group"][slots]
-    edges = neighbour_graph(view.pos, interaction.radius, alive=alive)
+    edges = scope_graph(view.pos, interaction.radius, alive)
     edges = edges[:, rec["group"][edges[0]] == rec["group"][edges[1]]]
     index = torch.full((alive.numel(),), -1, dtype=torch.long, device=alive.device)
     index[slots] = torch.arange(slots.numel(), device=alive.device)

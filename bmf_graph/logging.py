@@ -20,7 +20,8 @@ import numpy as np
 from bmf_graph.files import atomic_write_text
 
 LEARNER_COLUMNS = ("charts/groups", "losses/q", "losses/q_mean", "losses/policy", "losses/value", "losses/entropy",
-                   "losses/vae_rec", "losses/vae_pred", "losses/vae_kl")
+                   "losses/vae_rec", "losses/vae_pred", "losses/vae_kl", "charts/context_effect",
+                   "charts/dead_units_critic", "charts/dead_units_actor")
 """A learner's own logs. The first learning team's fill these columns; every further learning
 team's (Pursuit's prey) fill ``{column}_{team name}``."""
 

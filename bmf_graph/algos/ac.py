@@ -39,41 +39,68 @@ import torch
 from torch import Tensor, nn
 
 from bmf_graph.algos.base import (Algorithm, Interaction, TeamView, check_finite, entropy_of_logits, greedy,
-                                  mlp, piecewise_linear)
+                                  piecewise_linear)
+from bmf_graph.algos.diagnostics import HELD_RECORDS, Diagnostics
+from bmf_graph.algos.networks import make_network, mlp
 from bmf_graph.algos.q import QLearner
 from bmf_graph.config import AlgoConfig
 from bmf_graph.envs.base import TeamSpec
 
 
 class Actor(nn.Module):
-    """Policy logits from the observation, joined with the critic input when ``context_dim > 0``."""
+    """Policy logits from the observation, and from the critic input when ``context_dim > 0``:
+    the ``algo.network`` network (v2's ``network=mlp`` actor: a two-layer MLP on
+    ``[o ‖ context]``)."""
 
-    def __init__(self, obs_dim: int, context_dim: int, num_actions: int, hidden: int):
+    def __init__(self, spec: TeamSpec, network: str, context_dim: int, out_dim: int, hidden: int):
         super().__init__()
         self.context_dim = context_dim
-        self.net = mlp(obs_dim + context_dim, hidden, num_actions)
+        if network == "mlp":
+            self.net = mlp(spec.obs_dim + context_dim, hidden, out_dim)
+        else:
+            self.net = make_network(spec, network, context_dim, out_dim, hidden)
+        self.flat = network == "mlp"
 
     def forward(self, obs: Tensor, context: Tensor | None) -> Tensor:
         """``context`` (the critic input) is read only when the actor was built with it."""
-        return self.net(torch.cat([obs, context], dim=-1) if self.context_dim else obs)
+        if self.flat:
+            return self.net(torch.cat([obs, context], dim=-1) if self.context_dim else obs)
+        return self.net(obs, context if self.context_dim else None)
 
 
 def make_actor(spec: TeamSpec, cfg: AlgoConfig, interaction: Interaction) -> Actor:
-    return Actor(spec.obs_dim, interaction.dim if cfg.actor_context else 0, spec.num_actions, cfg.hidden)
+    return Actor(spec, cfg.network, interaction.dim if cfg.actor_context else 0, spec.num_actions, cfg.hidden)
 
 
 class SoftmaxActing:
-    """Acting of the AC family: its ``actor`` reads the observation (and the critic input) and
+    r"""Acting of the AC family: its ``actor`` reads the observation (and the critic input) and
     explores by sampling its own policy, kept soft by the entropy weight ``c_H``, the policy's
-    temperature, which it logs as ``charts/temperature``."""
+    temperature, which it logs as ``charts/temperature``.
+
+    With ``algo.actor_temperature`` (v3) the actor's outputs :math:`f_\phi` are advantages and the
+    temperature divides them, :math:`\pi = \mathrm{softmax}(f_\phi / c_H)`: the entropy-regularised
+    optimum :math:`\pi \propto \exp(A / c_H)` is then reached at :math:`f_\phi = A`, whatever
+    :math:`c_H`. Without it (v2) the outputs are the logits and must shrink to :math:`A / c_H`
+    (0.06 at Firefighter's start, :math:`c_H = 50`); the network gets there by silencing its
+    hidden ReLUs, which stay dead once :math:`c_H` decays (docs/networks.md)."""
 
     actor: Actor
     cfg: AlgoConfig
 
+    def logits(self, obs: Tensor, context: Tensor | None, explore: float | None) -> Tensor:
+        """Policy logits ``[..., A]`` at training progress ``explore`` (the actor's outputs over
+        the temperature ``c_H`` with ``actor_temperature``; ``None``: the outputs themselves, whose
+        argmax is the greedy action either way)."""
+        out = self.actor(obs, context)
+        if explore is None or not self.cfg.actor_temperature:
+            return out
+        temperature = self.entropy_weight(explore)
+        return out / temperature if temperature > 0 else out
+
     @torch.no_grad()
     def policy(self, view: TeamView, rec: dict[str, Tensor], explore: float | None) -> Tensor:
         """The softmax policy ``[N, A]``; its greedy one-hot when ``explore`` is ``None``."""
-        logits = self.actor(view.obs, rec["mean_action"])
+        logits = self.logits(view.obs, rec["mean_action"], explore)
         return greedy(logits) if explore is None else torch.softmax(logits, dim=-1)
 
     def entropy_weight(self, explore: float) -> float:
@@ -102,12 +129,12 @@ class QActorCritic(SoftmaxActing, QLearner):
         with torch.no_grad():
             q_next = self.q_target(nxt["obs"], self.interaction.mean_action(nxt, target=True))
             context = self.interaction.mean_action(nxt) if self.actor.context_dim else None
-            probs = torch.softmax(self.actor(nxt["obs"], context), dim=-1)
+            probs = torch.softmax(self.logits(nxt["obs"], context, explore), dim=-1)
             return (probs * q_next).sum(-1)
 
     def actor_loss(self, rec: dict[str, Tensor], context: Tensor, explore: float) -> tuple[Tensor, Tensor, Tensor]:
         """``(loss, policy_loss, entropy)`` of the all-actions Eq. 9 on records ``[B, N, ...]``."""
-        logits = self.actor(rec["obs"], context)
+        logits = self.logits(rec["obs"], context, explore)
         probs = torch.softmax(logits, dim=-1)
         with torch.no_grad():
             q = self.q(rec["obs"], context)
@@ -128,24 +155,15 @@ class QActorCritic(SoftmaxActing, QLearner):
         self.actor_optimizer.step()
         return {"losses/policy": policy_loss.item(), "losses/entropy": entropy.item()}
 
+    def diagnosed_networks(self) -> dict[str, tuple[nn.Module, bool]]:
+        return {**super().diagnosed_networks(), "actor": (self.actor, self.actor.context_dim > 0)}
+
     def training_state(self) -> dict:
         return {**super().training_state(), "actor_optimizer": self.actor_optimizer.state_dict()}
 
     def load_training_state(self, state: dict) -> None:
         super().load_training_state(state)
         self.actor_optimizer.load_state_dict(state["actor_optimizer"])
-
-
-class ValueNetwork(nn.Module):
-    """``V(o, context)``: an observation trunk joined with the critic input."""
-
-    def __init__(self, obs_dim: int, context_dim: int, hidden: int):
-        super().__init__()
-        self.trunk = nn.Sequential(nn.Linear(obs_dim, hidden), nn.ReLU())
-        self.head = mlp(hidden + context_dim, hidden, 1)
-
-    def forward(self, obs: Tensor, context: Tensor) -> Tensor:
-        return self.head(torch.cat([self.trunk(obs), context], dim=-1)).squeeze(-1)
 
 
 def gae(reward: Tensor, value: Tensor, next_value: Tensor, not_done: Tensor, gamma: float, lam: float) -> Tensor:
@@ -166,9 +184,11 @@ class ActorCritic(SoftmaxActing, Algorithm):
     def __init__(self, spec: TeamSpec, cfg: AlgoConfig, radius: float, interaction: Interaction):
         super().__init__(spec, cfg, radius, interaction)
         self.actor = make_actor(spec, cfg, interaction)
-        self.critic = ValueNetwork(spec.obs_dim, interaction.dim, cfg.hidden)
+        self.critic = make_network(spec, cfg.network, interaction.dim, 1, cfg.hidden)
         self.optimizer: torch.optim.Optimizer | None = None
         self.episodes: dict[int, list[dict[str, Tensor]]] = {}  # env copy -> its records so far
+        self.updates = 0
+        self.diagnostics = Diagnostics(self)
 
     def _optimizer(self) -> torch.optim.Optimizer:
         if self.optimizer is None:
@@ -181,7 +201,8 @@ class ActorCritic(SoftmaxActing, Algorithm):
         """Append each copy's record to its episode; the previous one gets its reward."""
         num = view.num_envs
         fields = {k: v for k, v in rec.items() if k != "mean_action"}
-        fields.update(obs=view.obs, alive=alive, action=action, reward=torch.zeros_like(alive, dtype=torch.float32))
+        # The view's observations are the env copies' buffers, rewritten by the next steps: keep a copy.
+        fields.update(obs=view.obs.clone(), alive=alive, action=action, reward=torch.zeros_like(alive, dtype=torch.float32))
         split = {k: v.reshape(num, v.shape[0] // num, *v.shape[1:]) for k, v in fields.items()}
         reward = None if first else view.reward.reshape(num, -1)
         for j, copy_id in enumerate(view.copies):
@@ -208,7 +229,7 @@ class ActorCritic(SoftmaxActing, Algorithm):
         """One gradient step on the episodes of ``C`` copies, ``T + 1`` records each: ``[T + 1, C, N, ...]``."""
         flat = self.interaction.mean_action({k: v.flatten(0, 1) for k, v in batch.items()})
         context = flat.view(*batch["obs"].shape[:3], -1)
-        value_all = self.critic(batch["obs"], context)
+        value_all = self.critic(batch["obs"], context).squeeze(-1)
         rec = {k: v[:-1] for k, v in batch.items()}
         value, next_value = value_all[:-1], value_all[1:].detach()
         not_done = batch["alive"][1:].float()
@@ -216,7 +237,7 @@ class ActorCritic(SoftmaxActing, Algorithm):
         with torch.no_grad():
             advantage = gae(rec["reward"], value.detach(), next_value, not_done, self.cfg.gamma, self.cfg.gae_lambda)
             returns = advantage + value.detach()
-        logits = self.actor(rec["obs"], context[:-1].detach())
+        logits = self.logits(rec["obs"], context[:-1].detach(), explore)
         log_prob = torch.log_softmax(logits, -1).gather(-1, rec["action"].unsqueeze(-1)).squeeze(-1)
         policy_loss = -(log_prob * advantage)[mask].mean()
         value_loss = ((value - returns) ** 2)[mask].mean()
@@ -238,7 +259,18 @@ class ActorCritic(SoftmaxActing, Algorithm):
         logs = {"losses/policy": policy_loss.item(), "losses/value": value_loss.item(), "losses/entropy": entropy.item()}
         if aux is not None:
             logs.update({f"losses/vae_{k}": v for k, v in aux[1].items()})
+        self.updates += 1
+        if self.diagnostics.held is None:  # the first steps of the first copy's episode
+            self.diagnostics.held = {k: v[:HELD_RECORDS, 0] for k, v in batch.items()}
+        logs.update(self.diagnostics.maybe_measure(self.updates))
         return logs
+
+    def diagnosed_networks(self) -> dict[str, tuple[nn.Module, bool]]:
+        return {"critic": (self.critic, True), "actor": (self.actor, self.actor.context_dim > 0)}
+
+    def context_chooser(self) -> nn.Module | None:
+        """The actor, when it reads the context (the value critic chooses no action)."""
+        return self.actor if self.actor.context_dim else None
 
     def training_state(self) -> dict:
         state = {} if self.optimizer is None else {"optimizer": self.optimizer.state_dict()}

@@ -75,6 +75,12 @@ class Interaction(nn.Module):
     """
 
     dim: int = 0
+    agent_fields: tuple[str, ...] = ()
+    """Stored fields with one row per agent that the critic input of an agent reads only at
+    that agent's row (a minibatch of agent transitions keeps just that row)."""
+    whole_fields: tuple[str, ...] = ()
+    """Per-agent fields the critic input of one agent reads at every agent of its record
+    (GAT-MF's attention over the team): a minibatch of agent transitions also carries them whole."""
 
     def __init__(self, spec: TeamSpec, cfg: AlgoConfig, radius: float):
         super().__init__()
@@ -104,13 +110,18 @@ class Interaction(nn.Module):
         """Called at every episode start (BMF regroups)."""
 
     def graph(self, view: TeamView) -> Tensor:
-        """Neighbour edges among alive agents, slot indices, ``[2, E]``."""
-        return neighbour_graph(view.pos, self.radius, alive=view.alive, batch=view.batch)
+        """Neighbour edges among alive agents, slot indices, ``[2, E]`` (every pair of alive
+        agents of a copy at ``radius = inf``)."""
+        return scope_graph(view.pos, self.radius, view.alive, view.batch)
 
     def neighbour_mean(self, layer: MeanField, view: TeamView, group: Tensor | None = None) -> Tensor:
         """``layer`` (:class:`MeanField` or, with ``group``, :class:`IntraGroupMeanField`) on
-        the previous actions, ``[N, A]``: through the dense adjacency of the stacked copies when
-        :func:`dense_adjacency` gives one (the same values, no edge list), else on the edges."""
+        the previous actions, ``[N, A]``. ``radius = inf`` is the whole team (or, with ``group``,
+        the whole group) of each copy, as MFRL's and the released BMF code's mean actions:
+        :func:`scope_mean`, no graph. Otherwise through the dense adjacency of the stacked copies
+        when :func:`dense_adjacency` gives one (the same values, no edge list), else on the edges."""
+        if math.isinf(self.radius):
+            return scope_mean(view.a_prev, view.alive, view.batch, group)
         adj = dense_adjacency(view.pos, self.radius, alive=view.alive, batch=view.batch)
         if adj is None:
             return layer(view.a_prev, self.graph(view), *(() if group is None else (group,)))
@@ -149,10 +160,41 @@ class Interaction(nn.Module):
         pass
 
 
-def mlp(in_dim: int, hidden: int, out_dim: int) -> nn.Sequential:
-    """Two hidden ReLU layers."""
-    return nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
-                         nn.Linear(hidden, out_dim))
+def scope_mean(x: Tensor, alive: Tensor, batch: Tensor | None = None, group: Tensor | None = None) -> Tensor:
+    r"""The mean of ``x`` ``[N, F]`` over the other alive agents of each agent's scope, ``[N, F]``:
+
+    .. math::
+        \bar x_i = \frac{\sum_{j \in S(i), j \ne i} x_j}{|S(i)| - 1}
+
+    with :math:`S(i)` the alive agents of ``i``'s env copy (``batch``), or of its group when
+    ``group`` (ids global over the copies) is given: the neighbour mean at an infinite radius,
+    computed from per-scope sums in :math:`O(N)`, never from pairs. Zeros where ``i`` has no
+    other alive agent in its scope, and for dead agents."""
+    if group is not None:
+        scope = group
+    elif batch is not None:
+        scope = batch
+    else:
+        scope = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
+    live = alive.to(x.dtype).unsqueeze(-1)
+    size = int(scope.max()) + 1 if scope.numel() else 0
+    total = x.new_zeros(size, x.shape[-1]).index_add_(0, scope, x * live)
+    count = x.new_zeros(size).index_add_(0, scope, live.squeeze(-1))
+    others = (count[scope] - 1).unsqueeze(-1)
+    return torch.where(others > 0, (total[scope] - x * live) / others.clamp(min=1), 0.0) * live
+
+
+def scope_graph(pos: Tensor, radius: float, alive: Tensor, batch: Tensor | None = None) -> Tensor:
+    """:func:`~bmf_graph.graph.neighbour_graph` of the alive agents, or at ``radius = inf`` every
+    ordered pair ``j -> i``, ``i != j``, of alive agents of the same copy (GAT-MF's full attention)."""
+    if not math.isinf(radius):
+        return neighbour_graph(pos, radius, alive=alive, batch=batch)
+    same = alive.unsqueeze(0) & alive.unsqueeze(1)
+    if batch is not None:
+        same &= batch.unsqueeze(0) == batch.unsqueeze(1)
+    same.fill_diagonal_(False)
+    target, source = same.nonzero().t()
+    return torch.stack([source, target])
 
 
 def piecewise_linear(progress: float, knots: Sequence[tuple[float, float]]) -> float:
@@ -278,14 +320,27 @@ def sample_rows(probs: Tensor) -> Tensor:
 
 
 def greedy(q: Tensor) -> Tensor:
-    """One-hot of the first maximising action of each row of ``q`` ``[..., A]``."""
-    return nn.functional.one_hot(q.argmax(-1), q.shape[-1]).to(q.dtype)
+    """One-hot of a maximising action of each row of ``q`` ``[..., A]``, drawn uniformly among
+    the tied maxima: a first-index argmax would turn ties (common where an observation carries
+    little, as Firefighter's flags) into a fixed preference for action 0."""
+    best = q == q.amax(-1, keepdim=True)
+    if q.numel() == 0:
+        return best.to(q.dtype)
+    pick = sample_rows(best.reshape(-1, q.shape[-1]).to(q.dtype)).reshape(q.shape[:-1])
+    return nn.functional.one_hot(pick, q.shape[-1]).to(q.dtype)
 
 
-def epsilon_greedy(q: Tensor, epsilon: float) -> Tensor:
-    r"""ε-greedy distribution over Q-values: :math:`(1 - \varepsilon)\,\mathrm{onehot}(\arg\max_a Q)
-    + \varepsilon / A` (each agent draws on its own)."""
-    return greedy(q) * (1.0 - epsilon) + epsilon / q.shape[-1]
+def epsilon_greedy(q: Tensor, epsilon: float, copy: Tensor | None = None, copies: int = 1) -> Tensor:
+    r"""ε-greedy distribution over Q-values ``[N, A]``.
+
+    Without ``copy`` every agent draws on its own: :math:`(1 - \varepsilon)\,\mathrm{onehot}(\arg\max_a Q)
+    + \varepsilon / A`. With ``copy`` (``[N]``, the env copy of each agent, ``copies`` of them) one
+    switch is drawn per copy, as MFRL's ``act``: with probability ε all agents of the copy act
+    uniformly at random, otherwise all greedily."""
+    if copy is None:
+        return greedy(q) * (1.0 - epsilon) + epsilon / q.shape[-1]
+    explore = (torch.rand(copies, device=q.device) < epsilon)[copy].unsqueeze(-1)
+    return torch.where(explore, torch.full_like(q, 1.0 / q.shape[-1]), greedy(q))
 
 
 def boltzmann(q: Tensor, temperature: float) -> Tensor:

@@ -31,6 +31,8 @@ from bmf_graph.nn.inter_group import pool_groups
 class BiLevelInteraction(Interaction):
     """Intra-group mean field plus pooled inter-group attention over dynamic groups."""
 
+    agent_fields = ("mf", "group")
+
     def __init__(self, spec: TeamSpec, cfg: AlgoConfig, radius: float):
         super().__init__(spec, cfg, radius)
         a = spec.num_actions

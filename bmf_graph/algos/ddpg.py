@@ -38,7 +38,8 @@ from torch import Tensor, nn
 
 from bmf_graph.algos.ac import Actor
 from bmf_graph.algos.base import Interaction, TeamView, check_finite, piecewise_linear, soft_update
-from bmf_graph.algos.q import QLearner, QNetwork
+from bmf_graph.algos.networks import make_network
+from bmf_graph.algos.q import QLearner
 from bmf_graph.config import AlgoConfig
 from bmf_graph.envs.base import TeamSpec
 
@@ -47,8 +48,9 @@ class DeterministicActor(Actor):
     """``mu(o) = offset + scale * tanh(f(o))`` in ``Box(low, high)`` (``f`` reads the context too when
     ``context_dim > 0``)."""
 
-    def __init__(self, obs_dim: int, context_dim: int, action_dim: int, hidden: int, action_range: tuple[float, float]):
-        super().__init__(obs_dim, context_dim, action_dim, hidden)
+    def __init__(self, spec: TeamSpec, network: str, context_dim: int, hidden: int):
+        super().__init__(spec, network, context_dim, spec.num_actions, hidden)
+        action_range = spec.action_range
         low, high = action_range
         self.register_buffer("offset", torch.tensor(0.5 * (low + high)), persistent=False)
         self.register_buffer("scale", torch.tensor(0.5 * (high - low)), persistent=False)
@@ -57,14 +59,16 @@ class DeterministicActor(Actor):
         return self.offset + self.scale * torch.tanh(super().forward(obs, context))
 
 
-class ActionValue(QNetwork):
-    """``Q(o, a, context) -> [..]``: the Q network with the action vector joined to the context."""
+class ActionValue(nn.Module):
+    """``Q(o, a, context) -> [..]``: the ``algo.network`` network with the action vector joined to
+    the context (it enters through the context branch)."""
 
-    def __init__(self, obs_dim: int, context_dim: int, action_dim: int, hidden: int):
-        super().__init__(obs_dim, action_dim + context_dim, 1, hidden)
+    def __init__(self, spec: TeamSpec, network: str, context_dim: int, hidden: int):
+        super().__init__()
+        self.net = make_network(spec, network, spec.num_actions + context_dim, 1, hidden)
 
     def forward(self, obs: Tensor, context: Tensor, action: Tensor | None = None) -> Tensor:
-        return super().forward(obs, torch.cat([action, context], dim=-1)).squeeze(-1)
+        return self.net(obs, torch.cat([action, context], dim=-1)).squeeze(-1)
 
 
 class DDPG(QLearner):
@@ -75,12 +79,18 @@ class DDPG(QLearner):
             raise ValueError(f"DDPG: team {spec.name!r} has discrete actions; expected a continuous action space")
         super().__init__(spec, cfg, radius, interaction)
         context = interaction.dim if cfg.actor_context else 0
-        self.actor = DeterministicActor(spec.obs_dim, context, spec.num_actions, cfg.hidden, spec.action_range)
+        self.actor = DeterministicActor(spec, cfg.network, context, cfg.hidden)
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
         self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr)
 
     def make_critic(self, spec: TeamSpec, cfg: AlgoConfig, interaction: Interaction) -> nn.Module:
-        return ActionValue(spec.obs_dim, interaction.dim, spec.num_actions, cfg.hidden)
+        return ActionValue(spec, cfg.network, interaction.dim, cfg.hidden)
+
+    def diagnosed_networks(self) -> dict[str, tuple[nn.Module, bool]]:
+        return {}  # the critic reads the action too; the context effect is a discrete-action measure
+
+    def context_chooser(self) -> nn.Module | None:
+        return None
 
     def action_schema(self) -> tuple[tuple[int, ...], torch.dtype]:
         return (self.spec.num_agents, self.spec.num_actions), torch.float32

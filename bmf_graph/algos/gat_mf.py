@@ -13,18 +13,21 @@ attention). ``algo.dense=true`` uses the reference's full :math:`N \times N` sco
 """
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
-from bmf_graph.algos.base import Interaction, TeamView
+from bmf_graph.algos.base import Interaction, TeamView, scope_graph
 from bmf_graph.config import AlgoConfig
 from bmf_graph.envs.base import TeamSpec
-from bmf_graph.graph import neighbour_graph
 from bmf_graph.nn import GATMeanField
 
 
 class GATInteraction(Interaction):
     """Attention-weighted neighbour mean with scores from the agents' observations."""
+
+    whole_fields = ("obs", "alive")
 
     def __init__(self, spec: TeamSpec, cfg: AlgoConfig, radius: float):
         super().__init__(spec, cfg, radius)
@@ -40,10 +43,22 @@ class GATInteraction(Interaction):
         return {"pos": view.pos, "a_prev": view.a_prev, "mean_action": gat}
 
     def mean_action(self, rec: dict[str, Tensor], target: bool = False) -> Tensor:
+        """``[B, N, dim]`` over whole records; ``[B, 1, dim]`` for a minibatch of agent
+        transitions (``rec["agent"]``): the sampled agent's query against the whole record in
+        ``rec["whole"]`` (:meth:`~bmf_graph.nn.GATMeanField.rows`)."""
+        attention = self.part("attention", target)
+        if "agent" in rec:
+            whole, agent = rec["whole"], rec["agent"]
+            b, n = whole["alive"].shape
+            rows = torch.arange(b, device=agent.device)
+            mask = whole["alive"].clone()
+            if not math.isinf(self.radius):
+                gap = rec["pos"] - rec["pos"][rows, agent].unsqueeze(1)
+                mask &= gap.square().sum(-1) < self.radius ** 2
+            mask[rows, agent] = False
+            return attention.rows(whole["obs"][rows, agent], whole["obs"], rec["a_prev"], mask).unsqueeze(1)
         b, n = rec["alive"].shape
         batch = torch.arange(b, device=rec["alive"].device).repeat_interleave(n)
-        edge_index = neighbour_graph(rec["pos"].reshape(b * n, 2), self.radius,
-                                     alive=rec["alive"].reshape(-1), batch=batch)
-        attention = self.part("attention", target)
+        edge_index = scope_graph(rec["pos"].reshape(b * n, 2), self.radius, rec["alive"].reshape(-1), batch)
         out = attention(rec["obs"].reshape(b * n, -1), rec["a_prev"].reshape(b * n, -1), edge_index)
         return out.reshape(b, n, -1)

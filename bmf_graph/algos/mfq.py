@@ -21,6 +21,8 @@ from bmf_graph.nn import MeanField
 class MeanFieldInteraction(Interaction):
     """Stores the neighbour mean of the previous actions; nothing is learned."""
 
+    agent_fields = ("mf",)
+
     def __init__(self, spec: TeamSpec, cfg: AlgoConfig, radius: float):
         super().__init__(spec, cfg, radius)
         self.dim = spec.num_actions

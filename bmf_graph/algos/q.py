@@ -29,22 +29,12 @@ import torch
 from torch import Tensor, nn
 
 from bmf_graph.algos.base import (Algorithm, Interaction, TeamView, boltzmann, check_finite, epsilon_greedy,
-                                  greedy, mlp, piecewise_linear, soft_update)
+                                  greedy, piecewise_linear, soft_update)
+from bmf_graph.algos.diagnostics import Diagnostics
+from bmf_graph.algos.networks import make_network
 from bmf_graph.buffer import StepBuffer, replay_records
 from bmf_graph.config import AlgoConfig
 from bmf_graph.envs.base import TeamSpec
-
-
-class QNetwork(nn.Module):
-    """``Q(o, ., a_bar) -> [.., A]``: an observation trunk joined with the critic input."""
-
-    def __init__(self, obs_dim: int, context_dim: int, num_actions: int, hidden: int):
-        super().__init__()
-        self.trunk = nn.Sequential(nn.Linear(obs_dim, hidden), nn.ReLU())
-        self.head = mlp(hidden + context_dim, hidden, num_actions)
-
-    def forward(self, obs: Tensor, context: Tensor) -> Tensor:
-        return self.head(torch.cat([self.trunk(obs), context], dim=-1))
 
 
 class QLearner(Algorithm):
@@ -62,10 +52,22 @@ class QLearner(Algorithm):
         self.credit = 0.0
         """Agent transitions the learner may still sample (see ``AlgoConfig.replay_ratio``)."""
         self._block = 0  # steps // update_every at the last after_step
+        self.updates = 0
+        """Gradient steps taken."""
+        self.diagnostics = Diagnostics(self)
 
     def make_critic(self, spec: TeamSpec, cfg: AlgoConfig, interaction: Interaction) -> nn.Module:
         """``Q(o, ., context) -> [.., A]``, one value per discrete action."""
-        return QNetwork(spec.obs_dim, interaction.dim, spec.num_actions, cfg.hidden)
+        return make_network(spec, cfg.network, interaction.dim, spec.num_actions, cfg.hidden)
+
+    def diagnosed_networks(self) -> dict[str, tuple[nn.Module, bool]]:
+        """The networks :class:`~bmf_graph.algos.diagnostics.Diagnostics` watches: name ->
+        (network ``(obs, context)``, whether it reads the context)."""
+        return {"critic": (self.q, self.interaction.dim > 0)}
+
+    def context_chooser(self) -> nn.Module | None:
+        """The network whose greedy choice the context effect measures: the critic."""
+        return self.q
 
     def action_schema(self) -> tuple[tuple[int, ...], torch.dtype]:
         """Shape and dtype of a record's actions: one index per agent."""
@@ -89,18 +91,23 @@ class QLearner(Algorithm):
         name = "epsilon" if self.cfg.exploration == "epsilon" else "temperature"
         return {f"charts/{name}": self.exploration(explore)}
 
-    def action_probs(self, q: Tensor, explore: float | None) -> Tensor:
-        """The acting policy ``pi(. | o, a_bar)`` over Q-values ``[..., A]``: greedy when
-        ``explore`` is ``None``, else ε-greedy or Boltzmann at progress ``explore``."""
+    def action_probs(self, q: Tensor, explore: float | None, view: TeamView | None = None) -> Tensor:
+        """The acting policy ``pi(. | o, a_bar)`` over Q-values ``[..., A]``: greedy (ties broken
+        at random) when ``explore`` is ``None``, else ε-greedy or Boltzmann at progress
+        ``explore``. With ``algo.epsilon_scope=team`` and the acting ``view``, one ε switch per
+        team and env copy; without a view (target values) the per-agent mixture."""
         if explore is None:
             return greedy(q)
         if self.cfg.exploration == "epsilon":
+            if view is not None and self.cfg.epsilon_scope == "team":
+                copy = view.batch if view.batch is not None else q.new_zeros(q.shape[0], dtype=torch.long)
+                return epsilon_greedy(q, self.exploration(explore), copy, view.num_envs)
             return epsilon_greedy(q, self.exploration(explore))
         return boltzmann(q, self.exploration(explore))
 
     @torch.no_grad()
     def policy(self, view: TeamView, rec: dict[str, Tensor], explore: float | None) -> Tensor:
-        return self.action_probs(self.q(view.obs, rec["mean_action"]), explore)
+        return self.action_probs(self.q(view.obs, rec["mean_action"]), explore, view)
 
     # ------------------------------------------------------------------ recording
     def _setup(self) -> None:
@@ -145,15 +152,31 @@ class QLearner(Algorithm):
 
     # ------------------------------------------------------------------ learning
     def batch_cost(self) -> float:
-        """Credit one gradient step costs: ``batch_steps`` times the mean number of alive
-        agents over the stored records that have a successor (those :meth:`update` samples)."""
+        """Credit one gradient step costs: ``batch_size`` agent transitions (``sampling=agents``),
+        or ``batch_steps`` times the mean number of alive agents over the stored records that
+        have a successor (``sampling=team_steps``, those :meth:`update` samples)."""
         size = len(self.buffer)
         valid = self.buffer.next[:size] >= 0
         records = int(valid.sum())
         if records == 0:
             return 0.0
+        if self.cfg.sampling == "agents":
+            return float(self.cfg.batch_size)
         alive = self.buffer.data["alive"][:size].sum(1)
         return self.cfg.batch_steps * float(alive[torch.from_numpy(valid).to(alive.device)].sum()) / records
+
+    def agent_fields(self) -> tuple[str, ...]:
+        """Record fields with one row per agent that a minibatch of agent transitions keeps
+        only for the sampled agent (``sampling=agents``)."""
+        return ("obs", "action", "reward", "alive", *self.interaction.agent_fields)
+
+    def sample(self) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        """A minibatch ``(records, successors)`` as ``algo.sampling`` says: ``batch_size`` agent
+        transitions, each a record of one agent (``[B, 1, ...]``), or ``batch_steps`` whole team
+        records (``[B, N, ...]``)."""
+        if self.cfg.sampling == "team_steps":
+            return self.buffer.sample(self.cfg.batch_steps)
+        return self.buffer.sample_agents(self.cfg.batch_size, self.agent_fields(), self.interaction.whole_fields)
 
     def after_step(self, explore: float) -> dict[str, float]:
         """Every ``update_every`` stored records (from ``learning_starts`` on), the gradient steps
@@ -193,8 +216,8 @@ class QLearner(Algorithm):
         return ((q - y)[mask] ** 2).mean(), y, q
 
     def update(self, explore: float) -> dict[str, float]:
-        """One gradient step on ``batch_steps`` sampled records."""
-        rec, nxt = self.buffer.sample(self.cfg.batch_steps)
+        """One gradient step on a sampled minibatch (:meth:`sample`)."""
+        rec, nxt = self.sample()
         loss, y, q = self.td_loss(rec, nxt, explore)
         losses = {"q": loss}
         aux = self.interaction.aux_loss(rec, y)
@@ -213,6 +236,8 @@ class QLearner(Algorithm):
         if aux is not None:
             logs.update({f"losses/vae_{k}": v for k, v in aux[1].items()})
         logs.update(self.after_critic_update(rec, explore))
+        self.updates += 1
+        logs.update(self.diagnostics.maybe_measure(self.updates))
         return logs
 
     def after_critic_update(self, rec: dict[str, Tensor], explore: float) -> dict[str, float]:
@@ -222,11 +247,11 @@ class QLearner(Algorithm):
     def training_state(self) -> dict:
         if self.buffer is None:
             return {"steps": self.steps, "credit": self.credit}
-        return {"steps": self.steps, "credit": self.credit, "buffer": self.buffer.state_dict(),
+        return {"steps": self.steps, "credit": self.credit, "updates": self.updates, "buffer": self.buffer.state_dict(),
                 "optimizer": self.optimizer.state_dict(), **self.interaction.training_state()}
 
     def load_training_state(self, state: dict) -> None:
-        self.steps, self.credit = state["steps"], state.get("credit", 0.0)
+        self.steps, self.credit, self.updates = state["steps"], state.get("credit", 0.0), state.get("updates", 0)
         self._block = self.steps // self.cfg.update_every
         if "buffer" in state:
             self._setup()

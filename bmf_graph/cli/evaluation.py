@@ -1,4 +1,5 @@
-"""Evaluate trained models: returns, Battle head-to-head, zero-shot scaling and side bias.
+"""Evaluate trained models: returns, Battle head-to-head, zero-shot scaling, side bias and the
+context-shuffle test.
 
 The command line of ``bmf-evaluate`` and ``python -m bmf_graph.evaluate``; the evaluations
 themselves are :mod:`bmf_graph.evaluate`.
@@ -7,6 +8,7 @@ themselves are :mod:`bmf_graph.evaluate`.
     python -m bmf_graph.evaluate head-to-head A.pt B.pt C.pt --random --games 20 --env-kwargs map_size=40
     python -m bmf_graph.evaluate zero-shot RUN/checkpoints/model_final.pt --sizes 128,288,512,2048 --games 4
     python -m bmf_graph.evaluate sides RUN/checkpoints/model_final.pt --games 20
+    python -m bmf_graph.evaluate context RUN --games 100 --part all --mode permute
 
 A model is a model file or a run folder (its ``checkpoints/model_final.pt``); play is greedy
 unless ``--sampled``; torch uses the run's ``threads`` setting unless ``--threads`` is given. A
@@ -23,7 +25,9 @@ import sys
 from typing import Any, Sequence
 
 from bmf_graph.cli.options import GREEDY_NOTE, DefaultsFormatter, check_out, int_list, parse_kwargs
+from bmf_graph.algos.diagnostics import MODES, PARTS
 from bmf_graph.config_checks import resolve_device
+from bmf_graph.context_shuffle import context_test
 from bmf_graph.envs import TASKS
 from bmf_graph.evaluate import ZERO_SHOT_SIZES, evaluate_returns, head_to_head, side_bias, zero_shot
 from bmf_graph.files import atomic_write_text
@@ -77,6 +81,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--team", type=int, help="the model's team, 0 or 1 (default: the team it learned as)")
     p.add_argument("--opponent", default=RANDOM, help="random, self or a model file")
     p.add_argument("--copies", type=int, default=1, help="episodes played at once in env copies")
+
+    p = sub.add_parser("context", parents=[common], help="context-shuffle test: does the model use its context?",
+                       formatter_class=DefaultsFormatter)
+    p.add_argument("checkpoint", help="model file (.pt) or run folder of an MF-family model")
+    p.add_argument("--games", type=int, default=100,
+                   help="Battle: games against the shuffled self (each seed with the intact model on either "
+                        "team); other tasks: episodes played intact and shuffled")
+    p.add_argument("--part", choices=PARTS, default="all", help="the context columns to shuffle (BMF: intra, inter)")
+    p.add_argument("--mode", choices=MODES, default="permute",
+                   help="permute the context across the team's alive agents, or zero it")
+    p.add_argument("--copies", type=int, default=16, help="games played at once in env copies")
     return parser
 
 
@@ -97,6 +112,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             print(result["text"], file=sys.stderr)
         elif args.command == "zero-shot":
             result = zero_shot(args.checkpoint, args.sizes, args.games, args.opponent, env_kwargs=kwargs, **common)
+        elif args.command == "context":
+            if args.sampled:
+                raise ValueError("context: --sampled is not valid; the context-shuffle test plays greedily")
+            result = context_test(args.checkpoint, args.games, args.part, args.mode, kwargs, args.seed, args.copies,
+                                  common["device"])
         else:
             result = side_bias(args.checkpoint, args.games, kwargs, team=args.team, opponent=args.opponent,
                                copies=args.copies, **common)

@@ -112,6 +112,21 @@ class GATMeanField(MessagePassing):
         score = (q @ k.t()).square() * adjacency
         return score / (score.sum(1, keepdim=True) + self.eps) @ x
 
+    def rows(self, h_query: Tensor, h: Tensor, x: Tensor, mask: Tensor) -> Tensor:
+        r"""The same mean for one query agent per graph of a batch, densely: ``h_query``
+        :math:`(B, F_{in})` attends over the :math:`n` agents of its graph, ``h``
+        :math:`(B, n, F_{in})` and actions ``x`` :math:`(B, n, F)`, where ``mask`` :math:`(B, n)`
+        (bool) marks its neighbours; returns :math:`(B, F)`. The keys are never formed:
+        :math:`q_i \cdot \mathbf{W}_K^\top h_j = (\mathbf{W}_K q_i) \cdot h_j`, so a minibatch of sampled
+        agents costs :math:`O(B\,n\,F_{in})` instead of the :math:`O(B\,n\,F_{in}\,d)` of projecting
+        every agent of every graph (:math:`d` = ``hidden_channels``)."""
+        if isinstance(self.query, UninitializedParameter):
+            self._materialize(h.size(-1), h.device, h.dtype)
+        x = as_actions(x, self.num_actions, "GATMeanField", dtype=h.dtype, feature_dim=3)
+        reach = (h_query @ self.query) @ self.key.t()                  # W_K q_i, (B, F_in)
+        score = torch.einsum("bf,bnf->bn", reach, h).square() * mask.to(h.dtype)
+        return torch.einsum("bn,bnf->bf", score / (score.sum(1, keepdim=True) + self.eps), x)
+
     def __repr__(self) -> str:
         actions = "" if self.num_actions is None else f", num_actions={self.num_actions}"
         return (f"{self.__class__.__name__}({self.in_channels}, {self.hidden_channels}, "

@@ -1,8 +1,10 @@
 """The AC family: Eq. 9 with a Q critic (default) and the A2C value form."""
 import pytest
 import torch
+from torch import nn
 
 from bmf_graph.algos import ActorCritic, QActorCritic, make_algorithm
+from bmf_graph.algos.networks import live_units
 from bmf_graph.config import AlgoConfig
 from bmf_graph.envs import firefighter
 from bmf_graph.envs.base import TeamSpec
@@ -42,7 +44,11 @@ def test_actor_loss_advantage_and_entropy_terms():
     rec = {"obs": torch.randn(1, 4, 5), "alive": torch.ones(1, 4, dtype=torch.bool)}
     context = torch.zeros(1, 4, 0)
     loss, policy_loss, entropy = algo.actor_loss(rec, context, explore=0.5)
-    probs = torch.softmax(algo.actor(rec["obs"], context), -1)
+    # v3: the actor's outputs are advantages, the entropy weight is the softmax's temperature
+    torch.testing.assert_close(algo.logits(rec["obs"], context, 0.5), algo.actor(rec["obs"], context) / 0.3)
+    v2 = make_algorithm(SPEC, AlgoConfig(name="ac", hidden=8, entropy_coef=0.3, actor_temperature=False), radius=1.5)
+    torch.testing.assert_close(v2.logits(rec["obs"], context, 0.5), v2.actor(rec["obs"], context))
+    probs = torch.softmax(algo.logits(rec["obs"], context, 0.5), -1)
     q = algo.q(rec["obs"], context)
     advantage = q - (probs * q).sum(-1, keepdim=True)
     # Sum_b pi(b) A(b) = 0 at the current policy: the value of the loss is the entropy term only.
@@ -73,7 +79,7 @@ def test_q_critic_target_evaluates_the_actor():
     torch.manual_seed(2)
     algo = make_algorithm(SPEC, AlgoConfig(name="mfac", hidden=8), radius=1.5)
     nxt = {"obs": torch.randn(3, 4, 5), "mf": torch.rand(3, 4, 3)}
-    probs = torch.softmax(algo.actor(nxt["obs"], nxt["mf"]), -1)
+    probs = torch.softmax(algo.logits(nxt["obs"], nxt["mf"], 0.5), -1)
     expected = (probs * algo.q_target(nxt["obs"], nxt["mf"])).sum(-1)
     assert torch.allclose(algo.target_value(nxt, explore=0.5), expected)
     # The actor and the critic are trained by separate optimizers.
@@ -128,3 +134,63 @@ def test_actor_critic_forms_learn_and_keep_state(critic):
 def test_unknown_critic_is_rejected():
     with pytest.raises(ValueError, match="algo.critic='v' is not valid; expected one of q, value"):
         make_algorithm(SPEC, AlgoConfig(name="ac", critic="v"), radius=1.5)
+
+
+def test_a2c_learns_from_the_observations_it_saw():
+    """The episode batch of ``critic=value`` holds each step's own observations. The env copies
+    hand out their observation buffers in place and rewrite them at later steps; before the fix
+    every stored step read the buffer's last contents (all zeros at the end of this episode), so the
+    A2C actor and critic never saw an observation."""
+    torch.manual_seed(0)
+    env = firefighter.batched_env(num_firefighters=8, max_steps=10)
+    cfg = AlgoConfig(name="ac", critic="value", network="branched")
+    algo = make_algorithm(env.teams[0], cfg, radius=1.5)
+    seen, batches = [], []
+    update = algo.update
+    algo.update = lambda batch, explore: batches.append(batch) or update(batch, explore)
+    play_episode(env, [algo], "cpu", seed=0, explore=0.5, learners={0: algo},
+                 on_step=lambda t, views, recs, actions: seen.append(views[0].obs.clone()))
+    (batch,) = batches
+    assert batch["obs"].abs().sum() > 0
+    torch.testing.assert_close(batch["obs"][:len(seen), 0], torch.stack(seen))
+
+
+class NoisyFlagCritic(nn.Module):
+    """Firefighter's flag rule with a changing critic's noise: ``Q = 3 * flags + N(0, 1)``."""
+
+    def forward(self, obs, context):
+        return 3.0 * obs + torch.randn_like(obs)
+
+
+def second_layer_alive(actor_temperature: bool, seed: int, steps: int = 12_000) -> tuple[int, int]:
+    """Live second-layer units of a v2-sized actor (MLP of 64) before and after ``steps`` Adam steps
+    (lr 1e-3) of the Eq. 9 actor loss on Firefighter's four flag observations, ``c_H`` 50 -> 3 over
+    the first 40 % of the steps (the shipped Firefighter schedule)."""
+    torch.manual_seed(seed)
+    spec = TeamSpec("firefighter", 50, (), 2, 2)
+    cfg = AlgoConfig(name="ac", network="mlp", hidden=64, entropy_coef_start=50.0, entropy_coef=3.0,
+                     explore_fraction=0.4, actor_temperature=actor_temperature)
+    algo = make_algorithm(spec, cfg, radius=1.5)
+    algo.q = NoisyFlagCritic()
+    optimizer = torch.optim.Adam(algo.actor.parameters(), lr=1e-3)
+    flags = torch.tensor([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
+    before = int(live_units(algo.actor.net, flags)[1].sum())
+    for step in range(steps):
+        rec = {"obs": flags[torch.randint(0, 4, (128,))].unsqueeze(1), "alive": torch.ones(128, 1, dtype=torch.bool)}
+        loss, _, _ = algo.actor_loss(rec, torch.zeros(128, 1, 0), explore=step / steps)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return before, int(live_units(algo.actor.net, flags)[1].sum())
+
+
+@pytest.mark.slow
+def test_entropy_weight_as_temperature_keeps_the_actor_alive():
+    """v2's dead Firefighter actors: with the entropy weight on the logits (v2) the actor shrinks its
+    outputs to A / c_H and loses most second-layer units; as the softmax's temperature (v3) it
+    keeps most of them (docs/networks.md)."""
+    for seed in (0, 1):
+        v2_before, v2_after = second_layer_alive(False, seed)
+        v3_before, v3_after = second_layer_alive(True, seed)
+        assert v2_after < 0.5 * v2_before
+        assert v3_after > 0.6 * v3_before and v3_after > 2 * v2_after

@@ -40,7 +40,7 @@ def test_actor_converges_to_the_bandit_optimum():
     torch.manual_seed(0)
     envs = [Bandit() for _ in range(4)]
     # Wide noise covers the whole Box, so the critic learns the parabola, not only near mu.
-    cfg = AlgoConfig(name="mfac", hidden=32, lr=1e-2, actor_lr=3e-3, learning_starts=4, update_every=1,
+    cfg = AlgoConfig(name="mfac", network="mlp", sampling="team_steps", hidden=32, lr=1e-2, actor_lr=3e-3, learning_starts=4, update_every=1,
                      replay_ratio=16.0, batch_steps=8, noise_start=1.0, noise_end=1.0, tau=0.05)
     algo = make_algorithm(envs[0].teams[0], cfg, radius=1.5)
     assert isinstance(algo, DDPG)
@@ -67,7 +67,7 @@ def records(algo, b, n, seed):
 def test_target_is_target_critic_at_target_actor_and_next_context():
     torch.manual_seed(1)
     spec = TeamSpec("agents", 5, (), 3, 2, action_range=(-2.0, 2.0))
-    algo = make_algorithm(spec, AlgoConfig(name="mfac", hidden=8, gamma=0.9), radius=1.0)
+    algo = make_algorithm(spec, AlgoConfig(name="mfac", network="mlp", sampling="team_steps", hidden=8, gamma=0.9), radius=1.0)
     for p in algo.actor.parameters():  # online and target nets now differ
         p.data.add_(0.3)
     for p in algo.q.parameters():
@@ -75,7 +75,7 @@ def test_target_is_target_critic_at_target_actor_and_next_context():
     rec, nxt = records(algo, 3, 5, 0), records(algo, 3, 5, 1)
     with torch.no_grad():
         action = algo.actor_target(nxt["obs"], None)
-        want = algo.q_target.head(torch.cat([algo.q_target.trunk(nxt["obs"]), action, nxt["mf"]], -1)).squeeze(-1)
+        want = algo.q_target.net.head(torch.cat([algo.q_target.net.trunk(nxt["obs"]), action, nxt["mf"]], -1)).squeeze(-1)
     torch.testing.assert_close(algo.target_value(nxt, 0.0), want)
     loss, y, q = algo.td_loss(rec, nxt, 0.0)
     torch.testing.assert_close(y, rec["reward"] + 0.9 * nxt["alive"].float() * want)
@@ -123,7 +123,7 @@ def test_mean_action_vectors_over_radius_neighbours_match_brute_force():
 def test_bmf_ac_learns_on_action_vectors_and_checkpoints_round_trip(tmp_path):
     torch.manual_seed(4)
     envs = [Bandit(6) for _ in range(2)]
-    cfg = AlgoConfig(name="bmf_ac", hidden=8, num_groups=2, learning_starts=2, update_every=1, batch_steps=4,
+    cfg = AlgoConfig(name="bmf_ac", network="mlp", sampling="team_steps", hidden=8, num_groups=2, learning_starts=2, update_every=1, batch_steps=4,
                      vae_every=1)
     algo = make_algorithm(envs[0].teams[0], cfg, radius=1.5)
     for _ in range(4):

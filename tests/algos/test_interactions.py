@@ -90,8 +90,10 @@ def test_target_attention_follows_the_soft_update(name):
 def test_bmf_replay_stores_groups_and_critic_loss_reaches_every_attention_parameter(scoring):
     torch.manual_seed(4)
     env = firefighter.batched_env(num_firefighters=16, max_steps=15)
+    # Random groups: several non-empty groups in every record, so every score has a gradient (k-means
+    # on an untrained VAE may put all 16 firefighters in one group, where attention has nothing to weigh).
     cfg = AlgoConfig(name="bmf_q", hidden=16, num_groups=4, group_interval=3, buffer_size=1024,
-                     learning_starts=1000, scoring=scoring)
+                     learning_starts=1000, scoring=scoring, grouping="random")
     algo = make_algorithm(env.teams[0], cfg, radius=1.5)
     play_episode(env, [algo], "cpu", seed=0, explore=1.0, learners={0: algo})
     assert {"group", "a_grp", "h_grp", "count", "mf"} <= set(algo.buffer.data)

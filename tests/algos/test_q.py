@@ -50,7 +50,7 @@ def test_temperature_schedule_and_piecewise_linear():
 def test_policy_is_the_acting_distribution():
     v = view()
     for exploration in ("epsilon", "boltzmann"):
-        algo = learner("q", exploration=exploration)
+        algo = learner("q", exploration=exploration, epsilon_scope="agent")
         rec = algo.observe(v)
         q = algo.q(v.obs, rec["mean_action"]).detach()
         greedy = algo.policy(v, rec, None)
@@ -64,8 +64,8 @@ def test_policy_is_the_acting_distribution():
         assert torch.allclose(probs, want)
         torch.manual_seed(3)
         acts = algo.act(v, rec, 0.5)
-        torch.manual_seed(3)
-        assert torch.equal(acts, sample_rows(probs))  # act draws from policy
+        torch.manual_seed(3)  # act draws from policy (greedy ties draw first)
+        assert torch.equal(acts, sample_rows(algo.policy(v, rec, 0.5)))
     uniform = RandomPolicy(SPEC).policy(v, {}, 0.3)
     assert torch.allclose(uniform, torch.full((5, 4), 0.25))
     assert float(mean_entropy(uniform, v.alive)) == pytest.approx(math.log(4))
@@ -152,7 +152,8 @@ def test_replay_ratio_samples_each_agent_transition_about_twice(monkeypatch):
     """Credit ``ratio * alive`` per recorded step, a gradient step costs ``batch_steps * mean
     alive per record``: with every agent alive, ``ratio * steps / batch_steps`` updates."""
     env = pursuit.batched_env(map_size=20, num_predators=6, num_prey=5, max_steps=41)  # nobody dies
-    cfg = AlgoConfig(name="q", hidden=8, learning_starts=1, update_every=1, batch_steps=4, replay_ratio=2.0)
+    cfg = AlgoConfig(name="q", hidden=8, learning_starts=1, update_every=1, batch_steps=4, replay_ratio=2.0,
+                     sampling="team_steps")
     algo = make_algorithm(env.teams[0], cfg, radius=1.5)
     calls = []
     monkeypatch.setattr(QLearner, "update", lambda self, explore: calls.append(explore) or {})
@@ -164,7 +165,7 @@ def test_replay_ratio_samples_each_agent_transition_about_twice(monkeypatch):
 
 
 def test_batch_cost_uses_mean_alive_agents_of_sampled_records():
-    algo = learner("q", batch_steps=2)
+    algo = learner("q", batch_steps=2, sampling="team_steps")
     v = view()
     rec = algo.observe(v)
     for alive in (5, 3, 1):  # three records with successors, then the closing record
@@ -173,3 +174,20 @@ def test_batch_cost_uses_mean_alive_agents_of_sampled_records():
     algo.end_episode(v, rec, terminated=True, explore=0.0)
     assert algo.credit == pytest.approx(2.0 * (5 + 3 + 1))
     assert algo.batch_cost() == pytest.approx(2 * (5 + 3 + 1) / 3)
+    agents = learner("q", batch_size=6)                        # MFRL's rule: a fixed number of agent transitions
+    agents.record(v, rec, torch.zeros(5, dtype=torch.long), first=True)
+    agents.record(v, rec, torch.zeros(5, dtype=torch.long), first=False)
+    assert agents.batch_cost() == 6.0
+
+
+def test_agent_minibatches_sample_each_agent_transition_about_twice(monkeypatch):
+    """MFRL's rule: credit ``ratio * alive`` per recorded step, a gradient step costs
+    ``batch_size`` agent transitions: ``2 * 6 * 41 / 12`` = 41 updates in a 41-step episode."""
+    env = pursuit.batched_env(map_size=20, num_predators=6, num_prey=5, max_steps=41)  # nobody dies
+    cfg = AlgoConfig(name="q", learning_starts=1, update_every=1, batch_size=12, replay_ratio=2.0)
+    algo = make_algorithm(env.teams[0], cfg, radius=1.5)
+    calls = []
+    monkeypatch.setattr(QLearner, "update", lambda self, explore: calls.append(explore) or {})
+    result = play_episode(env, [algo, RandomPolicy(env.teams[1])], "cpu", seed=0, explore=0.5, learners={0: algo})
+    assert result.steps == 41 and len(calls) == 41       # the first record's credit is spent once it has a successor
+    assert algo.credit == pytest.approx(2.0 * 6 * 41 - 12 * 41)

@@ -46,7 +46,7 @@ def test_replay_ratio_is_the_same_with_copies(ratio):
 
 def test_learning_starts_and_update_every_count_records_of_every_copy():
     torch.manual_seed(0)
-    cfg = AlgoConfig(name="q", hidden=8, batch_steps=2, learning_starts=26, update_every=3)
+    cfg = AlgoConfig(name="q", hidden=8, sampling="team_steps", batch_steps=2, learning_starts=26, update_every=3)
     algo = make_algorithm(CountdownEnv().teams[0], cfg, radius=1.5)
     calls, steps_at = count_updates(algo), []
     after_step = algo.after_step
@@ -60,7 +60,7 @@ def test_learning_starts_and_update_every_count_records_of_every_copy():
 @pytest.mark.parametrize("every", [1, 3])
 def test_vae_steps_on_every_nth_update(every):
     torch.manual_seed(0)
-    cfg = AlgoConfig(name="bmf_q", hidden=8, batch_steps=2, learning_starts=0, num_groups=2, vae_every=every)
+    cfg = AlgoConfig(name="bmf_q", hidden=8, sampling="team_steps", batch_steps=2, learning_starts=0, num_groups=2, vae_every=every)
     algo = make_algorithm(CountdownEnv().teams[0], cfg, radius=1.5)
     calls = count_updates(algo)
     vae_steps = []
