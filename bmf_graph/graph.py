@@ -11,9 +11,10 @@
   the CPU (``benchmarks/graph_backends.py``: about 3x faster than the cell list there).
 - ``"cluster"``: torch-cluster's ``radius_graph`` (extra ``[cluster]``).
 
-``set_backend("auto")`` (the default) takes torch-cluster when it imports; else ``"kdtree"``
-for CPU tensors and ``"torch"`` for CUDA ones and while ``torch.compile`` traces. The import of
-torch-cluster is tried once and its outcome kept until the next ``set_backend``.
+``set_backend("auto")`` (the default) takes ``"kdtree"`` for CPU tensors (faster there than the
+cell list and torch-cluster alike); for other devices and while ``torch.compile`` traces it takes
+torch-cluster when it imports, else ``"torch"``. The import of torch-cluster is tried once and its
+outcome kept until the next ``set_backend``.
 """
 import math
 from typing import Optional
@@ -61,16 +62,16 @@ def set_backend(name: str) -> None:
 
 def get_backend(device: torch.device | str = "cpu") -> str:
     """The backend ``radius_graph`` uses now for tensors on ``device`` (``"auto"`` resolved:
-    ``"cluster"`` when torch-cluster imports, else ``"kdtree"`` on the CPU and ``"torch"`` on
-    other devices or while ``torch.compile`` traces; the import of torch-cluster is tried at the
-    first call only, not at every graph)."""
+    ``"kdtree"`` on the CPU; on other devices or while ``torch.compile`` traces, ``"cluster"``
+    when torch-cluster imports, else ``"torch"``; the import of torch-cluster is tried at the
+    first such call only, not at every graph)."""
     global _auto_backend
     if _backend != "auto":
         return _backend
+    if torch.device(device).type == "cpu" and not torch.compiler.is_compiling():
+        return "kdtree"
     if _auto_backend is None:
         _auto_backend = "cluster" if _cluster_available() else "torch"
-    if _auto_backend == "torch" and torch.device(device).type == "cpu" and not torch.compiler.is_compiling():
-        return "kdtree"
     return _auto_backend
 
 

@@ -244,11 +244,12 @@ def test_backend_switch():
         assert get_backend() == "torch"
     finally:
         set_backend("auto")
-    assert get_backend() == ("cluster" if graph._cluster_available() else "kdtree")
+    assert get_backend() == "kdtree"
+    assert get_backend("cuda") == ("cluster" if graph._cluster_available() else "torch")
 
 
 def test_auto_takes_the_kdtree_on_cpu_and_the_cell_list_elsewhere(monkeypatch):
-    """Without torch-cluster, ``"auto"`` resolves to the KD-tree for CPU tensors and to the
+    """``"auto"`` resolves to the KD-tree for CPU tensors and, without torch-cluster, to the
     pure-torch cell list for CUDA ones."""
     monkeypatch.setattr(graph, "_cluster_available", lambda: False)
     set_backend("auto")
@@ -300,10 +301,11 @@ def test_backend_resolved_once(monkeypatch):
             radius_graph(pos, 2.0)
         assert len(calls) == 1
         set_backend("torch")
-        assert get_backend() == "torch" and len(calls) == 1
+        assert get_backend("cuda") == "torch" and len(calls) == 1
         monkeypatch.setattr(graph, "_cluster_available", lambda: calls.append(1) or True)
         set_backend("auto")  # e.g. after installing torch-cluster
-        assert get_backend() == "cluster" and get_backend() == "cluster"
+        assert get_backend("cuda") == "cluster" and get_backend("cuda") == "cluster"
+        assert get_backend("cpu") == "kdtree"
         assert len(calls) == 2
     finally:
         set_backend("auto")
