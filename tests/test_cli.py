@@ -56,7 +56,7 @@ def test_field_docs_read_the_string_under_each_field():
 
 
 def test_task_files_are_package_data_and_conf_takes_a_path(tmp_path, monkeypatch):
-    assert CONF_DIR == Path(config.__file__).parent / "conf"
+    assert CONF_DIR == ROOT / "conf"  # a checkout's top-level conf/ (tests/test_packaging.py: the wheel's)
     assert {"firefighter", "battle", "pursuit"} <= set(config.conf_names())
     monkeypatch.chdir(tmp_path)                                           # names work from any folder
     assert load_config(["conf=battle"]).env.name == "battle"

@@ -8,7 +8,7 @@ Examples::
     bmf-train resume=runs/firefighter__bmf_q__0__20260101-120000
     bmf-train conf=battle --help                 # every setting, with conf=battle's values
 
-``conf=NAME`` picks a shipped task file (``bmf_graph/conf/NAME.yaml``) or a YAML file by path;
+``conf=NAME`` picks a shipped task file (``conf/NAME.yaml``) or a YAML file by path;
 every other ``key=value`` overrides one setting. A finished run ends with a summary: the final
 return, the best episode, the wall time, the run folder and the commands to evaluate, plot and
 resume it (and, for BMF, to draw its group graph). ``resume=`` on a run that had already
