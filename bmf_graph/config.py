@@ -212,6 +212,20 @@ class TrainConfig:
 
 
 @dataclass
+class LoggingConfig:
+    """Where metrics go besides ``metrics.csv``, which every run writes (docs/integrations.md)."""
+
+    tensorboard: bool = True
+    """TensorBoard events in the run folder."""
+    wandb: bool = False
+    """Weights & Biases (extra ``[wandb]``); ``WANDB_MODE=offline`` keeps it on disk."""
+    mlflow: bool = False
+    """MLflow (extra ``[mlflow]``), to ``MLFLOW_TRACKING_URI`` (MLflow's default when unset)."""
+    project: str = "bmf_graph"
+    """The W&B project and the MLflow experiment the run logs to."""
+
+
+@dataclass
 class Config:
     """A whole run."""
 
@@ -237,6 +251,7 @@ class Config:
     algo: AlgoConfig = field(default_factory=AlgoConfig)
     opponent: OpponentConfig = field(default_factory=OpponentConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
 
 
 SHORTHANDS = {"algo": "algo.name", "env": "env.name"}

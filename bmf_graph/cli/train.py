@@ -33,6 +33,7 @@ from bmf_graph.config_checks import ConfigError
 from bmf_graph.files import DiskFull
 from bmf_graph.logging import FINAL_FRACTION, final_mean, read_metrics
 from bmf_graph.runlock import RunLocked
+from bmf_graph.trackers import check_trackers
 from bmf_graph.trainer import train
 
 HELP_FLAGS = ("-h", "--help")
@@ -105,6 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         start = time.perf_counter()
         cfg = load_config(argv)
+        check_trackers(cfg.logging)  # before the run folder is made
         before = _metrics_stamp(Path(cfg.resume)) if cfg.resume else None
         run_dir = train(cfg)
     except (ConfigError, NonFiniteLoss, FileExistsError, FileNotFoundError, RunLocked, DiskFull,
