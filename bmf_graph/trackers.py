@@ -62,7 +62,7 @@ class WandbTracker:
         import wandb
 
         self.run = wandb.init(project=project, name=Path(run_dir).name, id=run_id(run_dir), resume="allow",
-                              dir=str(run_dir), config=dict(config), reinit="create_new")
+                              dir=str(run_dir), config=dict(config))
 
     def log(self, row: Mapping[str, float], step: int) -> None:
         self.run.log(dict(row), step=step)

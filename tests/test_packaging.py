@@ -6,7 +6,10 @@ import subprocess
 import sys
 import tomllib
 import zipfile
+from importlib.metadata import version
 from pathlib import Path
+
+import pytest
 
 from bmf_graph.config import CONF_DIR
 from bmf_graph.logging import read_metrics
@@ -28,7 +31,10 @@ def test_task_files_live_at_the_top_and_every_package_is_listed():
 def test_wheel_carries_conf_and_trains_from_any_folder(tmp_path):
     """Build the wheel from a copy of the sources, install it into a folder of its own and run
     its ``bmf-train conf=firefighter`` from an empty folder: the run reads the task file the
-    wheel carries (``bmf_graph/conf/``) and writes its metrics."""
+    wheel carries (``bmf_graph/conf/``) and writes its metrics. Built without isolation, by the
+    installed setuptools (torch 2.13 itself requires >= 77.0.3, as the build does)."""
+    if int(version("setuptools").split(".")[0]) < 77:
+        pytest.skip(f"setuptools {version('setuptools')} is older than the build's setuptools>=77")
     source = tmp_path / "source"
     source.mkdir()
     for name in ("pyproject.toml", "README.md", "LICENSE"):
