@@ -3,12 +3,12 @@ scipy's KD-tree (the same dense path below 384 agents) and torch-cluster.
 
 Agents as in ``scaling.py`` (distinct random cells at battle density 0.08 per cell, r = 6). Per
 backend and size: the edge count (the backends must give the same edges, or the script stops)
-and the median time of one call over ``--reps`` timed blocks, each as long as ``--min-seconds``
-allows, plus what ``set_backend("auto")`` picks on the device. The KD-tree runs on the CPU only
+and the median wall time (``time_s``) and process time (``cpu_s``, the steadier on a shared
+machine) of one call over ``--reps`` timed blocks, each as long as ``--min-seconds`` allows, plus what ``set_backend("auto")`` picks on the device. The KD-tree runs on the CPU only
 (its column is ``null`` on CUDA); the torch-cluster column is ``null`` when torch-cluster (extra
 ``[cluster]``) is not installed.
 
-    python benchmarks/graph_backends.py [--sizes 256,1024] [--device auto|cpu|cuda] [--out FILE]
+    python benchmarks/graph_backends.py [--sizes 256,1024] [--device auto|cpu|cuda] [--threads N] [--out FILE]
 
 Prints JSON; ``--out`` also writes it.
 """
@@ -33,9 +33,9 @@ def time_backend(backend: str, pos: torch.Tensor, reps: int, min_seconds: float)
         if pos.is_cuda:
             torch.cuda.synchronize()
 
-    times = []
+    times, cpu_times = [], []
     for _ in range(reps):
-        calls, start = 0, time.perf_counter()
+        calls, start, cpu_start = 0, time.perf_counter(), time.process_time()
         while True:
             graph.radius_graph(pos, RADIUS)
             calls += 1
@@ -44,7 +44,9 @@ def time_backend(backend: str, pos: torch.Tensor, reps: int, min_seconds: float)
             if elapsed >= min_seconds / reps:
                 break
         times.append(elapsed / calls)
-    return {"num_edges": edge_index.size(1), "time_s": statistics.median(times)}, edge_index
+        cpu_times.append((time.process_time() - cpu_start) / calls)
+    return {"num_edges": edge_index.size(1), "time_s": statistics.median(times),
+            "cpu_s": statistics.median(cpu_times)}, edge_index
 
 
 def main() -> None:
@@ -53,8 +55,11 @@ def main() -> None:
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--min-seconds", type=float, default=1.0)
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
                           else "cpu" if args.device == "auto" else args.device)
     try:
