@@ -8,7 +8,7 @@ An *agent-step* is one agent slot of either team in one env step (128 per step a
 - ``acting``: BMF-Q policies for both teams (learner and self-play opponent), no learning,
   through :func:`bmf_graph.rollout.play_episodes`: one env; ``--acting-envs`` copies stepped in
   this process; the same copies stepped by a ``WorkerCopies`` process and played in two halves.
-- ``training``: every algorithm with the shipped defaults (``bmf_graph/conf/battle.yaml`` plus
+- ``training``: every algorithm with the shipped defaults (``conf/battle.yaml`` plus
   ``algo=NAME``, so ``train.envs`` and ``train.worker`` as shipped): a :class:`Trainer` plays
   one untimed round of ``train.envs`` 25-step episodes (which passes ``algo.learning_starts``),
   then ``--rounds`` timed rounds of full episodes, updates included. ``update_ms`` is the mean

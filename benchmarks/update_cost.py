@@ -85,7 +85,7 @@ def main() -> None:
     parser.add_argument("--algos", nargs="+", default=list(Q_FAMILY), choices=Q_FAMILY)
     parser.add_argument("--updates", type=int, default=40)
     parser.add_argument("--out", type=Path)
-    parser.add_argument("overrides", nargs="*", help="KEY=VALUE settings over bmf_graph/conf/battle.yaml")
+    parser.add_argument("overrides", nargs="*", help="KEY=VALUE settings over conf/battle.yaml")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         rows = [breakdown(a, args.updates, args.overrides, Path(tmp)) for a in args.algos]

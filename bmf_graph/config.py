@@ -1,7 +1,7 @@
 """Structured configuration: one dataclass per component, the task files only override.
 
 ``load_config(argv)`` builds the run configuration from, in order, these dataclass defaults,
-the task file ``conf=NAME`` (``bmf_graph/conf/NAME.yaml``, shipped with the package, or a path
+the task file ``conf=NAME`` (``conf/NAME.yaml``, shipped with the package, or a path
 to a YAML file of your own) and ``key=value`` command-line overrides. OmegaConf rejects unknown keys
 and wrong types; :func:`~bmf_graph.config_checks.validate` rejects invalid values, naming the key
 and the valid choices.
@@ -19,8 +19,16 @@ from omegaconf.errors import OmegaConfBaseException
 
 from bmf_graph.config_checks import RESUME_KEYS, ConfigError, check_resume, validate
 
-CONF_DIR = Path(__file__).resolve().parent / "conf"
-"""The shipped task files (package data): ``conf=firefighter`` reads ``CONF_DIR / "firefighter.yaml"``."""
+def _conf_dir() -> Path:
+    """``conf/`` at the top of the repository in a checkout (editable installs included), else
+    the copy an installed wheel carries in the package (``bmf_graph/conf/``)."""
+    package = Path(__file__).resolve().parent
+    checkout = package.parent / "conf"
+    return checkout if (package.parent / "pyproject.toml").is_file() and checkout.is_dir() else package / "conf"
+
+
+CONF_DIR = _conf_dir()
+"""The shipped task files: ``conf=firefighter`` reads ``CONF_DIR / "firefighter.yaml"``."""
 
 
 @dataclass
@@ -239,12 +247,26 @@ class TrainConfig:
 
 
 @dataclass
+class LoggingConfig:
+    """Where metrics go besides ``metrics.csv``, which every run writes (docs/integrations.md)."""
+
+    tensorboard: bool = True
+    """TensorBoard events in the run folder."""
+    wandb: bool = False
+    """Weights & Biases (extra ``[wandb]``); ``WANDB_MODE=offline`` keeps it on disk."""
+    mlflow: bool = False
+    """MLflow (extra ``[mlflow]``), to ``MLFLOW_TRACKING_URI`` (MLflow's default when unset)."""
+    project: str = "bmf_graph"
+    """The W&B project and the MLflow experiment the run logs to."""
+
+
+@dataclass
 class Config:
     """A whole run."""
 
     conf: str = "firefighter"
     """The task file the run started from: a shipped one by name (``firefighter``, ``battle``,
-    ``pursuit``: ``bmf_graph/conf/NAME.yaml``) or a path to a YAML file (the run keeps its stem)."""
+    ``pursuit``: ``conf/NAME.yaml``) or a path to a YAML file (the run keeps its stem)."""
     seed: int = 0
     """Seeds ``random``, numpy, torch and every episode's ``reset(seed=)``."""
     device: str = "auto"
@@ -264,6 +286,7 @@ class Config:
     algo: AlgoConfig = field(default_factory=AlgoConfig)
     opponent: OpponentConfig = field(default_factory=OpponentConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
 
 
 SHORTHANDS = {"algo": "algo.name", "env": "env.name"}

@@ -6,11 +6,15 @@
 
 - ``"torch"``: pure torch. Small calls (:data:`~bmf_graph.radius_search.DENSE_MAX_NODES`)
   compare all pairs of each batch entry at once; larger ones use a cell list, linear time in
-  the number of agents, CPU and CUDA alike.
+  the number of agents, CPU and CUDA alike, and the one path inside ``torch.compile``.
+- ``"kdtree"``: the same dense path for small calls; larger ones use scipy's ``cKDTree`` on
+  the CPU (``benchmarks/graph_backends.py``: about 3x faster than the cell list there).
 - ``"cluster"``: torch-cluster's ``radius_graph`` (extra ``[cluster]``).
 
-``set_backend("auto")`` (the default) takes torch-cluster when it imports, else the cell list;
-the import is tried once and its outcome kept until the next ``set_backend``.
+``set_backend("auto")`` (the default) takes ``"kdtree"`` for CPU tensors (faster there than the
+cell list and torch-cluster alike); for other devices and while ``torch.compile`` traces it takes
+torch-cluster when it imports, else ``"torch"``. The import of torch-cluster is tried once and its
+outcome kept until the next ``set_backend``.
 """
 import math
 from typing import Optional
@@ -20,9 +24,10 @@ from torch import Tensor
 
 from bmf_graph.checks import check_index, checking, checking_values
 from bmf_graph.radius_search import (adjacency, cell_list_pairs, cluster_pairs, dense_layout, dense_pairs,
-                                     squared_distance)
+                                     kdtree_pairs, squared_distance)
 
-_BACKENDS = ("auto", "torch", "cluster")
+_BACKENDS = ("auto", "torch", "kdtree", "cluster")
+_PAIRS = {"torch": cell_list_pairs, "kdtree": kdtree_pairs, "cluster": cluster_pairs}
 _backend = "auto"
 _auto_backend: Optional[str] = None  # what "auto" resolved to; None until first needed
 
@@ -42,7 +47,7 @@ def _cluster_available() -> bool:
 
 
 def set_backend(name: str) -> None:
-    """Choose the ``radius_graph`` backend: ``"auto"``, ``"torch"`` or ``"cluster"``.
+    """Choose the ``radius_graph`` backend: ``"auto"``, ``"torch"``, ``"kdtree"`` or ``"cluster"``.
 
     Every call forgets what ``"auto"`` resolved to, so ``set_backend("auto")`` after installing
     torch-cluster picks it up."""
@@ -55,12 +60,16 @@ def set_backend(name: str) -> None:
     _backend, _auto_backend = name, None
 
 
-def get_backend() -> str:
-    """The backend ``radius_graph`` uses now (``"auto"`` resolved to ``"torch"``/``"cluster"``;
-    the import of torch-cluster is tried at the first call only, not at every graph)."""
+def get_backend(device: torch.device | str = "cpu") -> str:
+    """The backend ``radius_graph`` uses now for tensors on ``device`` (``"auto"`` resolved:
+    ``"kdtree"`` on the CPU; on other devices or while ``torch.compile`` traces, ``"cluster"``
+    when torch-cluster imports, else ``"torch"``; the import of torch-cluster is tried at the
+    first such call only, not at every graph)."""
     global _auto_backend
     if _backend != "auto":
         return _backend
+    if torch.device(device).type == "cpu" and not torch.compiler.is_compiling():
+        return "kdtree"
     if _auto_backend is None:
         _auto_backend = "cluster" if _cluster_available() else "torch"
     return _auto_backend
@@ -146,8 +155,8 @@ def _edges(pos: Tensor, r: float, batch: Optional[Tensor], loop: bool,
     n, device = pos.size(0), pos.device
     if n == 0:
         return torch.empty(2, 0, dtype=torch.long, device=device)
-    backend = get_backend() if r > 0 else None
-    layout = dense_layout(n, batch) if backend == "torch" else None
+    backend = get_backend(device) if r > 0 else None
+    layout = dense_layout(n, batch) if backend in ("torch", "kdtree") else None
     if layout is not None:  # the dense path masks invalid nodes itself
         source, target = dense_pairs(pos, r, batch, loop, layout, valid)  # (target, source) order
     elif valid is not None:  # the other paths run on the valid nodes, renumbered
@@ -158,8 +167,7 @@ def _edges(pos: Tensor, r: float, batch: Optional[Tensor], loop: bool,
         if backend is None:
             source = target = torch.empty(0, dtype=torch.long, device=device)
         else:
-            pairs = cluster_pairs if backend == "cluster" else cell_list_pairs
-            source, target = pairs(pos, r, batch)
+            source, target = _PAIRS[backend](pos, r, batch)
         if loop:
             self_loops = torch.arange(n, device=device)
             source, target = torch.cat([source, self_loops]), torch.cat([target, self_loops])

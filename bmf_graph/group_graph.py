@@ -5,9 +5,11 @@ agent positions, groups, the intra-group radius edges (radius-graph edges whose 
 share a group; docs/method.md) and the inter-group attention weights ``w_mn``
 (step 3, from the recorded ``h_grp``, ``a_grp``, ``count``). :func:`draw_snapshot` draws one
 snapshot on a matplotlib axis: agents coloured by group, intra-group edges in the group
-colour, group nodes at their members' mean position, and an arrow ``n -> m`` per pair whose
-width and opacity grow with ``w_mn`` (group ``m`` reads ``a_inter_m = sum_n w_mn a_n``).
-Other teams are grey; Firefighter houses are squares coloured by fire level.
+colour, group nodes at their members' mean position (area growing with the group's share of
+the team), and an arrow ``n -> m`` per pair whose width and opacity grow with ``w_mn`` (group
+``m`` reads ``a_inter_m = sum_n w_mn a_n``), drawn above the nodes. Other teams are grey;
+Firefighter houses are squares coloured by fire level, a scale no group colour falls on.
+:func:`legend_handles` explains all of it.
 """
 from __future__ import annotations
 
@@ -29,7 +31,7 @@ from bmf_graph.envs.base import BatchedEnv  # noqa: E402
 from bmf_graph.algos.base import scope_graph  # noqa: E402
 from bmf_graph.rollout import play_episode  # noqa: E402
 
-__all__ = ["GroupSnapshot", "Drawn", "capture_groups", "draw_snapshot", "group_colors"]
+__all__ = ["GroupSnapshot", "Drawn", "capture_groups", "draw_snapshot", "group_colors", "legend_handles"]
 
 
 @dataclass
@@ -143,21 +145,78 @@ def capture_groups(model: Any, env: BatchedEnv, policies: Sequence[Any], steps: 
     return shots
 
 
+GROUP_PALETTE = ("#1f77b4", "#2ca02c", "#9467bd", "#17becf", "#637939", "#7b4173", "#393b79", "#98df8a",
+                 "#aec7e8", "#c5b0d5", "#3a7d7c", "#8ca252", "#a55194", "#00a087", "#004c6d", "#5254a3")
+"""Group colours: blues, greens, purples and teals only, so that no group looks like a fire level
+(Firefighter's houses, yellow to red), the grey of the other team or the red/blue of a task's
+own rendering; distinct enough side by side for 16 groups."""
+
+OTHERS_COLOR = "0.6"
+"""The other teams' agents."""
+
+WEIGHT_SCALE = (0.25, 0.5, 1.0)
+"""Attention weights shown in the legend's arrow-width scale."""
+
+SHARE_SCALE = (0.1, 0.5)
+"""Shares of the team shown in the legend's group-node size scale."""
+
+
 def group_colors(num_groups: int) -> np.ndarray:
-    """``[K, 4]`` RGBA colours, fixed per group id (ids stay stable across regroupings)."""
-    cmap = plt.get_cmap("tab10" if num_groups <= 10 else "tab20" if num_groups <= 20 else "hsv")
-    return np.array([cmap(i % cmap.N if num_groups <= 20 else i / num_groups) for i in range(num_groups)])
+    """``[K, 4]`` RGBA colours, fixed per group id (ids stay stable across regroupings): the
+    :data:`GROUP_PALETTE`, then hues between green and purple beyond 16 groups."""
+    from matplotlib.colors import hsv_to_rgb, to_rgba
+
+    colors = [to_rgba(c) for c in GROUP_PALETTE[:num_groups]]
+    extra = num_groups - len(colors)
+    colors += [(*hsv_to_rgb((0.3 + 0.5 * i / max(extra, 1), 0.65, 0.7)), 1.0) for i in range(extra)]
+    return np.array(colors).reshape(num_groups, 4)
+
+
+def arrow_width(w: float) -> float:
+    """Line width (points) of the arrow of attention weight ``w``."""
+    return 0.4 + 5.0 * w
+
+
+def node_size(share: np.ndarray | float) -> np.ndarray | float:
+    """Marker area (points²) of a group node holding ``share`` of the team's alive agents."""
+    return 50 + 350 * np.asarray(share)
+
+
+def plural(count: int, noun: str) -> str:
+    """``"1 agent"``, ``"3 agents"``."""
+    return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
+def snapshot_title(snap: GroupSnapshot) -> str:
+    """``"t = 20: 4 groups, 60 agents"``."""
+    return f"t = {snap.step}: {plural(snap.num_groups, 'group')}, {plural(len(snap.pos), 'agent')}"
+
+
+def _limits(snap: GroupSnapshot) -> tuple[np.ndarray, np.ndarray]:
+    """Lower and upper corner of the drawn area: the whole map of a grid task, else every
+    agent and house with a margin."""
+    if snap.map_size is not None:
+        return np.full(2, -0.5), np.full(2, snap.map_size - 0.5)
+    points = [snap.pos, snap.others] + ([snap.houses[0]] if snap.houses is not None else [])
+    points = np.concatenate([p.reshape(-1, 2) for p in points])
+    if not len(points):
+        return np.zeros(2), np.ones(2)
+    lo, hi = points.min(0), points.max(0)
+    margin = 0.06 * max(float((hi - lo).max()), 1e-6)
+    return lo - margin, hi + margin
 
 
 def draw_snapshot(ax: plt.Axes, snap: GroupSnapshot, min_weight: float = 0.0, title: bool = True) -> Drawn:
-    """Draw one snapshot on ``ax``; arrows only for ``w_mn > min_weight``."""
+    """Draw one snapshot on ``ax`` (equal aspect, the whole map of a grid task); arrows only for
+    ``w_mn > min_weight``, drawn above the nodes they join."""
     drawn, colors = Drawn(), group_colors(len(snap.count))
     if snap.houses is not None:
         pos, level, top = snap.houses
         drawn.houses = ax.scatter(pos[:, 0], pos[:, 1], s=40, marker="s", c=level, cmap="YlOrRd", vmin=0, vmax=top,
                                   edgecolors="0.6", linewidths=0.5, zorder=1)
     if len(snap.others):
-        drawn.others = ax.scatter(snap.others[:, 0], snap.others[:, 1], s=10, c="0.7", zorder=2, label="other team")
+        drawn.others = ax.scatter(snap.others[:, 0], snap.others[:, 1], s=10, c=OTHERS_COLOR, zorder=2,
+                                  label="other team")
     if snap.edges.shape[1]:
         segments = np.stack([snap.pos[snap.edges[0]], snap.pos[snap.edges[1]]], axis=1)
         drawn.edges = LineCollection(segments, colors=colors[snap.group[snap.edges[1]]], linewidths=0.6,
@@ -168,33 +227,55 @@ def draw_snapshot(ax: plt.Axes, snap: GroupSnapshot, min_weight: float = 0.0, ti
         members = snap.pos[snap.group == m]
         drawn.agents.append(ax.scatter(members[:, 0], members[:, 1], s=14, color=colors[m], zorder=4,
                                        label=f"group {m}"))
+    share = snap.count / max(int(snap.count.sum()), 1)
+    if len(present):
+        gp = snap.group_pos[present]
+        drawn.group_nodes = ax.scatter(gp[:, 0], gp[:, 1], s=node_size(share[present]), color=colors[present],
+                                       edgecolors="black", linewidths=1.2, zorder=5)
+    radius = np.sqrt(node_size(share)) / 2  # marker radius in points: arrows stop at the node's rim
     for m in present:
         for n in present:
             w = float(snap.weight[m, n])
             if m == n or w <= min_weight:
                 continue
             arrow = FancyArrowPatch(snap.group_pos[n], snap.group_pos[m], arrowstyle="-|>", mutation_scale=10,
-                                    connectionstyle="arc3,rad=0.15", linewidth=0.3 + 6.0 * w,
-                                    color=colors[n], alpha=0.15 + 0.85 * w, zorder=5)
+                                    connectionstyle="arc3,rad=0.15", linewidth=arrow_width(w),
+                                    shrinkA=radius[n] + 1, shrinkB=radius[m] + 1,
+                                    color=colors[n], alpha=0.25 + 0.75 * w, zorder=6)
             ax.add_patch(arrow)
             drawn.arrows.append(arrow)
             drawn.arrow_weights.append(w)
-    if len(present):
-        gp = snap.group_pos[present]
-        drawn.group_nodes = ax.scatter(gp[:, 0], gp[:, 1], s=60 + 240 * snap.count[present] / snap.count.sum(),
-                                       color=colors[present], edgecolors="black", linewidths=1.2, zorder=6)
+    lo, hi = _limits(snap)
+    ax.set_xlim(lo[0], hi[0])
+    ax.set_ylim((hi[1], lo[1]) if snap.map_size is not None else (lo[1], hi[1]))  # grid rows run downwards
     ax.set_aspect("equal")
-    if snap.map_size is not None:  # the agents' part of the map, rows downwards
-        points = np.concatenate([snap.pos, snap.others]) if len(snap.pos) + len(snap.others) else np.zeros((1, 2))
-        lo = np.maximum(points.min(0) - 2, -0.5)
-        hi = np.minimum(points.max(0) + 2, snap.map_size - 0.5)
-        ax.set_xlim(lo[0], hi[0])
-        ax.set_ylim(hi[1], lo[1])
-    else:
-        ax.autoscale_view()
-    ax.set_xticks([])
-    ax.set_yticks([])
+    unit = "cells" if snap.map_size is not None else "layout units" if snap.houses is not None else "world units"
+    ax.set_xlabel(f"x ({unit})", fontsize=8)
+    ax.set_ylabel(f"y ({unit})", fontsize=8)
+    ax.tick_params(labelsize=7)
     if title:
-        groups = f"{snap.num_groups} group" + ("s" if snap.num_groups != 1 else "")
-        ax.set_title(f"t = {snap.step}: {groups}, {len(snap.pos)} agents", fontsize=9)
+        ax.set_title(snapshot_title(snap), fontsize=9)
     return drawn
+
+
+def legend_handles(snaps: Sequence[GroupSnapshot]) -> list[Any]:
+    """Legend entries for panels of ``snaps``: each group drawn (its colour), the other team,
+    the intra-group edges, the group-node size scale and the arrow-width scale of ``w_mn``."""
+    from matplotlib.lines import Line2D
+
+    k = max(len(s.count) for s in snaps)
+    colors = group_colors(k)
+    drawn = sorted({int(m) for s in snaps for m in np.flatnonzero(s.count > 0)})
+    handles = [Line2D([], [], linestyle="", marker="o", markersize=5, color=colors[m], label=f"group {m}")
+               for m in drawn]
+    if any(len(s.others) for s in snaps):
+        handles.append(Line2D([], [], linestyle="", marker="o", markersize=4, color=OTHERS_COLOR, label="other team"))
+    handles.append(Line2D([], [], color="0.3", linewidth=0.6, alpha=0.6, label="intra-group edge (within r)"))
+    for share in SHARE_SCALE:
+        handles.append(Line2D([], [], linestyle="", marker="o", markersize=float(np.sqrt(node_size(share))),
+                              markerfacecolor="white", markeredgecolor="black",
+                              label=f"group node, {share:.0%} of the team"))
+    for w in WEIGHT_SCALE:
+        handles.append(Line2D([], [], color="0.3", linewidth=arrow_width(w), alpha=0.25 + 0.75 * w,
+                              label=f"attention n → m, w = {w:g}"))
+    return handles

@@ -1,4 +1,5 @@
-"""Run logs: ``metrics.csv`` (one row per episode) and TensorBoard events.
+"""Run logs: ``metrics.csv`` (one row per episode), TensorBoard events and the optional
+trackers of :mod:`bmf_graph.trackers` (W&B, MLflow).
 
 Metric names are grouped as ``charts/`` (returns, kills, groups, the exploration level
 ``charts/epsilon``, ``charts/temperature`` or, for continuous actions, ``charts/noise``, and
@@ -13,11 +14,12 @@ import csv
 import io
 import math
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from bmf_graph.files import atomic_write_text
+from bmf_graph.trackers import Tracker, open_trackers
 
 LEARNER_COLUMNS = ("charts/groups", "losses/q", "losses/q_mean", "losses/policy", "losses/value", "losses/entropy",
                    "losses/vae_rec", "losses/vae_pred", "losses/vae_kl", "charts/context_effect",
@@ -40,7 +42,7 @@ def learner_columns(team_names: Sequence[str]) -> list[str]:
 
 
 class RunLogger:
-    """Append-only CSV plus TensorBoard.
+    """Append-only CSV plus TensorBoard and the trackers ``cfg.logging`` asks for.
 
     The header is written once, with the file (atomically); each row is appended and flushed.
     ``keep_rows`` (resume) first cuts the CSV to its header and first ``keep_rows`` rows by an
@@ -48,11 +50,13 @@ class RunLogger:
     old file or the cut one, never a partial one. ``other_learners``: the names of the learning
     teams after the first, whose learner logs get columns of their own (:func:`learner_columns`).
     A resumed run started by an earlier version keeps its file's header; the metrics that header
-    lacks go to TensorBoard only.
+    lacks go to TensorBoard only. ``cfg``: the run's configuration, whose ``logging`` section
+    (:class:`~bmf_graph.config.LoggingConfig`) turns TensorBoard off or W&B / MLflow on; without
+    it, ``tensorboard`` decides and no tracker runs.
     """
 
     def __init__(self, run_dir: Path, team_names: Sequence[str], keep_rows: int | None = None,
-                 tensorboard: bool = True, other_learners: Sequence[str] = ()):
+                 tensorboard: bool = True, other_learners: Sequence[str] = (), cfg: Any = None):
         self.path = Path(run_dir) / "metrics.csv"
         self.columns = list(COLUMNS) + team_columns(team_names) + learner_columns(other_learners)
         self.not_in_file: set[str] = set()
@@ -64,6 +68,13 @@ class RunLogger:
             self._truncate(keep_rows)
         self.file = self.path.open("a", newline="")
         self.csv = csv.writer(self.file)
+        self.trackers: list[Tracker] = []
+        if cfg is not None:
+            from omegaconf import OmegaConf
+
+            tensorboard = cfg.logging.tensorboard
+            self.trackers = open_trackers(Path(run_dir), cfg.logging,
+                                          OmegaConf.to_container(OmegaConf.structured(cfg)))
         self.writer = None
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
@@ -91,16 +102,20 @@ class RunLogger:
             raise KeyError(f"RunLogger.log: unknown metrics {sorted(unknown)}; expected names from {self.columns}")
         self.csv.writerow(["" if row.get(c) is None else row[c] for c in self.columns])
         self.file.flush()
+        step = int(row["episode"])
+        metrics = {key: value for key, value in row.items() if "/" in key and value is not None}
         if self.writer is not None:
-            step = int(row["episode"])
-            for key, value in row.items():
-                if "/" in key and value is not None:
-                    self.writer.add_scalar(key, value, step)
+            for key, value in metrics.items():
+                self.writer.add_scalar(key, value, step)
+        for tracker in self.trackers:
+            tracker.log(metrics, step)
 
     def close(self) -> None:
         self.file.close()
         if self.writer is not None:
             self.writer.close()
+        for tracker in self.trackers:
+            tracker.close()
 
 
 def _csv_text(rows: Sequence[Sequence[object]]) -> str:

@@ -31,10 +31,11 @@ import torch  # noqa: E402
 from bmf_graph.checkpoint import seed_everything  # noqa: E402
 from bmf_graph.cli.options import GREEDY_NOTE, DefaultsFormatter, int_list, parse_kwargs  # noqa: E402
 from bmf_graph.config import Config  # noqa: E402
-from bmf_graph.config_checks import resolve_device  # noqa: E402
+from bmf_graph.config_checks import ENVIRONMENTS, resolve_device  # noqa: E402
 from bmf_graph.envs.gif import save_episode_gif  # noqa: E402
 from bmf_graph.files import atomic_write  # noqa: E402
-from bmf_graph.group_graph import GroupSnapshot, capture_groups, draw_snapshot  # noqa: E402
+from bmf_graph.group_graph import (GroupSnapshot, capture_groups, draw_snapshot, legend_handles,  # noqa: E402
+                                   snapshot_title)
 from bmf_graph.logging import read_metrics  # noqa: E402
 from bmf_graph.players import Driver, read_run_config, set_threads, setup_play  # noqa: E402
 
@@ -48,7 +49,7 @@ METRIC_NAMES = {"charts/return": "episode return of the learning team", "charts/
                 "charts/epsilon": "exploration epsilon", "charts/temperature": "Boltzmann temperature",
                 "charts/groups": "non-empty groups", "perf/sps": "env steps per second"}
 """Axis labels of the usual ``metrics.csv`` columns (others are shown by their column name)."""
-TASK_NAMES = {"firefighter": "Firefighter", "battle": "Battle", "pursuit": "Adversarial Pursuit"}
+TASK_NAMES = {"firefighter": "Firefighter", "battle": "Battle", "pursuit": "Adversarial Pursuit", "vmas": "VMAS"}
 
 
 def output_path(out: Path | str, default_name: str, suffix: str, overwrite: bool) -> Path:
@@ -240,10 +241,15 @@ class GroupFigure:
         return str(self.path)
 
 
+PANEL_INCHES = 4.0
+"""Side of one group-graph panel's longer axis; with the legend column a one-panel figure is
+about 780 x 560 px at the 120 dpi of :func:`save_figure`, legible at 100 %."""
+
+
 def _draw_panels(snaps: list[GroupSnapshot], out: Path, min_weight: float, title: str,
                  overwrite: bool) -> tuple[list[Any], Any]:
     n = len(snaps)
-    fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 4.6), squeeze=False)
+    fig, axes = plt.subplots(1, n, figsize=(PANEL_INCHES * n + 2.4, PANEL_INCHES + 0.9), squeeze=False)
     drawn = [draw_snapshot(ax, s, min_weight) for ax, s in zip(axes[0], snaps)]
     for get, set_ in (("get_xlim", "set_xlim"), ("get_ylim", "set_ylim")):  # one frame for all panels
         limits = np.array([getattr(ax, get)() for ax in axes[0]])
@@ -251,16 +257,25 @@ def _draw_panels(snaps: list[GroupSnapshot], out: Path, min_weight: float, title
         for ax in axes[0]:
             getattr(ax, set_)((high, low) if limits[0, 0] > limits[0, 1] else (low, high))
     (x0, x1), (y0, y1) = axes[0][0].get_xlim(), axes[0][0].get_ylim()
-    ratio = min(max(abs(y1 - y0) / max(abs(x1 - x0), 1e-9), 0.3), 1.5)
-    fig.set_size_inches(4.2 * n, 4.2 * ratio + 1.0)
-    fig.suptitle(textwrap.fill(title, 50 * n), fontsize=9)
+    ratio = min(max(abs(y1 - y0) / max(abs(x1 - x0), 1e-9), 0.4), 1.5)
+    fig.set_size_inches(PANEL_INCHES * n / max(ratio, 1.0) + 2.4, PANEL_INCHES * min(ratio, 1.0) + 0.9)
+    if n == 1:  # one title line: the run and the step
+        axes[0][0].set_title(f"{title}, {snapshot_title(snaps[0])}", fontsize=9)
+    else:
+        heading = fig.suptitle(title, fontsize=10)
     fig.tight_layout()
+    if n > 1:  # centred over the panels, not over the legend
+        heading.set_x((axes[0][0].get_position().x0 + axes[0][-1].get_position().x1) / 2)
+    right = axes[0][-1].get_position().x1 + 0.02
     houses = next((d.houses for d in drawn if d.houses is not None), None)
     if houses is not None:  # Firefighter: one fire-level scale for every panel; levels above it look alike
         above = any(s.houses is not None and (s.houses[1] > s.houses[2]).any() for s in snaps)
-        fig.colorbar(houses, ax=list(axes[0]), label="fire level", fraction=0.04, pad=0.02,
-                     extend="max" if above else "neither")
-    save_figure(fig, out, overwrite, bbox_inches="tight")  # keeps the colour bar's labels inside
+        bar = fig.colorbar(houses, ax=list(axes[0]), label="fire level", fraction=0.04, pad=0.02,
+                           extend="max" if above else "neither")
+        right = bar.ax.get_position().x1 + 0.09  # past the bar's tick labels and label
+    fig.legend(handles=legend_handles(snaps), loc="center left", bbox_to_anchor=(right, 0.5), fontsize=7,
+               frameon=False, labelspacing=0.9, borderaxespad=0)
+    save_figure(fig, out, overwrite, bbox_inches="tight")  # keeps the legend and colour bar inside
     return drawn, fig
 
 
@@ -283,7 +298,7 @@ def group_strip(checkpoint: Any, out: Path | str, steps: Sequence[int] | None = 
         raise ValueError(f"group_strip: panels={panels!r}; expected >= 1")
     path = output_path(out, "group_strip.png", ".png", overwrite)
     from_end = steps is not None and any(s < 0 for s in steps)
-    env, _, _, policies = setup_play(checkpoint, env_name, env_kwargs, team, opponent, device)
+    env, task, _, policies = setup_play(checkpoint, env_name, env_kwargs, team, opponent, device)
     try:
         snaps = capture_groups(policies[team], env, policies, None if from_end else steps, seed, team,
                                deterministic, device)
@@ -299,8 +314,8 @@ def group_strip(checkpoint: Any, out: Path | str, steps: Sequence[int] | None = 
         snaps = [snaps[i] for i in sorted({s % len(snaps) for s in steps})]
     name = getattr(getattr(policies[team], "cfg", None), "name", "model")
     name = ALGO_NAMES.get(name, name)
-    drawn, fig = _draw_panels(snaps, path, min_weight, f"{name}: groups (colours), intra-group edges, inter-group "
-                              f"attention as arrows n -> m (width ~ w_mn); seed {seed}", overwrite)
+    drawn, fig = _draw_panels(snaps, path, min_weight, f"{name} on {TASK_NAMES.get(task, task)}, seed {seed}",
+                              overwrite)
     return GroupFigure(path, snaps, drawn, fig)
 
 
@@ -338,7 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     play = argparse.ArgumentParser(add_help=False, parents=[common])
     play.add_argument("checkpoint", help="BMF model file (.pt) or run folder (its checkpoints/model_final.pt)")
-    play.add_argument("--env", choices=("firefighter", "battle", "pursuit"), help="task (default: the run's)")
+    play.add_argument("--env", choices=ENVIRONMENTS, help="task (default: the run's)")
     play.add_argument("--env-kwargs", nargs="*", default=[], metavar="KEY=VALUE",
                       help="task arguments, over those of the model's run")
     play.add_argument("--seed", type=int, default=0, help="seed of the episode")

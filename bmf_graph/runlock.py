@@ -1,18 +1,24 @@
-"""One writer per run folder: an exclusive ``flock`` on ``{run}/.lock``, which holds the pid of
-the process that has it.
+"""One writer per run folder: an exclusive lock on ``{run}/.lock``, which holds the pid of the
+process that has it.
 
 Training, resuming and sweep workers take the lock before they write anything into a run folder
-and keep it until they stop; a second process is refused at once, naming the holder. The kernel
-drops the lock when the process ends, however it ends (``kill -9`` included), so a stale lock
-file never blocks a later resume.
+and keep it until they stop; a second process is refused at once, naming the holder. The lock is
+the ``filelock`` package's OS lock (``flock`` on POSIX, ``msvcrt.locking`` on Windows), which
+the operating system drops when the process ends, however it ends (``kill -9`` included), so a
+stale lock file never blocks a later resume.
 """
 from __future__ import annotations
 
-import fcntl
 import os
 from pathlib import Path
 
+from filelock import FileLock, Timeout
+
 LOCK_NAME = ".lock"
+
+_HELD: list[FileLock] = []
+"""Locks taken and not yet released: a lock lives until :meth:`RunLock.release` or the end of
+the process, not until its :class:`RunLock` is collected."""
 
 
 class RunLocked(RuntimeError):
@@ -24,6 +30,27 @@ class RunLocked(RuntimeError):
                          f"resuming or a sweep); wait for it to end or stop it first")
 
 
+def _read_pid(path: Path) -> str:
+    try:
+        return path.read_bytes()[:32].decode(errors="replace").strip()
+    except OSError:  # Windows refuses reads of a locked region
+        return ""
+
+
+def _write_pid(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_WRONLY)
+    except OSError:
+        return
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+    except OSError:  # Windows refuses writes to a locked region; the holder then reads as unknown
+        pass
+    finally:
+        os.close(fd)
+
+
 class RunLock:
     """Exclusive lock of a run folder, taken on construction (``RunLocked`` if held elsewhere)
     and released by :meth:`release` or when the process ends."""
@@ -31,22 +58,21 @@ class RunLock:
     def __init__(self, run_dir: Path | str, write_pid: bool = True):
         self.run_dir = Path(run_dir)
         self.path = self.run_dir / LOCK_NAME
-        self.fd: int | None = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        lock = FileLock(self.path)
         try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            pid = os.pread(self.fd, 32, 0).decode(errors="replace").strip()
-            os.close(self.fd)
-            self.fd = None
-            raise RunLocked(self.run_dir, pid) from None
+            lock.acquire(timeout=0)
+        except Timeout:
+            raise RunLocked(self.run_dir, _read_pid(self.path)) from None
+        self._lock: FileLock | None = lock
+        _HELD.append(lock)
         if write_pid:
-            os.ftruncate(self.fd, 0)
-            os.pwrite(self.fd, f"{os.getpid()}\n".encode(), 0)
+            _write_pid(self.path)
 
     def release(self) -> None:
-        if self.fd is not None:
-            os.close(self.fd)  # closing the descriptor drops the flock
-            self.fd = None
+        if self._lock is not None:
+            _HELD.remove(self._lock)
+            self._lock.release()
+            self._lock = None
 
     def __enter__(self) -> "RunLock":
         return self

@@ -154,7 +154,7 @@ def import_ray():
     try:
         import ray
     except ImportError:
-        raise RayMissing('bmf_graph.sweep needs Ray: pip install -e ".[sweep]"') from None
+        raise RayMissing('bmf-sweep needs Ray, the [sweep] extra: pip install "bmf_graph[sweep]"') from None
     return ray
 
 
@@ -276,12 +276,6 @@ def run_sweep(argv: Sequence[str]) -> SweepResult:
     runs = expand(axes, options)
     digest = hashlib.sha1(" ".join(sorted(r.name for r in runs)).encode()).hexdigest()[:8]
     sweep_dir = Path(runs[0].cfg.runs_dir) / f"sweep__{options.name or digest}"
-    sweep_dir.mkdir(parents=True, exist_ok=True)
-    spec = {"argv": list(argv), "options": OmegaConf.to_container(OmegaConf.structured(options)),
-            "axes": {key: values for key, values in axes},
-            "runs": [{"name": r.name, "overrides": r.overrides} for r in runs]}
-    atomic_write_text(sweep_dir / "sweep.yaml", OmegaConf.to_yaml(spec))
-
     plans = [(run, *plan(run)) for run in runs]
     skipped = [Outcome(run, "skipped", folder) for run, action, folder in plans if action == "skip"]
     # A run whose folder (any attempt) another process holds, e.g. a sweep started twice, is left alone.
@@ -290,6 +284,13 @@ def run_sweep(argv: Sequence[str]) -> SweepResult:
     busy = [Outcome(run, "busy", folder, f"process {holders[run.name]}") for run, action, folder in plans
             if holders.get(run.name) is not None]
     todo = [p for p in plans if p[1] != "skip" and p[0].name not in {o.run.name for o in busy}]
+    if todo:
+        import_ray()  # before anything is written
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    spec = {"argv": list(argv), "options": OmegaConf.to_container(OmegaConf.structured(options)),
+            "axes": {key: values for key, values in axes},
+            "runs": [{"name": r.name, "overrides": r.overrides} for r in runs]}
+    atomic_write_text(sweep_dir / "sweep.yaml", OmegaConf.to_yaml(spec))
     resume = sum(action == "resume" for _, action, _ in todo)
     print(f"sweep {sweep_dir}: {len(runs)} runs, {len(skipped)} finished, {resume} to resume, "
           f"{len(todo) - resume} to start" + (f", {len(busy)} in use by another process (skipped: "

@@ -287,7 +287,7 @@ def train(cfg: Config) -> Path:
             _record_extension(trainer)
         teams = trainer.env.teams
         logger = RunLogger(trainer.run_dir, [t.name for t in teams], keep_rows=trainer.episode if cfg.resume else None,
-                           other_learners=[teams[t].name for t in cfg.env.learn_teams[1:]])
+                           other_learners=[teams[t].name for t in cfg.env.learn_teams[1:]], cfg=trainer.cfg)
         return trainer.train(logger)
     except NonFiniteLoss as error:
         raise NonFiniteLoss(_stop_message(error, trainer)) from None

@@ -1,4 +1,5 @@
-"""PyTorch Geometric transforms built on our graph functions (docs/integrations.md)."""
+"""PyTorch Geometric transforms built on our graph functions (docs/integrations.md): drop-in
+replacements of ``torch_geometric.transforms`` classes of the same name."""
 from typing import Optional
 
 from torch_geometric.data import Data, HeteroData
@@ -9,7 +10,7 @@ from bmf_graph.graph import radius_graph
 FLOWS = ("source_to_target", "target_to_source")
 
 
-class RadiusGraphTransform(BaseTransform):
+class RadiusGraph(BaseTransform):
     r"""Adds the edges between nodes closer than ``r`` to ``data.edge_index``, as PyG's
     ``T.RadiusGraph`` does, but through :func:`~bmf_graph.graph.radius_graph` (pure torch, no
     pyg-lib or torch-cluster needed):
@@ -32,10 +33,10 @@ class RadiusGraphTransform(BaseTransform):
     def __init__(self, r: float, loop: bool = False, max_num_neighbors: Optional[int] = None,
                  flow: str = "source_to_target"):
         if flow not in FLOWS:
-            raise ValueError(f"RadiusGraphTransform: flow={flow!r} is not valid; expected one of "
+            raise ValueError(f"RadiusGraph: flow={flow!r} is not valid; expected one of "
                              f"{', '.join(FLOWS)}")
         if not r >= 0:
-            raise ValueError(f"RadiusGraphTransform: r={r!r} is not valid; expected a number >= 0")
+            raise ValueError(f"RadiusGraph: r={r!r} is not valid; expected a number >= 0")
         self.r = r
         self.loop = loop
         self.max_num_neighbors = max_num_neighbors
@@ -43,7 +44,7 @@ class RadiusGraphTransform(BaseTransform):
 
     def forward(self, data: Data) -> Data:
         if isinstance(data, HeteroData) or getattr(data, "pos", None) is None:
-            raise ValueError(f"RadiusGraphTransform: data must be a Data or Batch with pos, "
+            raise ValueError(f"RadiusGraph: data must be a Data or Batch with pos, "
                              f"got {type(data).__name__} without pos")
         batch = data.batch if "batch" in data else None
         edge_index = radius_graph(data.pos, self.r, batch, self.loop, self.max_num_neighbors)

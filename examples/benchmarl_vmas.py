@@ -16,8 +16,9 @@ import time
 
 import torch
 
-from bmf_graph.integrations.benchmarl import BMFConfig, make_experiment  # first: see its docstring
-from benchmarl.experiment import Callback  # noqa: E402
+from benchmarl.experiment import Callback
+
+from bmf_graph.integrations.benchmarl import BMFConfig, make_experiment
 
 
 class Returns(Callback):

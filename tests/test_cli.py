@@ -16,7 +16,7 @@ from bmf_graph.cli.train import main, run_summary, usage
 from bmf_graph.config import CONF_DIR, load_config
 from bmf_graph.config_checks import ConfigError
 from bmf_graph.logging import final_mean, read_metrics
-from tiny_runs import FAST, TINY
+from tiny_runs import FAST, TINY, interrupted_run
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -56,7 +56,7 @@ def test_field_docs_read_the_string_under_each_field():
 
 
 def test_task_files_are_package_data_and_conf_takes_a_path(tmp_path, monkeypatch):
-    assert CONF_DIR == Path(config.__file__).parent / "conf"
+    assert CONF_DIR == ROOT / "conf"  # a checkout's top-level conf/ (tests/test_packaging.py: the wheel's)
     assert {"firefighter", "battle", "pursuit"} <= set(config.conf_names())
     monkeypatch.chdir(tmp_path)                                           # names work from any folder
     assert load_config(["conf=battle"]).env.name == "battle"
@@ -87,6 +87,27 @@ def test_end_of_run_summary(tmp_path, capsys):
     text = run_summary(run, 75.4)
     assert " in 1 min 15 s" in text and not math.isnan(final_mean(returns))
     assert main(args) == 1 and "already exists" in capsys.readouterr().err   # nothing overwritten
+    assert "bmf-plot groups" not in out                                      # Q draws no groups
+
+
+def test_summary_of_a_bmf_run_and_of_a_finished_resume(tmp_path, capsys, monkeypatch):
+    """A BMF run's summary names ``bmf-plot groups``; resuming it once finished trains nothing,
+    says so, and leaves its files as they were; an interrupted run resumed says nothing of the kind."""
+    args = ["conf=firefighter", "algo=bmf_q", f"runs_dir={tmp_path}", "run_name=r", *TINY["firefighter"], *FAST,
+            "train.episodes=3"]
+    assert main(args) == 0
+    run = tmp_path / "r"
+    assert f"  bmf-plot groups {run} --step -1 --out {run / 'plots'}/" in capsys.readouterr().out
+    metrics = (run / "metrics.csv").read_bytes()
+    assert main([f"resume={run}"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"{run} had already finished its 3 episodes; nothing was trained ")
+    assert (run / "metrics.csv").read_bytes() == metrics
+    cut = interrupted_run(tmp_path / "cut", monkeypatch, 2, load_config([*args[:2], f"runs_dir={tmp_path / 'cut'}",
+                                                                         *args[3:], "train.save_every=1"]))
+    assert main([f"resume={cut}"]) == 0
+    out = capsys.readouterr().out
+    assert "already finished" not in out and "episodes:     3 (" in out
 
 
 def test_console_entry_points_exist_and_return_exit_codes(monkeypatch, capsys):

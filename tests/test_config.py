@@ -8,7 +8,7 @@ def test_defaults_and_overrides():
     cfg = load_config(["conf=battle", "algo=mfq", "seed=3", "device=cpu", "train.episodes=200", "algo.num_groups=6"])
     assert (cfg.conf, cfg.env.name, cfg.algo.name, cfg.seed) == ("battle", "battle", "mfq", 3)
     assert cfg.train.episodes == 200 and cfg.algo.num_groups == 6
-    assert cfg.opponent.policy == "self_play"  # from bmf_graph/conf/battle.yaml
+    assert cfg.opponent.policy == "self_play"  # from conf/battle.yaml
 
 
 def test_every_conf_file_loads():

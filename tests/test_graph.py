@@ -23,11 +23,12 @@ def brute_radius_graph(pos, r, batch=None, loop=False, max_num_neighbors=None):
     return torch.tensor(edges, dtype=torch.long).view(-1, 2).t()
 
 
-@pytest.fixture(params=["dense", "cell_list"])
+@pytest.fixture(params=["dense", "cell_list", "kdtree"])
 def torch_backend(request, monkeypatch):
-    """The pure-torch backend, once through each of its two paths."""
+    """Each path of the ``"torch"`` and ``"kdtree"`` backends: the dense one, the cell list and
+    scipy's KD-tree."""
     monkeypatch.setattr(radius_search, "DENSE_MAX_NODES", 10 ** 9 if request.param == "dense" else 0)
-    set_backend("torch")
+    set_backend("kdtree" if request.param == "kdtree" else "torch")
     yield request.param
     set_backend("auto")
 
@@ -136,7 +137,7 @@ def test_radius_graph_dense_path_across_threshold(monkeypatch, grid):
 
 def test_radius_graph_dense_path_is_the_default_for_small_inputs(monkeypatch):
     calls = []
-    monkeypatch.setattr(graph, "cell_list_pairs",
+    monkeypatch.setitem(graph._PAIRS, "torch",
                         lambda *args: calls.append(1) or (torch.empty(0, dtype=torch.long),) * 2)
     gen = torch.Generator().manual_seed(10)
     set_backend("torch")
@@ -243,7 +244,48 @@ def test_backend_switch():
         assert get_backend() == "torch"
     finally:
         set_backend("auto")
-    assert get_backend() == ("cluster" if graph._cluster_available() else "torch")
+    assert get_backend() == "kdtree"
+    assert get_backend("cuda") == ("cluster" if graph._cluster_available() else "torch")
+
+
+def test_auto_takes_the_kdtree_on_cpu_and_the_cell_list_elsewhere(monkeypatch):
+    """``"auto"`` resolves to the KD-tree for CPU tensors and, without torch-cluster, to the
+    pure-torch cell list for CUDA ones."""
+    monkeypatch.setattr(graph, "_cluster_available", lambda: False)
+    set_backend("auto")
+    try:
+        assert (get_backend("cpu"), get_backend(torch.device("cuda", 0)), get_backend("meta")) == \
+            ("kdtree", "torch", "torch")
+        called = []
+        original = graph._PAIRS["kdtree"]
+        monkeypatch.setitem(graph._PAIRS, "kdtree", lambda *a: called.append(1) or original(*a))
+        pos = torch.rand(radius_search.DENSE_MAX_NODES + 1, 2, generator=torch.Generator().manual_seed(5)) * 40
+        assert radius_graph(pos, 2.0).size(1) > 0 and called == [1]
+    finally:
+        set_backend("auto")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_kdtree_equals_cell_list_at_exactly_r(monkeypatch, dtype):
+    """The KD-tree and the cell list give the same edges, in the same order, on integer grids
+    (many pairs at exactly ``r``: 3-4-5 triangles), on radii between float neighbours of a pair's
+    distance, and with an unsorted ``batch``, ``loop`` and ``max_num_neighbors``."""
+    monkeypatch.setattr(radius_search, "DENSE_MAX_NODES", 0)
+    gen = torch.Generator().manual_seed(12)
+    grid = torch.randint(0, 15, (150, 2), generator=gen).to(dtype)
+    cloud = (torch.rand(150, 2, generator=gen, dtype=torch.float64) * 15).to(dtype)
+    gap = float((cloud[0] - cloud[1]).norm())  # radii just below, at and above one pair's distance
+    batch = torch.randint(0, 5, (150,), generator=gen)
+    try:
+        for pos, r in [(grid, 5.0), (grid, 1.0), (cloud, 2.0), *[(cloud, gap * (1 + e)) for e in (-1e-7, 0, 1e-7)]]:
+            for b, loop, k in [(None, False, None), (batch, False, None), (batch, True, 3)]:
+                set_backend("torch")
+                cell_list = radius_graph(pos, r, b, loop, k)
+                set_backend("kdtree")
+                assert torch.equal(radius_graph(pos, r, b, loop, k), cell_list)
+                assert torch.equal(cell_list, brute_radius_graph(pos, r, b, loop, k))
+    finally:
+        set_backend("auto")
 
 
 def test_backend_resolved_once(monkeypatch):
@@ -255,14 +297,15 @@ def test_backend_resolved_once(monkeypatch):
     try:
         pos = torch.rand(50, 2, generator=torch.Generator().manual_seed(11)) * 10
         for _ in range(5):
-            assert get_backend() == "torch"
+            assert get_backend() == "kdtree" and get_backend("cuda") == "torch"
             radius_graph(pos, 2.0)
         assert len(calls) == 1
         set_backend("torch")
-        assert get_backend() == "torch" and len(calls) == 1
+        assert get_backend("cuda") == "torch" and len(calls) == 1
         monkeypatch.setattr(graph, "_cluster_available", lambda: calls.append(1) or True)
         set_backend("auto")  # e.g. after installing torch-cluster
-        assert get_backend() == "cluster" and get_backend() == "cluster"
+        assert get_backend("cuda") == "cluster" and get_backend("cuda") == "cluster"
+        assert get_backend("cpu") == "kdtree"
         assert len(calls) == 2
     finally:
         set_backend("auto")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bmf_graph import plot
+from bmf_graph import group_graph, plot
 from bmf_graph.config import AlgoConfig, Config, EnvConfig, load_config, to_yaml
 from bmf_graph.logging import COLUMNS, read_metrics
 from bmf_graph.trainer import train
@@ -155,6 +155,42 @@ def test_group_graph_firefighter_draws_groups_edges_and_attention(runs, tmp_path
     bar = result.figure.axes[-1]                                             # the fire-level colour bar
     assert len(result.figure.axes) == 2 and bar.get_ylabel() == "fire level"
     assert bar.get_ylim() == (0, snap.houses[2])
+    assert all(a.get_zorder() > drawn.group_nodes.get_zorder() for a in drawn.arrows)  # arrows above the nodes
+    ax = result.figure.axes[0]
+    assert ax.get_title().startswith("BMF-Q on Firefighter, seed 0, t = 4: ") and "\n" not in ax.get_title()
+    assert not result.figure.get_suptitle() and ax.get_aspect() == 1.0
+    width, height = result.figure.get_size_inches() * 120
+    assert 700 <= width <= 1100 and 450 <= height <= 700                     # reads at 100 %
+
+
+def test_group_colours_stay_clear_of_the_fire_scale_and_the_other_team():
+    """Every group colour lies far (RGB distance > 0.25) from every fire-level colour
+    (YlOrRd), far (> 0.2) from the other team's grey, and the 16 first colours differ from each other."""
+    from matplotlib import colormaps
+    from matplotlib.colors import to_rgb
+
+    colors = group_graph.group_colors(24)[:, :3]
+    fire = colormaps["YlOrRd"](np.linspace(0, 1, 64))[:, :3]
+    assert np.linalg.norm(colors[:, None] - fire[None], axis=-1).min() > 0.25
+    assert np.linalg.norm(colors - np.array(to_rgb(group_graph.OTHERS_COLOR)), axis=-1).min() > 0.2
+    first = colors[:16]
+    assert np.linalg.norm(first[:, None] - first[None], axis=-1)[~np.eye(16, dtype=bool)].min() > 0.1
+    assert group_graph.plural(1, "agent") == "1 agent" and group_graph.plural(2, "group") == "2 groups"
+
+
+def test_group_graph_of_a_vmas_model(tmp_path):
+    """``bmf-plot groups`` on a committed VMAS run (continuous positions, no map): the VMAS
+    task is accepted by name and drawn in world units around its agents."""
+    pytest.importorskip("vmas")
+    run = Path(__file__).resolve().parent.parent / "results" / "vmas_crowd_navigation" / "bmf_ac" / "seed10"
+    result = plot.main(["groups", str(run), "--env", "vmas", "--env-kwargs", "max_steps=3", "--step", "2",
+                        "--out", str(tmp_path)])
+    (snap,), (drawn,) = result.snapshots, result.drawn
+    ax = result.figure.axes[0]
+    assert snap.map_size is None and ax.get_xlabel() == "x (world units)" and ax.get_title().startswith("BMF-AC on VMAS")
+    (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+    assert x0 < snap.pos[:, 0].min() and snap.pos[:, 0].max() < x1 and y0 < snap.pos[:, 1].min()
+    assert len(drawn.agents) == snap.num_groups >= 1
 
 
 def test_group_strip_negative_steps_count_from_the_episode_end(runs, tmp_path):
@@ -174,12 +210,16 @@ def test_group_strip_battle_draws_learner_groups_and_grey_opponents(runs, tmp_pa
         assert len(drawn.agents) == snap.num_groups
         assert sum(len(c.get_offsets()) for c in drawn.agents) == len(snap.pos) <= 8
         assert len(drawn.others.get_offsets()) == len(snap.others) > 0
-        assert drawn.others.get_facecolor()[0][:3] == pytest.approx([0.7, 0.7, 0.7])
-        (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
-        points = np.concatenate([snap.pos, snap.others])
-        assert -0.5 <= x0 < points[:, 0].min() and points[:, 0].max() < x1 <= 19.5
-        assert 19.5 >= y0 > points[:, 1].max() and points[:, 1].min() > y1 >= -0.5   # rows drawn downwards
-    assert len({ax.get_xlim() for ax in result.figure.axes}) == 1                    # one frame for all panels
+        assert drawn.others.get_facecolor()[0][:3] == pytest.approx([0.6, 0.6, 0.6])
+        assert (ax.get_xlim(), ax.get_ylim()) == ((-0.5, 19.5), (19.5, -0.5))  # the whole map, rows downwards
+        assert ax.get_aspect() == 1.0 and ax.get_xlabel() == "x (cells)"
+        assert ax.get_title() == f"t = {snap.step}: {snap.num_groups} group{'s' * (snap.num_groups != 1)}, " \
+                                 f"{len(snap.pos)} agent{'s' * (len(snap.pos) != 1)}"
+    assert result.figure.get_suptitle() == "BMF-Q on Battle, seed 0"              # one heading line
+    labels = [t.get_text() for t in result.figure.legends[0].get_texts()]
+    assert "other team" in labels and "attention n → m, w = 1" in labels and "group node, 50% of the team" in labels
+    assert {f"group {m}" for s in result.snapshots for m in np.flatnonzero(s.count > 0)} == \
+        {label for label in labels if label.startswith("group ") and "node" not in label}
     with pytest.raises(ValueError, match="ended after 10 steps"):
         plot.group_strip(model(runs[("battle", "bmf_q", 0)]), tmp_path / "late.png", steps=[13])
 

@@ -82,3 +82,30 @@ def test_lock_goes_with_its_process(tmp_path):
     assert (tmp_path / ".lock").is_file() and holder(tmp_path) is None
     with RunLock(tmp_path):
         assert holder(tmp_path) == str(os.getpid())
+
+
+WITHOUT_FCNTL = """
+import os, sys
+sys.modules["fcntl"] = None  # as on Windows: `import fcntl` fails
+from bmf_graph.cli.train import main
+print(os.getpid())
+from bmf_graph.runlock import RunLock, RunLocked
+with RunLock(sys.argv[1]):
+    try:
+        RunLock(sys.argv[1])
+    except RunLocked as error:
+        print(error)
+sys.exit(main(["--help"]))
+"""
+
+
+def test_training_command_imports_without_fcntl(tmp_path):
+    """The training command and its run lock work where ``fcntl`` does not exist (Windows): the
+    help prints, and a second lock on a held folder is refused with the usual line."""
+    result = subprocess.run([sys.executable, "-W", "ignore", "-c", WITHOUT_FCNTL, str(tmp_path)], cwd=tmp_path,
+                            env=ENV, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    pid, refused = result.stdout.splitlines()[:2]
+    assert refused == (f"run folder {tmp_path} is in use by process {pid} "
+                       f"(training, resuming or a sweep); wait for it to end or stop it first")
+    assert "env.radius=" in result.stdout

@@ -96,7 +96,7 @@ def test_every_team_acts_with_the_learners_exploration(tmp_path):
 def test_metrics_log_the_exploration_schedule(tmp_path, exploration, column, values):
     cfg = load_config(["conf=firefighter", "algo=q", f"runs_dir={tmp_path}", *TINY["firefighter"], *FAST,
                        "train.episodes=6", f"algo.exploration={exploration}", "algo.explore_fraction=0.6",
-                       "algo.temperature_start=1.0", "algo.temperature_end=0.1"])  # bmf_graph/conf/firefighter.yaml sets its own
+                       "algo.temperature_start=1.0", "algo.temperature_end=0.1"])  # conf/firefighter.yaml sets its own
     rows = read_metrics(train(cfg))
     assert [r[column] for r in rows] == pytest.approx(values)
     other = {"charts/epsilon", "charts/temperature"} - {column}

@@ -70,8 +70,9 @@ def test_invalid_sweeps_fail_before_any_run(tmp_path, args, match):
 
 def test_missing_ray_names_the_extra_to_install(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "ray", None)  # makes ``import ray`` raise ImportError
-    assert main([*TINY, "algo=q", f"runs_dir={tmp_path}"]) == 2
-    assert 'pip install -e ".[sweep]"' in capsys.readouterr().err
+    assert main([*TINY, "algo=q", f"runs_dir={tmp_path / 'runs'}"]) == 2
+    assert capsys.readouterr().err == 'error: bmf-sweep needs Ray, the [sweep] extra: pip install "bmf_graph[sweep]"\n'
+    assert not any(tmp_path.iterdir())   # checked before the sweep folder is made
 
 
 def test_tiny_sweep_runs_every_point_then_skips_them(local_ray, tmp_path):

@@ -47,7 +47,7 @@ def test_every_algorithm_trains_on_every_task(tmp_path, conf, algo):
     if algo in Q_FAMILY and cfg.algo.exploration == "epsilon":
         assert [r["charts/epsilon"] for r in rows] == pytest.approx([1.0, 0.1])
         assert entropies[0] == pytest.approx(math.log(num_actions), rel=1e-6)
-    elif algo in Q_FAMILY:  # bmf_graph/conf/firefighter.yaml: Boltzmann
+    elif algo in Q_FAMILY:  # conf/firefighter.yaml: Boltzmann
         a = cfg.algo
         assert [r["charts/temperature"] for r in rows] == pytest.approx([a.temperature_start, a.temperature_end])
     else:  # the AC family's temperature is its entropy weight, scheduled or constant

@@ -1,9 +1,9 @@
-"""RadiusGraphTransform against brute force, on one graph and on a PyG Batch."""
+"""RadiusGraph against brute force, on one graph and on a PyG Batch."""
 import pytest
 import torch
 from torch_geometric.data import Batch, Data
 
-from bmf_graph.transforms import RadiusGraphTransform
+from bmf_graph.transforms import RadiusGraph
 
 
 def brute_radius_edges(pos, r, batch=None, loop=False):
@@ -18,30 +18,30 @@ def brute_radius_edges(pos, r, batch=None, loop=False):
 def test_transform_matches_brute_force_one_graph():
     gen = torch.Generator().manual_seed(0)
     pos = torch.rand(40, 2, generator=gen)
-    data = RadiusGraphTransform(0.2)(Data(pos=pos, edge_attr=torch.ones(3, 1)))
+    data = RadiusGraph(0.2)(Data(pos=pos, edge_attr=torch.ones(3, 1)))
     assert torch.equal(data.edge_index, brute_radius_edges(pos, 0.2))
     assert data.edge_attr is None  # stale edge features go, as in T.RadiusGraph
-    looped = RadiusGraphTransform(0.2, loop=True)(Data(pos=pos))
+    looped = RadiusGraph(0.2, loop=True)(Data(pos=pos))
     assert torch.equal(looped.edge_index, brute_radius_edges(pos, 0.2, loop=True))
-    flipped = RadiusGraphTransform(0.2, flow="target_to_source")(Data(pos=pos))
+    flipped = RadiusGraph(0.2, flow="target_to_source")(Data(pos=pos))
     assert torch.equal(flipped.edge_index, brute_radius_edges(pos, 0.2).flip(0))
 
 
 def test_transform_on_batch_keeps_graphs_apart():
     gen = torch.Generator().manual_seed(1)
     graphs = [Data(pos=torch.rand(n, 3, generator=gen)) for n in (7, 12, 1, 9)]
-    batch = RadiusGraphTransform(0.5)(Batch.from_data_list(graphs))
+    batch = RadiusGraph(0.5)(Batch.from_data_list(graphs))
     assert torch.equal(batch.edge_index, brute_radius_edges(batch.pos, 0.5, batch.batch))
     assert all(batch.batch[batch.edge_index[0]] == batch.batch[batch.edge_index[1]])
-    nearest = RadiusGraphTransform(0.5, max_num_neighbors=2)(Batch.from_data_list(graphs))
+    nearest = RadiusGraph(0.5, max_num_neighbors=2)(Batch.from_data_list(graphs))
     assert int(torch.bincount(nearest.edge_index[1]).max()) <= 2
 
 
 def test_transform_errors_and_repr():
-    assert str(RadiusGraphTransform(0.3)) == "RadiusGraphTransform(r=0.3)"
-    with pytest.raises(ValueError, match="RadiusGraphTransform: flow='up' is not valid; expected "
+    assert str(RadiusGraph(0.3)) == "RadiusGraph(r=0.3)"
+    with pytest.raises(ValueError, match="RadiusGraph: flow='up' is not valid; expected "
                                          "one of source_to_target, target_to_source"):
-        RadiusGraphTransform(0.3, flow="up")
-    with pytest.raises(ValueError, match="RadiusGraphTransform: data must be a Data or Batch with "
+        RadiusGraph(0.3, flow="up")
+    with pytest.raises(ValueError, match="RadiusGraph: data must be a Data or Batch with "
                                          "pos, got Data without pos"):
-        RadiusGraphTransform(0.3)(Data(x=torch.ones(2, 1)))
+        RadiusGraph(0.3)(Data(x=torch.ones(2, 1)))

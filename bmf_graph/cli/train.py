@@ -8,10 +8,11 @@ Examples::
     bmf-train resume=runs/firefighter__bmf_q__0__20260101-120000
     bmf-train conf=battle --help                 # every setting, with conf=battle's values
 
-``conf=NAME`` picks a shipped task file (``bmf_graph/conf/NAME.yaml``) or a YAML file by path;
+``conf=NAME`` picks a shipped task file (``conf/NAME.yaml``) or a YAML file by path;
 every other ``key=value`` overrides one setting. A finished run ends with a summary: the final
 return, the best episode, the wall time, the run folder and the commands to evaluate, plot and
-resume it.
+resume it (and, for BMF, to draw its group graph). ``resume=`` on a run that had already
+finished trains nothing and says so above the summary.
 """
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ import time
 from pathlib import Path
 from typing import Sequence
 
+from omegaconf import OmegaConf
+
 from bmf_graph.algos import NonFiniteLoss
 from bmf_graph.checkpoint import UnreadableFile
 from bmf_graph.cli.settings import settings_help
@@ -30,6 +33,7 @@ from bmf_graph.config_checks import ConfigError
 from bmf_graph.files import DiskFull
 from bmf_graph.logging import FINAL_FRACTION, final_mean, read_metrics
 from bmf_graph.runlock import RunLocked
+from bmf_graph.trackers import check_trackers
 from bmf_graph.trainer import train
 
 HELP_FLAGS = ("-h", "--help")
@@ -49,10 +53,28 @@ def _duration(seconds: float) -> str:
     return f"{seconds:.1f} s" if seconds < 60 else f"{minutes} min {rest:02d} s"
 
 
+def _algo_name(run_dir: Path) -> str:
+    """The run's ``algo.name`` from its ``config.yaml`` (empty when unreadable)."""
+    try:
+        return str(OmegaConf.select(OmegaConf.load(run_dir / "config.yaml"), "algo.name", default=""))
+    except (OSError, ValueError):
+        return ""
+
+
+def _metrics_stamp(run_dir: Path) -> tuple[int, int] | None:
+    """Size and modification time of ``metrics.csv``: unchanged by a resume that trained nothing."""
+    try:
+        stat = (run_dir / "metrics.csv").stat()
+    except OSError:
+        return None
+    return stat.st_size, stat.st_mtime_ns
+
+
 def run_summary(run_dir: Path | str, seconds: float) -> str:
     """What a finished run reached and what to run next, from its ``metrics.csv``: the final
     return (mean ``charts/return`` over the last 10 % of episodes, as the sweep summaries and
-    RESULTS.md), the best episode, the wall time and the evaluate / plot / resume commands."""
+    RESULTS.md), the best episode, the wall time and the evaluate / plot / resume commands, plus
+    ``bmf-plot groups`` for the BMF methods (``bmf_q``, ``bmf_ac``), whose groups it draws."""
     run_dir = Path(run_dir)
     rows = [r for r in read_metrics(run_dir) if "charts/return" in r]
     returns = [r["charts/return"] for r in rows]
@@ -65,8 +87,10 @@ def run_summary(run_dir: Path | str, seconds: float) -> str:
         lines.append(f"best return:  {returns[best]:.2f} (episode {int(rows[best]['episode'])})")
     lines += ["next:",
               f"  bmf-evaluate returns {run_dir} --episodes 20      # greedy play; --sampled samples actions",
-              f"  bmf-plot curves {run_dir} --out {run_dir / 'plots'}/",
-              f"  bmf-train resume={run_dir}      # continues the run if it was stopped"]
+              f"  bmf-plot curves {run_dir} --out {run_dir / 'plots'}/"]
+    if _algo_name(run_dir).startswith("bmf"):
+        lines.append(f"  bmf-plot groups {run_dir} --step -1 --out {run_dir / 'plots'}/      # its learned groups")
+    lines.append(f"  bmf-train resume={run_dir}      # continues the run if it was stopped")
     return "\n".join(lines)
 
 
@@ -82,11 +106,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         start = time.perf_counter()
         cfg = load_config(argv)
+        check_trackers(cfg.logging)  # before the run folder is made
+        before = _metrics_stamp(Path(cfg.resume)) if cfg.resume else None
         run_dir = train(cfg)
     except (ConfigError, NonFiniteLoss, FileExistsError, FileNotFoundError, RunLocked, DiskFull,
             UnreadableFile) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2 if isinstance(error, ConfigError) else 1
+    if before is not None and _metrics_stamp(run_dir) == before:
+        print(f"{run_dir} had already finished its {len(read_metrics(run_dir))} episodes; nothing was trained "
+              f"(resume=RUN train.episodes=N with a larger N extends it)")
     print(run_summary(run_dir, time.perf_counter() - start))
     return 0
 

@@ -7,47 +7,25 @@ passes, and whose ``associated_class`` is the model. The model works as a policy
 IPPO, MAPPO, IQL and the other algorithms on tasks whose observations are ``[*, n, F]`` per
 agent group (VMAS), shared parameters only (a mean field treats agents alike).
 
-BenchMARL 1.5.1 calls two torchrl names that torchrl 0.13 dropped (``SyncDataCollector``, now
-``Collector``; ``ClipPPOLoss(critic_coef=, entropy_coef=)``, now ``critic_coeff``/
-``entropy_coeff``). Importing this module restores both, and only when they are missing, so
-that ``benchmarl`` imports and trains on the torchrl of the ``[benchmarl]`` extra.
+Importing this module registers ``BMFConfig`` as ``"bmf"`` in BenchMARL's
+``model_config_registry``, whichever of the two is imported first, and its YAML
+(``benchmarl_conf/model/layers/bmf.yaml``) ships with the package, so BenchMARL's Hydra command
+line selects it as ``model=layers/bmf`` (:func:`main`). Supported: BenchMARL 1.5.2 on torchrl
+and tensordict 0.11 (the ``[benchmarl]`` extra), the versions that install beside torch 2.13.
 """
-import inspect
 from dataclasses import dataclass
-from typing import Optional
+from pathlib import Path
+from typing import Optional, Sequence
 
 import torch
-import torchrl.collectors
-import torchrl.objectives
+from benchmarl.models import model_config_registry
+from benchmarl.models.common import Model, ModelConfig
 from tensordict import TensorDictBase
 
 from bmf_graph.integrations.torchrl import BMFNet
 
-
-def _restore_torchrl_names() -> None:
-    """The two torchrl 0.13 renames BenchMARL 1.5.1 predates (see the module docstring)."""
-    if not hasattr(torchrl.collectors, "SyncDataCollector"):
-        torchrl.collectors.SyncDataCollector = torchrl.collectors.Collector
-    loss = torchrl.objectives.ClipPPOLoss
-    if "critic_coef" not in inspect.signature(loss.__init__).parameters \
-            and not getattr(loss, "_accepts_old_coef_names", False):
-        class ClipPPOLoss(loss):
-            _accepts_old_coef_names = True
-
-            def __init__(self, *args, critic_coef: Optional[float] = None,
-                         entropy_coef: Optional[float] = None, **kwargs):
-                if critic_coef is not None:
-                    kwargs["critic_coeff"] = critic_coef
-                if entropy_coef is not None:
-                    kwargs["entropy_coeff"] = entropy_coef
-                super().__init__(*args, **kwargs)
-
-        torchrl.objectives.ClipPPOLoss = ClipPPOLoss
-
-
-_restore_torchrl_names()
-
-from benchmarl.models.common import Model, ModelConfig  # noqa: E402  (after the names above)
+CONFIG_DIR = Path(__file__).resolve().parent / "benchmarl_conf"
+"""BenchMARL-layout config folder of the model (``model/layers/bmf.yaml``), a Hydra search path."""
 
 
 class BMF(Model):
@@ -118,12 +96,16 @@ class BMFConfig(ModelConfig):
 
     @classmethod
     def get_from_yaml(cls, path: Optional[str] = None) -> "BMFConfig":
-        """The defaults above (``path=None``), or those of a yaml file overriding them."""
-        if path is None:
-            return cls()
+        """The shipped ``model/layers/bmf.yaml`` (``path=None``) or another yaml file; keys
+        the file leaves out keep the defaults above."""
         from benchmarl.utils import _read_yaml_config
 
-        return cls(**_read_yaml_config(path))
+        config = _read_yaml_config(str(path or CONFIG_DIR / "model" / "layers" / "bmf.yaml"))
+        config.pop("name", None)
+        return cls(**config)
+
+
+model_config_registry["bmf"] = BMFConfig
 
 
 ALGORITHMS = ("mappo", "ippo", "iql")
@@ -165,3 +147,23 @@ def make_experiment(model_config: ModelConfig, critic_model_config: Optional[Mod
     return Experiment(task=vmas_task, algorithm_config=algorithm_config, model_config=model_config,
                       critic_model_config=critic_model_config or model_config, seed=seed,
                       config=config, callbacks=callbacks)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    """BenchMARL's Hydra command line with BMF registered and its config on the search path::
+
+        python -m bmf_graph.integrations.benchmarl algorithm=mappo task=vmas/navigation model=layers/bmf
+
+    Every argument is BenchMARL's (``benchmarl/run.py``); ``model.radius=0.3`` and the like
+    override the fields of :class:`BMFConfig`."""
+    import sys
+
+    from benchmarl.run import hydra_experiment
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    sys.argv = [sys.argv[0], *argv, f"hydra.searchpath=[file://{CONFIG_DIR}]"]
+    hydra_experiment()
+
+
+if __name__ == "__main__":
+    main()
