@@ -209,13 +209,19 @@ sys.exit(main(sys.argv[2:]))
 def test_a_file_size_limit_at_a_checkpoint_is_the_disk_full_line_and_keeps_the_last_one(tmp_path):
     """Under ``ulimit -f`` the first checkpoint fits and the second's replay does not: torch.save
     fails inside its zip writer, and the error is still the one DiskFull line."""
-    args = [*TINY_FF, f"runs_dir={tmp_path}", "run_name=r", "train.episodes=4", "train.save_every=2"]
-    done = subprocess.run([sys.executable, "-c", FILE_LIMIT, "50000", *args], cwd=CODE, env=ENV,
-                          capture_output=True, text=True, timeout=300)
+    args = [*TINY_FF, "run_name=r", "train.episodes=4", "train.save_every=2"]
+    sizes = []
+    for episodes in (2, 4):  # last.pt after 2 and after 4 episodes (the replay grows with them)
+        assert entry.main([*args, f"runs_dir={tmp_path / str(episodes)}", f"train.episodes={episodes}"]) == 0
+        sizes.append((tmp_path / str(episodes) / "r" / "checkpoints" / "last.pt").stat().st_size)
+    assert sizes[0] < sizes[1]
+    done = subprocess.run([sys.executable, "-c", FILE_LIMIT, str(sum(sizes) // 2), *args, f"runs_dir={tmp_path}"],
+                          cwd=CODE, env=ENV, capture_output=True, text=True, timeout=300)
     assert done.returncode == 1, done.stderr
     err = done.stderr.strip()
     assert len(err.splitlines()) == 1 and "the file-size limit (ulimit -f) was reached while writing" in err, err
     assert torch.load(tmp_path / "r" / "checkpoints" / "last.pt", weights_only=True)["episode"] == 2
+    assert (tmp_path / "r" / "checkpoints" / "last.pt").stat().st_size == sizes[0]
     assert not list((tmp_path / "r").rglob(".*.tmp"))
 
 
