@@ -61,7 +61,7 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     torch.manual_seed(args.seed)
-    checkpoint = Path(args.run) / "checkpoints" / "model_final.pt"
+    checkpoint = Path(args.run)  # its final model
     env, env_name, _, policies = setup_play(checkpoint, None, None, 0, None, "cpu")
     model = policies[0]
     model.cfg.learning_starts = 10 ** 9  # record, never update

@@ -42,7 +42,7 @@ def main() -> None:
     train, evaluated = defaultdict(list), defaultdict(list)
     for run, label in zip(runs, run_labels(runs)):
         train[label].append(final_return(run))
-        result = evaluate_returns(run / "checkpoints" / "model_final.pt", episodes=args.episodes,
+        result = evaluate_returns(run, episodes=args.episodes,
                                   seed=args.seed, deterministic=False)
         evaluated[label].append(result["return"]["mean"])
     print(f"| method | seeds | final training return | evaluation return ({args.episodes} episodes) |")

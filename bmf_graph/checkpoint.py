@@ -2,13 +2,15 @@
 
 A *model file* holds what acting needs: the algorithm name, its config, the team spec, the
 neighbour radius and the weights, so any checkpoint loads into an environment of another
-size (zero-shot scaling). The *run state* (``checkpoints/last.pt``) adds optimizers, replay
-contents, RNG states and counters, so ``resume=RUN`` continues exactly.
+size (zero-shot scaling). It is ``NAME.safetensors`` with ``NAME.json`` beside it
+(:mod:`bmf_graph.model_files`); the ``NAME.pt`` files of earlier versions still load. The *run
+state* (``checkpoints/last.pt``) adds optimizers, replay contents, RNG states and counters, so
+``resume=RUN`` continues exactly; it is torch-saved and read back with ``weights_only=True``.
+Every file is read through :mod:`bmf_graph.run_files`.
 """
 from __future__ import annotations
 
 import dataclasses
-import pickle
 import random
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,11 @@ from bmf_graph.algos import Algorithm, make_algorithm
 from bmf_graph.config import AlgoConfig, with_v2_defaults
 from bmf_graph.envs.base import TeamSpec
 from bmf_graph.files import atomic_write
+from bmf_graph.model_files import write_model
+from bmf_graph.run_files import UnreadableFile, load_file, read_model_payload
+
+__all__ = ["atomic_save", "model_payload", "save_model", "load_model", "load_file", "UnreadableFile",
+           "rng_state", "set_rng_state", "seed_everything"]
 
 
 def atomic_save(obj: Any, path: Path | str) -> Path:
@@ -32,21 +39,20 @@ def model_payload(algo: Algorithm) -> dict[str, Any]:
             "radius": algo.radius, "state_dict": {k: v.cpu() if torch.is_tensor(v) else v for k, v in algo.state_dict().items()}}
 
 
-def save_model(path: Path | str, algo: Algorithm) -> Path:
-    """Write a model file for ``algo``."""
-    return atomic_save(model_payload(algo), path)
+def save_model(path: Path | str, algo: Algorithm, half: bool = False) -> Path:
+    """Write ``algo``'s model file ``NAME.safetensors`` + ``NAME.json`` (``path`` names either, or
+    ``NAME``); returns the ``.safetensors`` path. ``half`` stores float16 weights."""
+    return write_model(path, model_payload(algo), half)
 
 
 def load_model(path: Path | str, device: torch.device | str = "cpu", num_agents: int | None = None) -> Algorithm:
-    """Rebuild an algorithm from a model file, in eval mode; ``num_agents`` resizes the team."""
+    """Rebuild an algorithm from a model file (safetensors or an earlier ``.pt``), in eval mode;
+    ``num_agents`` resizes the team."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"load_model: no model file at {path}")
-    payload = load_file(path)
-    if not isinstance(payload, dict) or "state_dict" not in payload:
-        raise ValueError(f"load_model: {path} is not a bmf_graph model file (no 'state_dict')")
-    spec = dict(payload["spec"])
-    spec["view_shape"] = tuple(spec["view_shape"])
+    payload = read_model_payload(path)
+    spec = {k: tuple(v) if isinstance(v, list) else v for k, v in payload["spec"].items()}  # JSON lists
     if num_agents is not None:
         spec["num_agents"] = num_agents
     try:
@@ -57,7 +63,7 @@ def load_model(path: Path | str, device: torch.device | str = "cpu", num_agents:
         if expected != saved:
             raise ValueError(f"missing {sorted(expected - saved)[:3]}, unexpected {sorted(saved - expected)[:3]}")
         algo.load_state_dict(payload["state_dict"])
-    except (TypeError, ValueError, RuntimeError) as error:
+    except (TypeError, ValueError, RuntimeError, KeyError, AttributeError) as error:
         lines = [line.strip() for line in str(error).splitlines() if line.strip()]
         raise ValueError(f"load_model: {path} ({payload['algo'].get('name')}) was written by another version of "
                          f"bmf_graph ({' '.join(lines[:2]) or type(error).__name__}); retrain it or load it "
@@ -72,43 +78,6 @@ def v2_state_dict(state: dict[str, Any], expected: set[str]) -> dict[str, Any]:
         wrapped = key.replace(".", ".net.", 1)
         return wrapped if key not in expected and wrapped in expected else key
     return {rename(k): v for k, v in state.items()}
-
-
-class UnreadableFile(ValueError):
-    """A checkpoint that is truncated, corrupt or holds more than tensors and plain values."""
-
-
-NUMPY_ARRAYS = [np._core.multiarray._reconstruct, np.ndarray, np.dtype,
-                *(type(np.dtype(t)) for t in (np.bool_, np.int32, np.int64, np.uint32, np.float32, np.float64))]
-"""Globals of plain numpy arrays (data only, no code), allowed so that run states written before
-RNG states and replay links were stored as tensors still load."""
-
-
-def load_file(path: Path | str, device: torch.device | str = "cpu") -> Any:
-    """``torch.load`` with ``weights_only=True``: tensors, numpy arrays, numbers, strings and
-    containers of them only, so loading never runs code stored in the file. A file holding other Python objects
-    (a pickle payload), a truncated or corrupt file and a missing one are refused, each with
-    a one-line error naming the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no file at {path}")
-    try:
-        with torch.serialization.safe_globals(NUMPY_ARRAYS):
-            return torch.load(path, map_location=device, weights_only=True)
-    except pickle.UnpicklingError as error:
-        if "Unsupported global" not in str(error):
-            raise UnreadableFile(f"{path} is not a readable checkpoint (truncated or corrupt: "
-                                 f"{_first_line(error)})") from None
-        detail = next((line.strip() for line in str(error).splitlines() if "GLOBAL" in line), "")
-        raise UnreadableFile(f"{path} holds Python objects other than tensors and plain values ({detail[:120]}); "
-                             f"refusing to load it, as loading could run code. Only load files you trust; a "
-                             f"bmf_graph file holds tensors and plain values only") from None
-    except (RuntimeError, EOFError, OSError, ValueError, AttributeError, IndexError) as error:
-        raise UnreadableFile(f"{path} is not a readable checkpoint (truncated or corrupt: {_first_line(error)})") from None
-
-
-def _first_line(error: BaseException) -> str:
-    return (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
 
 
 def rng_state() -> dict[str, Any]:

@@ -282,6 +282,9 @@ class Config:
     extends the run)."""
     threads: int = 0
     """torch CPU threads; 0 keeps torch's default."""
+    overwrite: bool = False
+    """Replace the run folder ``runs_dir/run_name`` if it exists (its files are removed first;
+    refused while another process holds it, and for a folder that is not a run folder)."""
     env: EnvConfig = field(default_factory=EnvConfig)
     algo: AlgoConfig = field(default_factory=AlgoConfig)
     opponent: OpponentConfig = field(default_factory=OpponentConfig)

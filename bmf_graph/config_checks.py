@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, Sequence
 
@@ -128,15 +129,17 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"env.learn_teams={cfg.env.learn_teams} is not valid; expected distinct team indices >= 0")
     for key in ("episodes", "save_every", "envs"):
         _positive(f"train.{key}", getattr(cfg.train, key))
-    _positive("seed", cfg.seed, allow_zero=True)
-    if cfg.threads < 0:
-        raise ConfigError(f"threads={cfg.threads} is not valid; expected 0 (torch's default) or a positive integer")
+    if not 0 <= cfg.seed < 2**32:
+        raise ConfigError(f"seed={cfg.seed!r} is not valid; expected an integer in [0, 2**32)")
+    if not 0 <= cfg.threads <= max_threads():
+        raise ConfigError(f"threads={cfg.threads} is not valid; expected 0 (torch's default) or 1..{max_threads()} "
+                          f"(4 per CPU core of this machine)")
     if cfg.train.worker and cfg.train.envs < 2:
         raise ConfigError(f"train.worker=true needs train.envs >= 2 (two halves); got train.envs={cfg.train.envs}")
     if cfg.train.max_steps is not None:
         _positive("train.max_steps", cfg.train.max_steps)
-    if not cfg.runs_dir.strip():
-        raise ConfigError("runs_dir='' is not valid; expected a folder")
+    if cfg.resume is None:
+        check_runs_dir(cfg.runs_dir)
     _inside("run_name", cfg.run_name, "a folder name inside runs_dir (no '..', not absolute)")
     if not cfg.conf.strip() or "/" in cfg.conf or "\\" in cfg.conf or cfg.conf.startswith("."):
         raise ConfigError(f"conf={cfg.conf!r} is not valid; expected a task file's name (no folders)")
@@ -148,6 +151,30 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"resume={cfg.resume!r} is not a run folder")
     _check_env_kwargs(cfg.env.name, cfg.env.kwargs)
     return cfg
+
+
+def max_threads() -> int:
+    """The most torch threads a run may ask for: 4 per CPU core."""
+    return 4 * (os.cpu_count() or 1)
+
+
+PACKAGE = Path(__file__).resolve().parent
+
+
+def check_runs_dir(runs_dir: str) -> None:
+    """``runs_dir`` is a writable folder (or one that can be made in a writable folder) outside
+    the installed package."""
+    if not runs_dir.strip():
+        raise ConfigError("runs_dir='' is not valid; expected a folder")
+    path = Path(runs_dir).expanduser().resolve()
+    if path == PACKAGE or PACKAGE in path.parents:
+        raise ConfigError(f"runs_dir={runs_dir!r} is not valid: it is inside the installed bmf_graph package "
+                          f"({PACKAGE}); expected a folder outside it (e.g. runs)")
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        raise ConfigError(f"runs_dir={runs_dir!r} is not valid: {existing} is a file; expected a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"runs_dir={runs_dir!r} is not valid: {existing} is not writable; expected a writable folder")
 
 
 def _check_env_kwargs(name: str, kwargs: dict[str, Any]) -> None:
@@ -169,7 +196,7 @@ def check_resume(cfg: Config, saved: Config) -> None:
     the run folder's name and place) only: a resumed run keeps its settings, or it would no longer
     be one run."""
     mine, theirs = _flat(cfg), _flat(saved)
-    ignored = set(RESUME_KEYS) | {"resume", "run_name", "runs_dir"}
+    ignored = set(RESUME_KEYS) | {"resume", "run_name", "runs_dir", "overwrite"}
     changed = sorted(k for k in mine.keys() | theirs.keys() if k not in ignored and mine.get(k) != theirs.get(k))
     if changed:
         key = changed[0]

@@ -12,7 +12,7 @@ In Battle, which team spawns on the left is drawn by the env from each episode's
 explicitly. A model trained before the minimap (or with fixed sides) is played with
 ``env_kwargs={"minimap_mode": False, "random_sides": False}``.
 
-A model is a model file or a run folder (its ``checkpoints/model_final.pt``). The command line,
+A model is a model file or a run folder (its ``checkpoints/model_final.safetensors``). The command line,
 ``bmf-evaluate`` or ``python -m bmf_graph.evaluate``, is :mod:`bmf_graph.cli.evaluation`.
 """
 from __future__ import annotations
@@ -124,7 +124,7 @@ def evaluate_returns(model_path_or_policy: Source, env_name: str | None = None,
 
 
 def _name(player: Source) -> str:
-    """The run folder of ``RUN`` or ``RUN/checkpoints/model_final.pt`` (``LABEL/seedS`` for the
+    """The run folder of ``RUN`` or ``RUN/checkpoints/model_final.*`` (``LABEL/seedS`` for the
     results layout's ``LABEL/seedS`` runs), ``RUN/model_ep...`` for other files of a run, else the
     file stem (or the description of a non-file)."""
     if not isinstance(player, (str, Path)) or str(player) == RANDOM:

@@ -15,6 +15,7 @@ import torch
 
 from bmf_graph.algos.random_policy import RandomPolicy
 from bmf_graph.checkpoint import load_model
+from bmf_graph.model_files import final_model, model_stems
 from bmf_graph.config import Config, from_yaml
 from bmf_graph.config_checks import ENVIRONMENTS
 from bmf_graph.envs import make_env
@@ -48,23 +49,26 @@ def is_file_source(source: Source) -> bool:
 
 
 def model_file(source: Path | str) -> Path:
-    """The model file ``source`` names: itself, or ``RUN/checkpoints/model_final.pt`` for a run
-    folder ``RUN``. Raises ``FileNotFoundError`` naming what is missing."""
+    """The model file ``source`` names: itself, or ``RUN/checkpoints/model_final.safetensors``
+    (an earlier version's ``model_final.pt``) for a run folder ``RUN``. Raises
+    ``FileNotFoundError`` naming what is missing."""
     path = Path(source)
     if path.is_dir():
-        final = path / "checkpoints" / "model_final.pt"
-        if final.is_file():
+        final = final_model(path)
+        if final is not None:
             return final
-        saved = sorted(p.name for p in (path / "checkpoints").glob("model_*.pt"))
-        raise FileNotFoundError(f"{path} is a folder without checkpoints/model_final.pt; expected a model file (.pt) "
-                                f"or a finished run folder" + (f" (its model files: {', '.join(saved)})" if saved else ""))
+        saved = model_stems(path / "checkpoints")
+        raise FileNotFoundError(f"{path} is a folder without checkpoints/model_final.safetensors; expected a model "
+                                f"file (.safetensors or .pt) or a finished run folder"
+                                + (f" (its model files: {', '.join(saved)})" if saved else ""))
     if not path.is_file():
-        raise FileNotFoundError(f"model {str(path)!r} does not exist; expected a model file (.pt) or a run folder")
+        raise FileNotFoundError(f"model {str(path)!r} does not exist; expected a model file (.safetensors or .pt) "
+                                f"or a run folder")
     return path
 
 
 def checkpoint_config(checkpoint: Source) -> Config | None:
-    """The config of the run a model file belongs to (``RUN/checkpoints/*.pt`` or ``RUN`` ->
+    """The config of the run a model file belongs to (``RUN/checkpoints/model_*`` or ``RUN`` ->
     ``RUN/config.yaml``); ``None`` for other sources or files outside a run folder."""
     if not is_file_source(checkpoint):
         return None

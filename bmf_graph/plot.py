@@ -2,10 +2,10 @@
 
     python -m bmf_graph.plot curves runs/ --out assets/ --smooth 5
     python -m bmf_graph.plot groups RUN --step -1 --out plots/     # the episode's last step
-    python -m bmf_graph.plot strip RUN/checkpoints/model_final.pt --steps 0,10,20,30 --out plots/
+    python -m bmf_graph.plot strip RUN/checkpoints/model_final.safetensors --steps 0,10,20,30 --out plots/
     python -m bmf_graph.plot gif RUN --opponent random --out plots/
 
-A model is a model file or a run folder (its ``checkpoints/model_final.pt``); play is greedy
+A model is a model file or a run folder (its ``checkpoints/model_final.safetensors``); play is greedy
 unless ``--sampled`` and uses the run's ``threads`` unless ``--threads``. Negative steps count
 from the end of the episode (``-1``: its last step). Runs of several tasks get one panel per
 task. ``--out`` is a file (``.png`` / ``.gif``) or a folder (a default file name is used); an existing
@@ -36,7 +36,7 @@ from bmf_graph.envs.gif import save_episode_gif  # noqa: E402
 from bmf_graph.files import atomic_write  # noqa: E402
 from bmf_graph.group_graph import (GroupSnapshot, capture_groups, draw_snapshot, legend_handles,  # noqa: E402
                                    snapshot_title)
-from bmf_graph.logging import read_metrics  # noqa: E402
+from bmf_graph.run_files import read_csv as read_metrics  # noqa: E402
 from bmf_graph.players import Driver, read_run_config, set_threads, setup_play  # noqa: E402
 
 __all__ = ["Curve", "CurvePlot", "GroupFigure", "learning_curves", "run_labels", "smooth_series", "group_graph",
@@ -352,7 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--out", required=True, help="output file or folder (a default file name inside)")
     common.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     play = argparse.ArgumentParser(add_help=False, parents=[common])
-    play.add_argument("checkpoint", help="BMF model file (.pt) or run folder (its checkpoints/model_final.pt)")
+    play.add_argument("checkpoint", help="BMF model file (.safetensors or .pt) or run folder (its final model)")
     play.add_argument("--env", choices=ENVIRONMENTS, help="task (default: the run's)")
     play.add_argument("--env-kwargs", nargs="*", default=[], metavar="KEY=VALUE",
                       help="task arguments, over those of the model's run")

@@ -8,7 +8,7 @@ What it reads (every part optional: a missing part is reported as missing, never
 
 ===========================================================  ==========================================
 ``results/{task}/{label}/seed{S}/``                          a training run: ``config.yaml``,
-                                                             ``metrics.csv``, ``checkpoints/model_final.pt``
+                                                             ``metrics.csv``, ``checkpoints/model_final.*``
 ``results/battle/head_to_head/*.json``                       ``python -m bmf_graph.evaluate head-to-head``,
                                                              one file per seed, pooled by method
 ``results/battle/zero_shot/{label}__seed{S}__{opp}.json``    ``python -m bmf_graph.evaluate zero-shot``
@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Sequence
 
 from bmf_graph.files import atomic_write_text
+from bmf_graph.model_files import final_model
 from bmf_graph.results_figures import curves_figure, head_to_head_figure, zero_shot_figure
 from bmf_graph.results_head_to_head import head_to_head_lines, read_head_to_head
 from bmf_graph.results_paper import CLAIMS, TABLE1, TABLE2, TASK_TITLES, ZERO_SHOT_CLAIM
@@ -222,7 +223,7 @@ def _pictures(groups_by_task: dict[str, dict[str, list[Run]]], assets: str, figu
     runs = [r for r in groups_by_task.get(task, {}).get(label, []) if r.complete]  # sorted by seed
     if not runs:
         return lines + [f"Not drawn yet (no finished `results/{task}/{label}/seed*/` run).", ""]
-    model = runs[0].path / "checkpoints" / "model_final.pt"
+    model = final_model(runs[0].path)
     strip, gif = f"results_{task}_groups.png", f"results_{task}.gif"
     if figure_dir is not None:
         from bmf_graph.plot import group_strip, replay_gif  # plays games: imported only to draw
@@ -307,9 +308,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not Path(args.results).is_dir():
         parser.error(f"--results {args.results!r} is not a folder; expected the results/ folder of a checkout")
     out = Path(args.out)
-    text = render(args.results, args.assets, figures=not args.no_figures, figure_dir=out.parent / args.assets,
-                  pictures=args.pictures)
-    atomic_write_text(out, text)
+    try:
+        text = render(args.results, args.assets, figures=not args.no_figures, figure_dir=out.parent / args.assets,
+                      pictures=args.pictures)
+        atomic_write_text(out, text)
+    except (ValueError, OSError) as error:  # an unreadable run file or model, an unwritable output
+        parser.error(str(error))
     print(f"wrote {args.out}", file=sys.stderr)
     return 0
 

@@ -16,7 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from bmf_graph.logging import read_metrics  # noqa: E402
+from bmf_graph.run_files import read_csv as read_metrics  # noqa: E402
 from bmf_graph.plot import aggregate, smooth_series  # noqa: E402
 from bmf_graph.results_stats import method_order  # noqa: E402
 

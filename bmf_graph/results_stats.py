@@ -22,7 +22,9 @@ from scipy import stats
 
 from bmf_graph.config import Config, from_yaml
 from bmf_graph.config_checks import ALGORITHMS
-from bmf_graph.logging import final_mean, read_metrics
+from bmf_graph.logging import final_mean
+from bmf_graph.model_files import final_model
+from bmf_graph.run_files import read_csv as read_metrics
 from bmf_graph.sweep_grid import SEED_FOLDER
 
 REFERENCE_LABELS = ("bmf_q", "bmf_ac")
@@ -53,7 +55,7 @@ def read_run(path: Path, label: str) -> Run:
     rows = read_metrics(path)
     if not rows:
         raise ValueError(f"results: {path / 'metrics.csv'} has no rows; expected one row per training episode")
-    finished = (path / "checkpoints" / "model_final.pt").is_file()
+    finished = final_model(path) is not None
     returns = [r["charts/return"] for r in rows]
     run = Run(path, label, int(SEED_FOLDER.fullmatch(path.name).group(1)), cfg, len(rows),
               finished and len(rows) >= cfg.train.episodes, final_mean(returns), float(np.mean(returns)))

@@ -5,7 +5,7 @@ one value: ``env.learn_teams=[0,1]``); the grid is the cartesian product of the 
 point is validated up front, then trained as one Ray task in its own run folder
 ``{runs_dir}/{conf}__{algo}__{seed}__{hash}/`` (the layout of ``train.py``; ``hash`` is taken
 from the resolved configuration, so re-running the same command finds the same folders):
-finished runs (``checkpoints/model_final.pt``) are skipped, interrupted ones resume from their
+finished runs (``checkpoints/model_final.safetensors``) are skipped, interrupted ones resume from their
 ``checkpoints/last.pt``, and the others start in a fresh folder (``...__try2``); nothing
 finished is ever overwritten. A failing run is recorded and the others go on; the command
 exits with 1 when any run failed.
@@ -49,7 +49,9 @@ from tqdm.auto import tqdm
 from bmf_graph.config import Config
 from bmf_graph.config_checks import ConfigError
 from bmf_graph.files import DiskFull, atomic_write_text
-from bmf_graph.logging import final_mean, read_metrics
+from bmf_graph.logging import final_mean
+from bmf_graph.model_files import final_model
+from bmf_graph.run_files import read_csv as read_metrics
 from bmf_graph.cli.settings import settings_help
 from bmf_graph.runlock import RunLocked, holder
 from bmf_graph.sweep_grid import Run, SweepOptions, expand, options_help, parse_args
@@ -104,7 +106,7 @@ def attempts(run: Run) -> list[tuple[int, Path]]:
 
 
 def is_finished(run_dir: Path) -> bool:
-    return (run_dir / "checkpoints" / "model_final.pt").is_file()
+    return final_model(run_dir) is not None
 
 
 def plan(run: Run) -> tuple[str, Path]:

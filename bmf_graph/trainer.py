@@ -5,11 +5,14 @@ Each copy's episode is one training episode: one row of ``metrics.csv``, counted
 ``train.episodes``; the exploration progress of a round is ``episodes done / (episodes - 1)``
 at its start, and every policy acts with it. ``train(cfg)`` runs a whole configuration and returns its run folder
 ``{runs_dir}/{conf}__{algo}__{seed}__{time}/`` holding ``config.yaml``, ``metrics.csv``,
-TensorBoard events, model files ``checkpoints/model_ep{E}.pt`` / ``model_final.pt`` and the
-resumable state ``checkpoints/last.pt``.
+TensorBoard events, model files ``checkpoints/model_ep{E}.safetensors`` /
+``model_final.safetensors`` (each with its ``.json`` spec) and the resumable state
+``checkpoints/last.pt``.
 """
 from __future__ import annotations
 
+import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -21,8 +24,7 @@ from tqdm.auto import tqdm
 from bmf_graph.algos import NonFiniteLoss, make_algorithm
 from bmf_graph.algos.base import soft_update
 from bmf_graph.algos.random_policy import RandomPolicy
-from bmf_graph.checkpoint import (UnreadableFile, atomic_save, load_file, rng_state, save_model, seed_everything,
-                                  set_rng_state)
+from bmf_graph.checkpoint import UnreadableFile, atomic_save, rng_state, save_model, seed_everything, set_rng_state
 from bmf_graph.config import Config, from_yaml, resume_config, to_yaml
 from bmf_graph.config_checks import ConfigError, resolve_device
 from bmf_graph.envs import TASKS, make_env
@@ -31,6 +33,7 @@ from bmf_graph.envs.copies import EnvCopies, LocalCopies, WorkerCopies
 from bmf_graph.limits import check_limits
 from bmf_graph.logging import RunLogger
 from bmf_graph.players import load_policy
+from bmf_graph.resume import read_state
 from bmf_graph.rollout import EpisodeResult, play_episodes
 from bmf_graph.runlock import RunLock
 
@@ -51,10 +54,10 @@ class Trainer:
 
     def __init__(self, cfg: Config, run_dir: Path | None = None, lock: RunLock | None = None):
         self.cfg, self.lock = cfg, lock
+        check_limits(cfg)
         if cfg.threads > 0:
             torch.set_num_threads(cfg.threads)
         self.device = resolve_device(cfg.device)
-        check_limits(cfg)
         seed_everything(cfg.seed)
         try:
             self.env = make_env(cfg.env.name, cfg.env.kwargs)
@@ -123,10 +126,19 @@ class Trainer:
         c = self.cfg
         name = c.run_name or f"{c.conf}__{c.algo.name}__{c.seed}__{time.strftime('%Y%m%d-%H%M%S')}"
         run_dir = Path(c.runs_dir) / name
+        if run_dir.exists() and not c.overwrite:
+            raise FileExistsError(f"run folder {run_dir} already exists; choose another run_name, resume={run_dir} "
+                                  f"or overwrite=true to replace it")
         if run_dir.exists():
-            raise FileExistsError(f"run folder {run_dir} already exists; choose another run_name or resume={run_dir}")
-        run_dir.mkdir(parents=True)
-        self.lock = RunLock(run_dir)
+            self.lock = RunLock(run_dir)  # refused while another process holds it
+            _empty_run_folder(run_dir)
+        else:
+            try:
+                run_dir.mkdir(parents=True)
+            except OSError as error:
+                raise ConfigError(f"runs_dir={c.runs_dir!r} is not valid: cannot create {run_dir} "
+                                  f"({error.strerror or error}); expected a writable folder") from None
+            self.lock = RunLock(run_dir)
         atomic_write_text(run_dir / "config.yaml", to_yaml(c))
         return run_dir
 
@@ -189,16 +201,16 @@ class Trainer:
         for t, algo in self.learners.items():
             suffix = "" if t == first else f"_{self.env.teams[t].name}"
             for name in names:
-                save_model(ckpt / f"{name}{suffix}.pt", algo)
+                save_model(ckpt / f"{name}{suffix}", algo)
         state = {"episode": self.episode, "env_steps": self.env_steps, "rng": rng_state(),
                  "learners": {t: {"weights": a.state_dict(), "training": a.training_state()}
                               for t, a in self.learners.items()},
                  "policies": {i: p.state_dict() for i, p in enumerate(self.policies) if i not in self.learners}}
         atomic_save(state, ckpt / "last.pt")
 
-    def load(self) -> None:
+    def load(self, state: dict[str, Any]) -> None:
+        """Continue from ``state``, the run state :func:`~bmf_graph.resume.read_state` checked."""
         path = self.run_dir / "checkpoints" / "last.pt"
-        state = load_file(path, self.device)
         try:
             for t, algo in self.learners.items():
                 algo.load_state_dict(state["learners"][t]["weights"])
@@ -210,10 +222,7 @@ class Trainer:
         except (KeyError, TypeError, ValueError, RuntimeError) as error:
             first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise UnreadableFile(f"{path} does not match this run's config.yaml ({first}); it was written by "
-                             f"another version or for another run") from None
-        if self.episode > self.cfg.train.episodes:
-            raise ConfigError(f"train.episodes={self.cfg.train.episodes} is below the {self.episode} episodes "
-                              f"{self.run_dir} has done; expected at least {self.episode}")
+                                 f"another version or for another run") from None
 
     # ------------------------------------------------------------------ main loop
     def train(self, logger: RunLogger) -> Path:
@@ -258,23 +267,52 @@ def _record_extension(trainer: Trainer) -> None:
         atomic_write_text(path, to_yaml(written))
 
 
+def _empty_run_folder(run_dir: Path) -> None:
+    """``overwrite=true``: remove what a run folder holds (not its lock); a folder that is not a
+    run folder (no ``config.yaml``) and is not empty is refused."""
+    entries = [p for p in run_dir.iterdir() if p.name != ".lock"]
+    if entries and not (run_dir / "config.yaml").is_file():
+        raise ConfigError(f"overwrite=true would replace {run_dir}, which is not a run folder (no config.yaml); "
+                          f"expected a run folder or a new run_name")
+    for entry in entries:
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+
+
+def _open_log(trainer: Trainer, keep_rows: int | None) -> RunLogger:
+    """The run's logger; on resume it cuts ``metrics.csv`` to ``keep_rows`` rows, or refuses a
+    header it cannot continue (one line, nothing written)."""
+    teams, learn = trainer.env.teams, trainer.cfg.env.learn_teams
+    try:
+        return RunLogger(trainer.run_dir, [t.name for t in teams], keep_rows=keep_rows,
+                         other_learners=[teams[t].name for t in learn[1:]], cfg=trainer.cfg)
+    except ValueError as error:
+        raise UnreadableFile(str(error)) from None
+
+
 def train(cfg: Config) -> Path:
     """Run a training run and return its folder.
 
     With ``cfg.resume`` the run folder's own ``config.yaml`` is used (only ``train.episodes``
     may differ: a larger value extends the run; see :func:`~bmf_graph.config.resume_config`)
-    and training continues from ``checkpoints/last.pt`` exactly. The run folder is locked
-    (:class:`~bmf_graph.runlock.RunLock`) for the whole run; temporary files left by a killed
-    run are removed first.
+    and training continues from ``checkpoints/last.pt`` exactly, once
+    :func:`~bmf_graph.resume.read_state` found it and the per-episode CSVs consistent (before
+    anything is written); a run without ``last.pt`` restarts from episode 1 in place. The run
+    folder is locked (:class:`~bmf_graph.runlock.RunLock`) for the whole run; temporary files
+    left by a killed run are removed once the checks pass.
     """
+    state = None
     if cfg.resume:
         run_dir = Path(cfg.resume)
         lock = RunLock(run_dir)
         try:
             saved = resume_config(cfg)
-            if not (run_dir / "checkpoints" / "last.pt").is_file():
-                raise FileNotFoundError(f"resume={run_dir}: no checkpoints/last.pt to resume from")
-            remove_temp_files(run_dir)
+            state = read_state(run_dir, saved, resolve_device(saved.device))
+            if state is None:
+                print(f"resume={run_dir}: no checkpoint yet (checkpoints/last.pt); restarting the run from episode 1 "
+                      f"in place", file=sys.stderr, flush=True)
             trainer = Trainer(saved, run_dir=run_dir, lock=lock)
         except BaseException:
             lock.release()
@@ -282,12 +320,12 @@ def train(cfg: Config) -> Path:
     else:
         trainer = Trainer(cfg)
     try:
+        if state is not None:
+            trainer.load(state)
+        logger = _open_log(trainer, trainer.episode if cfg.resume else None)
         if cfg.resume:
-            trainer.load()
+            remove_temp_files(trainer.run_dir)
             _record_extension(trainer)
-        teams = trainer.env.teams
-        logger = RunLogger(trainer.run_dir, [t.name for t in teams], keep_rows=trainer.episode if cfg.resume else None,
-                           other_learners=[teams[t].name for t in cfg.env.learn_teams[1:]], cfg=trainer.cfg)
         return trainer.train(logger)
     except NonFiniteLoss as error:
         raise NonFiniteLoss(_stop_message(error, trainer)) from None

@@ -34,7 +34,7 @@ def ckpt(tmp_path_factory):
     for conf, algo in [("firefighter", "bmf_q"), ("battle", "bmf_q"), ("battle", "mfq"), ("pursuit", "bmf_ac")]:
         cfg = load_config([f"conf={conf}", f"algo={algo}", f"runs_dir={root}", f"run_name={conf}_{algo}",
                            "train.episodes=1", *TINY[conf], *FAST])
-        out[(conf, algo)] = train(cfg) / "checkpoints" / "model_final.pt"
+        out[(conf, algo)] = train(cfg) / "checkpoints" / "model_final.safetensors"
     return out
 
 
@@ -173,8 +173,8 @@ def test_players_are_named_after_their_run_folders(tmp_path):
     runs = [tmp_path / "battle" / "bmf_q" / "seed10", tmp_path / "battle" / "mfq" / "seed10", tmp_path / "battle_q"]
     for run in runs:
         (run / "checkpoints").mkdir(parents=True)
-    files = [run / "checkpoints" / "model_final.pt" for run in runs[:2]]
-    others = [runs[2], runs[0] / "checkpoints" / "model_ep000032.pt", tmp_path / "mine.pt", runs[2], "random"]
+    files = [run / "checkpoints" / "model_final.safetensors" for run in runs[:2]]
+    others = [runs[2], runs[0] / "checkpoints" / "model_ep000032.safetensors", tmp_path / "mine.pt", runs[2], "random"]
     assert evaluate._names(files + others) == ["bmf_q/seed10", "mfq/seed10", "battle_q", "bmf_q/seed10/model_ep000032",
                                                "mine", "battle_q#5", "random"]
 
@@ -253,8 +253,8 @@ def test_a_run_folder_stands_for_its_final_model_and_missing_models_are_named(ck
     by_run = evaluate.evaluate_returns(run, episodes=2)
     assert by_run["returns"] == by_file["returns"] and by_run["env_kwargs"] == by_file["env_kwargs"]
     for args, message in [(["returns", str(tmp_path / "none.pt")], "model '.*none.pt' does not exist; expected a "
-                                                                    "model file \\(.pt\\) or a run folder"),
-                          (["returns", str(tmp_path)], "is a folder without checkpoints/model_final.pt"),
+                                                                    "model file \\(.safetensors or .pt\\) or a run folder"),
+                          (["returns", str(tmp_path)], "is a folder without checkpoints/model_final.safetensors"),
                           (["zero-shot", str(tmp_path / "x.pt")], "x.pt' does not exist")]:
         with pytest.raises(SystemExit) as exit_info:
             evaluation.main(args)
@@ -270,8 +270,9 @@ def test_evaluation_uses_the_runs_threads_unless_told(ckpt, monkeypatch, tmp_pat
     evaluation.main(["returns", str(ckpt[("firefighter", "bmf_q")]), "--episodes", "1", "--threads", "3"])
     evaluation.main(["returns", str(ckpt[("firefighter", "bmf_q")]), "--episodes", "1", "--threads", "0"])
     assert calls == [1, 3]
-    loose = tmp_path / "loose.pt"
+    loose = tmp_path / "loose.safetensors"
     loose.write_bytes(ckpt[("firefighter", "bmf_q")].read_bytes())
+    loose.with_suffix(".json").write_bytes(ckpt[("firefighter", "bmf_q")].with_suffix(".json").read_bytes())
     evaluation.main(["returns", str(loose), "--env", "firefighter", "--env-kwargs", "num_firefighters=12",
                    "max_steps=3", "--episodes", "1"])
     assert calls == [1, 3] and players.run_threads(loose) == 0
@@ -363,7 +364,7 @@ def test_side_bias_plays_the_model_on_each_side(ckpt, monkeypatch):
 def test_models_from_before_the_minimap_play_with_the_old_env_arguments(tmp_path):
     old = load_config(["conf=battle", "algo=q", f"runs_dir={tmp_path}", "run_name=old", "train.episodes=1",
                        *TINY["battle"], *FAST, "env.kwargs.minimap_mode=false", "env.kwargs.random_sides=false"])
-    path = train(old) / "checkpoints" / "model_final.pt"
+    path = train(old) / "checkpoints" / "model_final.safetensors"
     (path.parent.parent / "config.yaml").write_text(
         (path.parent.parent / "config.yaml").read_text().replace("    minimap_mode: false\n", "")
         .replace("    random_sides: false\n", ""))  # a run from before: the env's defaults then

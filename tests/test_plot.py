@@ -34,7 +34,7 @@ def runs(tmp_path_factory):
 
 
 def model(run_dir):
-    return run_dir / "checkpoints" / "model_final.pt"
+    return run_dir / "checkpoints" / "model_final.safetensors"
 
 
 def fake_run(root, name, algo, returns, grouping="vae", k=4, steps=None, seed=0, lr=1e-3, conf="firefighter"):

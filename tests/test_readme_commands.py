@@ -109,7 +109,7 @@ def check(command: str, task: str, root: Path, capsys, setup: bool = False) -> N
         if not args:
             return  # the module named in prose
         module.build_parser().parse_args(args)
-        if args[0] in RUN_FOR_REAL and all(not a.endswith(".pt") or "runs/RUN" in a for a in args):
+        if args[0] in RUN_FOR_REAL and all(not a.endswith((".pt", ".safetensors")) or "runs/RUN" in a for a in args):
             if args[0] == "curves" or (task == "battle" or args[0] not in BATTLE_ONLY):
                 module.main(args)
     elif words[:3] == ["python", "-m", "bmf_graph.results"]:

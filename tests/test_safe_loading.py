@@ -11,6 +11,7 @@ import torch
 from bmf_graph import checkpoint
 from bmf_graph.algos import NonFiniteLoss
 from bmf_graph.checkpoint import UnreadableFile, load_file, load_model
+from bmf_graph.run_files import read_model_payload
 from bmf_graph.config import load_config
 from bmf_graph.config_checks import ConfigError
 from bmf_graph.logging import read_metrics
@@ -43,8 +44,8 @@ def test_pickle_payload_in_a_model_file_is_refused_and_not_run(run_dir, tmp_path
     from bmf_graph.cli import evaluation
 
     marker = tmp_path / "code_ran"
-    payload = torch.load(run_dir / "checkpoints" / "model_final.pt", weights_only=True)
-    payload["spec"]["extra"] = Payload(marker)
+    payload = read_model_payload(run_dir / "checkpoints" / "model_final.safetensors")
+    payload["spec"]["extra"] = Payload(marker)  # a model file as earlier versions wrote it, with a payload
     evil = tmp_path / "evil.pt"
     torch.save(payload, evil)
     with pytest.raises(UnreadableFile, match=r"evil\.pt holds Python objects other than tensors .*refusing"):
@@ -58,8 +59,8 @@ def test_pickle_payload_in_a_model_file_is_refused_and_not_run(run_dir, tmp_path
 
 
 def test_a_model_of_another_task_is_refused_before_the_run_folder(run_dir, tmp_path):
-    other = run_dir / "checkpoints" / "model_final.pt"  # a Firefighter model as a Battle opponent
-    with pytest.raises(ConfigError, match=r"opponent.checkpoint=.*model_final.pt.* is not valid: .*obs_dim=2"):
+    other = run_dir / "checkpoints" / "model_final.safetensors"  # a Firefighter model as a Battle opponent
+    with pytest.raises(ConfigError, match=r"opponent.checkpoint=.*model_final.safetensors.* is not valid: .*obs_dim=2"):
         train(tiny(tmp_path / "runs", "battle", "opponent.policy=checkpoint", f"opponent.checkpoint={other}"))
     assert not (tmp_path / "runs").exists()
 
@@ -81,9 +82,10 @@ def test_resume_refuses_a_payload_in_last_pt(run_dir, tmp_path):
 
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "empty"])
 def test_corrupt_files_fail_with_one_line_naming_them(run_dir, tmp_path, damage):
-    good = (run_dir / "checkpoints" / "model_final.pt").read_bytes()
+    good = (run_dir / "checkpoints" / "last.pt").read_bytes()
     bad = tmp_path / "model.pt"
-    bad.write_bytes({"truncate": good[: len(good) // 2], "garbage": os.urandom(4096), "empty": b""}[damage])
+    bad.write_bytes({"truncate": good[: len(good) // 2], "garbage": b"PK\x03\x04" + os.urandom(4096),
+                     "empty": b""}[damage])
     with pytest.raises(UnreadableFile, match=r"model\.pt is not a readable checkpoint \(truncated or corrupt"):
         load_model(bad)
     message = str(pytest.raises(UnreadableFile, load_file, bad).value)
@@ -114,8 +116,9 @@ def test_corrupt_last_pt_and_edited_config_fail_cleanly_on_resume(run_dir, capsy
 
 
 def test_committed_model_files_load_safely():
-    """Model files under results/ ({algo, spec, radius, state_dict}) load with weights_only=True."""
-    files = sorted(ROOT.glob("results/**/model_final*.pt"))
+    """Model files under results/ (safetensors, or {algo, spec, radius, state_dict} with
+    weights_only=True) load."""
+    files = sorted(ROOT.glob("results/**/model_final*.pt")) + sorted(ROOT.glob("results/**/model_final*.safetensors"))
     for path in files:
         assert load_model(path).spec.num_agents > 0
 
@@ -185,8 +188,9 @@ def test_non_finite_weights_never_become_the_last_good_checkpoint(tmp_path, monk
         train(tiny(tmp_path, "firefighter", "train.episodes=5", "train.save_every=1"))
     run_dir = next(tmp_path.iterdir())
     assert torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)["episode"] == 2
-    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["last.pt", "model_ep000001.pt",
-                                                                            "model_ep000002.pt"]
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == [
+        "last.pt", "model_ep000001.json", "model_ep000001.safetensors", "model_ep000002.json",
+        "model_ep000002.safetensors"]
 
 
 def test_nan_stop_before_any_checkpoint_says_so(tmp_path):
@@ -210,7 +214,7 @@ def test_evaluate_out_keeps_a_file_that_appeared_meanwhile(run_dir, tmp_path, mo
 
     monkeypatch.setattr(evaluation, "evaluate_returns", slow)
     with pytest.raises(SystemExit) as exit_:
-        evaluation.main(["returns", str(run_dir / "checkpoints" / "model_final.pt"), "--episodes", "1",
+        evaluation.main(["returns", str(run_dir / "checkpoints" / "model_final.safetensors"), "--episodes", "1",
                        "--out", str(out)])
     assert exit_.value.code == 2 and out.read_text() == "theirs"
     assert "result.json exists (it appeared while this file was being written)" in capsys.readouterr().err
@@ -222,7 +226,7 @@ def test_plot_and_zero_shot_refuse_outputs_and_sizes_they_cannot_honour(run_dir,
     from bmf_graph.plot import replay_gif
 
     with pytest.raises(ValueError, match=r"out='.*x.png' ends in '.png'; expected a .gif file or a folder"):
-        replay_gif(run_dir / "checkpoints" / "model_final.pt", tmp_path / "x.png")
+        replay_gif(run_dir / "checkpoints" / "model_final.safetensors", tmp_path / "x.png")
     assert not (tmp_path / "x.png").exists()
     with pytest.raises(Exception, match=r"',' holds no integer"):
         int_list(",")
@@ -236,7 +240,7 @@ def test_evaluate_and_plot_refuse_cuda_without_it(run_dir, tmp_path, capsys):
     from bmf_graph import plot
     from bmf_graph.cli import evaluation
 
-    model = str(run_dir / "checkpoints" / "model_final.pt")
+    model = str(run_dir / "checkpoints" / "model_final.safetensors")
     for main, args in ((evaluation.main, ["returns", model, "--device", "cuda"]),
                        (plot.main, ["gif", model, "--device", "cuda", "--out", str(tmp_path / "a.gif")])):
         with pytest.raises(SystemExit) as exit_:

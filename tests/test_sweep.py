@@ -83,7 +83,7 @@ def test_tiny_sweep_runs_every_point_then_skips_them(local_ray, tmp_path):
     assert run_dirs == sorted(o.run_dir for o in first.outcomes)
     for run_dir in run_dirs:
         assert len(read_metrics(run_dir)) == 2
-        assert (run_dir / "checkpoints" / "model_final.pt").is_file()
+        assert (run_dir / "checkpoints" / "model_final.safetensors").is_file()
         assert (run_dir / "config.yaml").read_text().count("threads: 1") == 1
     with (first.sweep_dir / "summary.csv").open() as f:
         summary = {row["algo"]: row for row in csv.DictReader(f)}
@@ -111,7 +111,7 @@ def test_failing_run_is_recorded_and_the_others_finish(local_ray, tmp_path, caps
     assert "env.kwargs.rules=x" in failure["overrides"] and "rules='x'" in failure["error"]
     assert "Traceback" in failure["traceback"]
     [run_dir] = [p for p in tmp_path.iterdir() if p.name.startswith("firefighter__")]
-    assert (run_dir / "checkpoints" / "model_final.pt").is_file()
+    assert (run_dir / "checkpoints" / "model_final.safetensors").is_file()
     out = capsys.readouterr()
     assert "FAILED" in out.out and "1 of 2 runs failed" in out.err
     assert "0/1" in (tmp_path / "sweep__bad" / "summary.md").read_text()
@@ -176,7 +176,7 @@ def test_tiny_sweep_in_the_results_layout(local_ray, tmp_path, monkeypatch):
                         "sweep.layout=results", "sweep.max_concurrent=1"])
     assert [o.status for o in result.outcomes] == ["done"]
     run = tmp_path / "results" / "firefighter" / "q" / "seed0"
-    assert (run / "checkpoints" / "model_final.pt").is_file()
+    assert (run / "checkpoints" / "model_final.safetensors").is_file()
     assert len(read_metrics(run)) == 2
     # the stored configuration names the folder as given, never this machine's absolute path
     assert "runs_dir: results/firefighter\n" in (run / "config.yaml").read_text()

@@ -58,9 +58,9 @@ def test_every_algorithm_trains_on_every_task(tmp_path, conf, algo):
     if algo.startswith("bmf"):
         assert {"losses/vae_rec", "losses/vae_pred"} <= loss_keys
         assert 1 <= rows[-1]["charts/groups"] <= 3
-    for name in ("model_ep000001.pt", "model_ep000002.pt", "model_final.pt", "last.pt"):
+    for name in ("model_ep000001.safetensors", "model_ep000002.safetensors", "model_final.safetensors", "last.pt"):
         assert (run_dir / "checkpoints" / name).is_file()
-    model = load_model(run_dir / "checkpoints" / "model_final.pt")
+    model = load_model(run_dir / "checkpoints" / "model_final.safetensors")
     assert model.cfg.name == algo
     assert (run_dir / "config.yaml").read_text().count(f"name: {algo}") == 1
     assert any(p.name.startswith("events.out.tfevents") for p in run_dir.iterdir())
@@ -157,7 +157,7 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypa
     state = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=False)
     assert state["episode"] == 2
     assert all(torch.isfinite(v).all() for k, v in state["learners"][0]["weights"].items() if v.is_floating_point())
-    assert not (run_dir / "checkpoints" / "model_final.pt").exists()
+    assert not (run_dir / "checkpoints" / "model_final.safetensors").exists()
 
 
 def test_existing_run_folder_is_never_overwritten(tmp_path):

@@ -4,13 +4,13 @@ context-shuffle test.
 The command line of ``bmf-evaluate`` and ``python -m bmf_graph.evaluate``; the evaluations
 themselves are :mod:`bmf_graph.evaluate`.
 
-    python -m bmf_graph.evaluate returns RUN --episodes 20      # RUN/checkpoints/model_final.pt
-    python -m bmf_graph.evaluate head-to-head A.pt B.pt C.pt --random --games 20 --env-kwargs map_size=40
-    python -m bmf_graph.evaluate zero-shot RUN/checkpoints/model_final.pt --sizes 128,288,512,2048 --games 4
-    python -m bmf_graph.evaluate sides RUN/checkpoints/model_final.pt --games 20
+    python -m bmf_graph.evaluate returns RUN --episodes 20      # RUN/checkpoints/model_final.safetensors
+    python -m bmf_graph.evaluate head-to-head A.safetensors B.safetensors C.safetensors --random --games 20 --env-kwargs map_size=40
+    python -m bmf_graph.evaluate zero-shot RUN --sizes 128,288,512,2048 --games 4
+    python -m bmf_graph.evaluate sides RUN --games 20
     python -m bmf_graph.evaluate context RUN --games 100 --part all --mode permute
 
-A model is a model file or a run folder (its ``checkpoints/model_final.pt``); play is greedy
+A model is a model file or a run folder (its ``checkpoints/model_final.safetensors``); play is greedy
 unless ``--sampled``; torch uses the run's ``threads`` setting unless ``--threads`` is given. A
 Battle model trained before the minimap (or with fixed sides) is played with
 ``--env-kwargs minimap_mode=false random_sides=false``. Each command prints JSON to stdout
@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("returns", parents=[common], help="mean ± std return over episodes", epilog=GREEDY_NOTE,
                        formatter_class=DefaultsFormatter)
-    p.add_argument("checkpoint", help="model file (.pt) or run folder (its checkpoints/model_final.pt)")
+    p.add_argument("checkpoint", help="model file (.safetensors or .pt) or run folder (its final model)")
     p.add_argument("--env", choices=tuple(TASKS), help="default: the run's env")
     p.add_argument("--episodes", type=int, default=10, help="episodes to average over")
     p.add_argument("--team", type=int, default=0, help="index of the evaluated team")
@@ -69,14 +69,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("zero-shot", parents=[common], help="Battle at other team sizes", epilog=GREEDY_NOTE,
                        formatter_class=DefaultsFormatter)
-    p.add_argument("checkpoint", help="model file (.pt) or run folder")
+    p.add_argument("checkpoint", help="model file (.safetensors or .pt) or run folder")
     p.add_argument("--sizes", type=int_list, default=list(ZERO_SHOT_SIZES), help="total agents, e.g. 128,288,512")
     p.add_argument("--games", type=int, default=4, help="games per size")
     p.add_argument("--opponent", default=RANDOM, help="random, self or a model file")
 
     p = sub.add_parser("sides", parents=[common], help="Battle side bias: kills on the left vs on the right",
                        epilog=GREEDY_NOTE, formatter_class=DefaultsFormatter)
-    p.add_argument("checkpoint", help="model file (.pt) or run folder")
+    p.add_argument("checkpoint", help="model file (.safetensors or .pt) or run folder")
     p.add_argument("--games", type=int, default=20, help="games per side (the same seeds on both sides)")
     p.add_argument("--team", type=int, help="the model's team, 0 or 1 (default: the team it learned as)")
     p.add_argument("--opponent", default=RANDOM, help="random, self or a model file")

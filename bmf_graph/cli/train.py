@@ -31,7 +31,8 @@ from bmf_graph.cli.settings import settings_help
 from bmf_graph.config import conf_names, load_config
 from bmf_graph.config_checks import ConfigError
 from bmf_graph.files import DiskFull
-from bmf_graph.logging import FINAL_FRACTION, final_mean, read_metrics
+from bmf_graph.logging import FINAL_FRACTION, final_mean
+from bmf_graph.run_files import read_csv as read_metrics
 from bmf_graph.runlock import RunLocked
 from bmf_graph.trackers import check_trackers
 from bmf_graph.trainer import train

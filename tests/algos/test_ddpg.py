@@ -130,8 +130,7 @@ def test_bmf_ac_learns_on_action_vectors_and_checkpoints_round_trip(tmp_path):
         logs = play_episodes(envs, [algo], "cpu", seeds=[0, 1], explore=0.0, learners={0: algo})[0].logs
     assert {"losses/q", "losses/policy", "losses/vae_rec"} <= set(logs)
     assert algo.buffer.data["action"].dtype == torch.float32 and algo.buffer.data["action"].shape[1:] == (6, 1)
-    save_model(tmp_path / "m.pt", algo)
-    loaded = load_model(tmp_path / "m.pt")
+    loaded = load_model(save_model(tmp_path / "m", algo))
     view = TeamView(obs=torch.ones(6, 1), pos=torch.zeros(6, 2), alive=torch.ones(6, dtype=torch.bool),
                     a_prev=torch.zeros(6, 1), prev_obs=torch.ones(6, 1))
     assert isinstance(loaded, DDPG) and loaded.spec.action_range == (-1.0, 1.0)

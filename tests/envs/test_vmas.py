@@ -142,4 +142,4 @@ def test_train_entry_point_runs_the_ddpg_forms_on_the_vmas_conf(tmp_path, algo):
     assert [r["episode"] for r in rows] == [1.0, 2.0, 3.0, 4.0]
     assert rows[0]["charts/noise"] == pytest.approx(cfg.algo.noise_start)
     assert all(np.isfinite(r["charts/return"]) and "losses/policy" in r for r in rows[2:])
-    assert isinstance(load_model(run_dir / "checkpoints" / "model_final.pt"), DDPG)
+    assert isinstance(load_model(run_dir / "checkpoints" / "model_final.safetensors"), DDPG)
