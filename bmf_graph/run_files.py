@@ -44,10 +44,11 @@ def _kind(head: bytes) -> str:
     """What the first bytes of a file say it is: torch, safetensors, empty or other."""
     if not head:
         return "empty"
-    if head.startswith(ZIP) or head.startswith(PICKLE):
-        return "torch"
+    # safetensors first: its 8-byte header length may itself begin with the pickle opcode 0x80
     if len(head) >= 9 and head[8:9] == b"{":
         return "safetensors"
+    if head.startswith(ZIP) or head.startswith(PICKLE):
+        return "torch"
     return "other"
 
 

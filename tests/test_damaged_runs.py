@@ -258,7 +258,7 @@ def test_the_memory_check_respects_the_address_space_limit(tmp_path):
 
 # ------------------------------------------------------------------ values and paths
 @pytest.mark.parametrize("args, words", [
-    (["algo.hidden=100000000"], ["algo.hidden=100000000"]),
+    (["algo.network=mlp", "algo.hidden=100000000"], ["algo.hidden=100000000"]),  # mlp: hidden sizes the critic
     (["threads=100000"], ["threads=100000 is not valid"]),
     (["seed=4294967296"], ["seed=4294967296 is not valid; expected an integer in [0, 2**32)"]),
     (["env.kwargs.num_firefighters=100000000"], ["env.kwargs.num_firefighters=100000000 places 100,000,000 agents"]),

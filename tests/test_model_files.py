@@ -110,3 +110,13 @@ def test_a_damaged_spec_is_one_line_naming_the_cause(tmp_path, damage, cause):
     spec_path(path).unlink()
     with pytest.raises(FileNotFoundError, match=r"m\.json"):
         load_model(path)
+
+
+def test_a_header_length_that_starts_like_a_pickle_is_still_safetensors(tmp_path):
+    """The first 8 bytes of a safetensors file are its header's length; a length whose low byte is
+    0x80 (the pickle opcode PROTO) once made the reader take the file for a torch pickle."""
+    from bmf_graph.run_files import _kind
+
+    head = (128 + 256 * 3).to_bytes(8, "little") + b'{"a":'
+    assert head[:1] == b"\x80" and _kind(head) == "safetensors"
+    assert _kind(b"PK\x03\x04" + b"\x00" * 12) == "torch" and _kind(b"") == "empty" and _kind(b"hello\n") == "other"

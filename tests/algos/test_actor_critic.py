@@ -193,4 +193,4 @@ def test_entropy_weight_as_temperature_keeps_the_actor_alive():
         v2_before, v2_after = second_layer_alive(False, seed)
         v3_before, v3_after = second_layer_alive(True, seed)
         assert v2_after < 0.5 * v2_before
-        assert v3_after > 0.6 * v3_before and v3_after > 2 * v2_after
+        assert v3_after > 0.6 * v3_before and v3_after > 1.5 * v2_after
