@@ -20,10 +20,12 @@ from bmf_graph.config_checks import ENVIRONMENTS
 from bmf_graph.envs import make_env
 from bmf_graph.envs.base import BatchedEnv, TeamSpec, TeamStep
 from bmf_graph.rollout import previous_actions, team_view
+from bmf_graph.scripted import ScriptedBattleTeam
 
-RANDOM, SELF = "random", "self"
+RANDOM, SELF, SCRIPTED = "random", "self", "scripted"
 Source = Any
-"""A model file path, ``"random"``, ``"self"`` or a policy object (``begin_episode/observe/act``)."""
+"""A model file path, ``"random"``, ``"self"``, ``"scripted"`` (Battle's
+:class:`~bmf_graph.scripted.ScriptedBattleTeam`) or a policy object (``begin_episode/observe/act``)."""
 
 
 def describe(source: Source) -> str:
@@ -44,7 +46,7 @@ def read_run_config(path: Path | str) -> Config:
 
 def is_file_source(source: Source) -> bool:
     """Whether ``source`` names a file or folder (not ``"random"``, ``"self"`` or a policy)."""
-    return isinstance(source, (str, Path)) and str(source) not in (RANDOM, SELF)
+    return isinstance(source, (str, Path)) and str(source) not in (RANDOM, SELF, SCRIPTED)
 
 
 def model_file(source: Path | str) -> Path:
@@ -105,7 +107,7 @@ def resolve_env(checkpoint: Source, env_name: str | None, env_kwargs: Mapping[st
 
 def load_policy(source: Source, team: TeamSpec, device: torch.device | str = "cpu",
                 own: Source | None = None) -> Any:
-    """A policy for ``team``: ``"random"``, ``"self"`` (``own`` again) or a model file, loaded
+    """A policy for ``team``: ``"random"``, ``"scripted"`` (Battle), ``"self"`` (``own`` again) or a model file, loaded
     for ``team.num_agents`` agents; a policy object is used as it is. Checks the team's spaces."""
     if isinstance(source, str) and source == SELF:
         if own is None:
@@ -113,12 +115,14 @@ def load_policy(source: Source, team: TeamSpec, device: torch.device | str = "cp
         source = own
     if isinstance(source, str) and source == RANDOM:
         return RandomPolicy(team)
+    if isinstance(source, str) and source == SCRIPTED:
+        return ScriptedBattleTeam(team)
     if isinstance(source, (str, Path)):
         policy = load_model(model_file(source), device, num_agents=team.num_agents)
     elif all(hasattr(source, m) for m in ("begin_episode", "observe", "act")):
         policy = source
     else:
-        raise ValueError(f"load_policy: source={source!r}; expected a model file, 'random', 'self' "
+        raise ValueError(f"load_policy: source={source!r}; expected a model file, 'random', 'scripted', 'self' "
                          f"or a policy with begin_episode/observe/act")
     spec = getattr(policy, "spec", None)
     if spec is not None and (spec.obs_dim, spec.num_actions) != (team.obs_dim, team.num_actions):

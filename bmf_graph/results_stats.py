@@ -94,6 +94,20 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
     return (float(a.mean()), float(a.std())) if a.size else (math.nan, math.nan)
 
 
+def cluster_bootstrap(per_seed: Sequence[float], draws: int = 1000, seed: int = 0) -> tuple[float, float, float]:
+    """Mean over seeds of per-seed values (e.g. a model's win rate over its games) and the 95 %
+    percentile interval of that mean over ``draws`` resamplings of the seeds with replacement:
+    a cluster bootstrap, in which the games of a seed stay together and the seed is the unit."""
+    values = np.asarray(per_seed, dtype=float)
+    if values.size == 0 or not np.isfinite(values).all() or draws < 1:
+        raise ValueError(f"cluster_bootstrap: got {values.size} per-seed values and draws={draws!r}; expected "
+                         f"at least one finite value and draws >= 1")
+    index = np.random.default_rng(seed).integers(0, values.size, size=(draws, values.size))
+    means = values[index].mean(1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return float(values.mean()), float(low), float(high)
+
+
 def fmt(values: Sequence[float], digits: int = 1) -> str:
     """``mean ± std`` (a single value alone); ``—`` when there is none."""
     mean, std = mean_std(values)
