@@ -133,6 +133,40 @@ def load_policy(source: Source, team: TeamSpec, device: torch.device | str = "cp
     return policy
 
 
+class AtTemperature:
+    """A learned discrete policy played at ``softmax(scores / temperature)``: the scores are the
+    Q-values of the Q family (``policy.q``) or the actor's logits of the actor-critic family
+    (``policy.actor``), both read with the policy's own context (``rec["mean_action"]``)."""
+
+    def __init__(self, policy: Any, temperature: float):
+        if not temperature > 0:
+            raise ValueError(f"AtTemperature: temperature={temperature!r}; expected a number > 0")
+        if not (hasattr(policy, "q") or hasattr(policy, "actor")) or getattr(policy.spec, "continuous", False):
+            raise ValueError(f"AtTemperature: {describe(policy)} has neither Q-values (q) nor actor logits "
+                             f"(actor) over discrete actions; expected a Q-family or actor-critic model")
+        self.inner, self.temperature, self.spec = policy, float(temperature), policy.spec
+
+    def __repr__(self) -> str:
+        return f"AtTemperature({type(self.inner).__name__}, T={self.temperature})"
+
+    def begin_episode(self) -> None:
+        self.inner.begin_episode()
+
+    def observe(self, view: Any) -> dict[str, torch.Tensor]:
+        return self.inner.observe(view)
+
+    def scores(self, view: Any, rec: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Q-values or logits ``[N, A]``."""
+        net = self.inner.q if hasattr(self.inner, "q") else self.inner.actor
+        return net(view.obs, rec["mean_action"])
+
+    def policy(self, view: Any, rec: dict[str, torch.Tensor], explore: float | None) -> torch.Tensor:
+        return torch.softmax(self.scores(view, rec) / self.temperature, dim=-1)
+
+    def act(self, view: Any, rec: dict[str, torch.Tensor], explore: float | None) -> torch.Tensor:
+        return torch.multinomial(self.policy(view, rec, explore), 1).squeeze(-1)
+
+
 def team_policies(env: BatchedEnv, sources: Sequence[Source], device: torch.device | str, own: Source) -> list[Any]:
     """One policy per team of ``env`` from one source per team."""
     if len(sources) != len(env.teams):

@@ -59,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--team", type=int, default=0, help="index of the evaluated team")
     p.add_argument("--opponent", default=RANDOM, help="other teams: random, self or a model file")
     p.add_argument("--copies", type=int, default=1, help="episodes played at once in env copies")
+    p.add_argument("--temperature", type=float,
+                   help="play the model at softmax(Q-values or actor logits / T) instead of greedily")
     p.add_argument("--worker", action="store_true",
                    help="step the copies in a worker process, in two halves (with --threads 1 on two cores)")
 
@@ -129,7 +131,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         common = dict(seed=args.seed, deterministic=not args.sampled, device=resolve_device(args.device))
         if args.command == "returns":
             result = evaluate_returns(args.checkpoint, args.env, kwargs, args.episodes, team=args.team,
-                                      opponent=args.opponent, copies=args.copies, worker=args.worker, **common)
+                                      opponent=args.opponent, copies=args.copies, worker=args.worker,
+                                      temperature=args.temperature, **common)
+            print(f"play: {result['mode']}" + (f" (softmax at T = {result['temperature']})"
+                                               if result["temperature"] is not None else "")
+                  + f"; return {result['return']['mean']:.2f} ± {result['return']['std']:.2f} "
+                    f"over {result['episodes']} episodes", file=sys.stderr)
         elif args.command == "head-to-head":
             result = head_to_head(args.checkpoints, args.games, kwargs, include_random=args.random, **common)
             print(result["text"], file=sys.stderr)
