@@ -9,7 +9,8 @@ logits) and ``sampled`` (the policy as at the end of training: the Q family's Bo
 its final temperature, the actor-critic family's own softmax): the training return measures this
 one. For the Q family's greedy play it also counts, per observation (the two flame flags
 ``(left, right)``), the share of agent-steps that see it, the share that fight the right house
-and the mean ``Q(right) - Q(left)``. Prints JSON (``--out`` also writes it) and, on stderr, the
+and the mean ``Q(right) - Q(left)`` of its critic (the actor-critic family acts by its actor's
+logits, not by this gap). Prints JSON (``--out`` also writes it) and, on stderr, the
 Markdown table of docs/results.md.
 
     python benchmarks/firefighter_frozen.py results --episodes 20 --out results/firefighter/frozen_eval.json
@@ -28,6 +29,7 @@ from bmf_graph.checkpoint import seed_everything
 from bmf_graph.config_checks import ALGORITHMS
 from bmf_graph.envs import make_env
 from bmf_graph.players import AtTemperature, checkpoint_config, team_policies
+from bmf_graph.results_stats import frozen_eval_lines
 from bmf_graph.rollout import play_episodes
 from bmf_graph.sweep_grid import SEED_FOLDER
 from bmf_graph.training_eval import ACTOR_CRITIC
@@ -79,20 +81,6 @@ def play(run: Path, mode: str, episodes: int, seed: int, copies: int) -> dict:
     return out
 
 
-def table(models: dict, fixed: dict) -> list[str]:
-    lines = ["| method | greedy | T = 0.5 | sampled (as trained) | greedy, worst seed |", "|---|---|---|---|---|"]
-    for method, seeds in models.items():
-        cells = []
-        for mode in MODES:
-            means = [s[mode]["mean"] for s in seeds.values()]
-            cells.append(f"{np.mean(means):,.0f} ± {np.std(means):,.0f}")
-        worst = min(seeds, key=lambda s: seeds[s]["greedy"]["mean"])
-        lines.append(f"| {method} | {' | '.join(cells)} | {seeds[worst]['greedy']['mean']:,.0f} ({worst}) |")
-    for name, value in fixed.items():
-        lines.append(f"| fixed: {name} | {value['mean']:,.0f} ± {value['std']:,.0f} (episodes) | | | |")
-    return lines
-
-
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("results_dir")
@@ -112,13 +100,14 @@ def main(argv: list[str] | None = None) -> dict:
                                                       models[method][run.name].items()), file=sys.stderr, flush=True)
     fixed = json.loads((root / "policies.json").read_text())["policies"]
     fixed = {k: fixed[k] for k in ("random", "flagged_house", "hotter_house", "all_one_side") if k in fixed}
-    print("\n".join(table(models, fixed)), file=sys.stderr)
-    return emit({"benchmark": "firefighter_frozen", "episodes": args.episodes, "seed": args.seed,
-                 "modes": {"greedy": "Q family: argmax Q (ties at random); actor-critic: argmax of the logits",
-                           "T=0.5": "softmax(Q-values or actor logits / 0.5)",
-                           "sampled": "the policy at the end of training (Q: Boltzmann at temperature_end; "
-                                      "actor-critic: softmax of its logits)"},
-                 "actor_critic": list(ACTOR_CRITIC), "fixed_policies": fixed, "models": models}, args.out)
+    report = {"benchmark": "firefighter_frozen", "episodes": args.episodes, "seed": args.seed,
+              "modes": {"greedy": "Q family: argmax Q (ties at random); actor-critic: argmax of the logits",
+                        "T=0.5": "softmax(Q-values or actor logits / 0.5)",
+                        "sampled": "the policy at the end of training (Q family: its exploration policy at "
+                                   "the final temperature; actor-critic: softmax of its logits)"},
+              "actor_critic": list(ACTOR_CRITIC), "fixed_policies": fixed, "models": models}
+    print("\n".join(frozen_eval_lines(report)), file=sys.stderr)
+    return emit(report, args.out)
 
 
 if __name__ == "__main__":

@@ -135,8 +135,8 @@ def load_policy(source: Source, team: TeamSpec, device: torch.device | str = "cp
 
 class AtTemperature:
     """A learned discrete policy played at ``softmax(scores / temperature)``: the scores are the
-    Q-values of the Q family (``policy.q``) or the actor's logits of the actor-critic family
-    (``policy.actor``), both read with the policy's own context (``rec["mean_action"]``)."""
+    actor's logits of the actor-critic family (``policy.actor``, never its critic) or the
+    Q-values of the Q family (``policy.q``), read with the policy's own context (``rec["mean_action"]``)."""
 
     def __init__(self, policy: Any, temperature: float):
         if not temperature > 0:
@@ -157,7 +157,7 @@ class AtTemperature:
 
     def scores(self, view: Any, rec: dict[str, torch.Tensor]) -> torch.Tensor:
         """Q-values or logits ``[N, A]``."""
-        net = self.inner.q if hasattr(self.inner, "q") else self.inner.actor
+        net = self.inner.actor if hasattr(self.inner, "actor") else self.inner.q
         return net(view.obs, rec["mean_action"])
 
     def policy(self, view: Any, rec: dict[str, torch.Tensor], explore: float | None) -> torch.Tensor:

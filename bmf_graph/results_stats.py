@@ -253,3 +253,27 @@ def zero_shot_rows(folder: Path) -> dict[str, dict[int, dict[str, list[float]]]]
             cells = table.setdefault(match["opponent"], {}).setdefault(int(row["agents"]), {})
             cells.setdefault(match["label"], []).append(float(row["return"]["mean"]))
     return table
+
+
+FROZEN_MODES = ("greedy", "T=0.5", "sampled")
+
+
+def frozen_eval_lines(data: dict) -> list[str]:
+    """The Firefighter frozen-policy table of ``results/firefighter/frozen_eval.json``
+    (``benchmarks/firefighter_frozen.py``): per method, the mean ± std over seeds of each
+    model's mean evaluation return in each mode, and the worst seed's greedy return; the fixed
+    policies below (mean ± std over their episodes)."""
+    lines = [f"Frozen policies, no training: {data['episodes']} evaluation episodes per model and mode (seeds "
+             f"{data['seed']}..{data['seed'] + data['episodes'] - 1}); mean ± std over seeds of each model's mean. "
+             f"*greedy*: {data['modes']['greedy']}; *T = 0.5*: {data['modes']['T=0.5']}; *sampled*: "
+             f"{data['modes']['sampled']}.", "",
+             "| method | seeds | greedy | T = 0.5 | sampled (as trained) | greedy, worst seed |",
+             "|---|---:|---|---|---|---|"]
+    for method, seeds in data["models"].items():
+        cells = [fmt([s[mode]["mean"] for s in seeds.values()], digits=0) for mode in FROZEN_MODES]
+        worst = min(seeds, key=lambda k: seeds[k]["greedy"]["mean"])
+        lines.append(f"| {method} | {len(seeds)} | {' | '.join(cells)} | {seeds[worst]['greedy']['mean']:,.0f} "
+                     f"({worst}) |")
+    for name, value in data["fixed_policies"].items():
+        lines.append(f"| fixed: {name} | — | {value['mean']:,.0f} ± {value['std']:,.0f} (over episodes) | | | |")
+    return lines

@@ -274,3 +274,29 @@ def test_pictures_play_the_lowest_seed_model_once(artifacts: Path, tmp_path: Pat
     assert len(calls) == 2  # drawn only when missing
     (artifacts / "battle" / "bmf_q").rename(artifacts / "battle" / "mfq2")
     assert "Not drawn yet (no finished `results/battle/bmf_q/seed*/` run)." in results.render(artifacts, figures=False)
+
+
+def test_league_and_frozen_sections(artifacts: Path, tmp_path: Path):
+    league = artifacts / "battle" / "league"
+    league.mkdir(parents=True)
+    summary = {"games": 30, "games_expected": 60, "complete": False, "games_per_pair": 10, "anchor": "random",
+               "bootstrap_draws": 100, "models": {"random": 0.0, "scripted": 150.0, "mfq/seed1": 300.0,
+                                                  "mfq/seed2": 340.0},
+               "yardsticks": {"random": 0.0, "scripted": 150.0},
+               "methods": {"mfq": {"rating": 320.0, "low": 300.0, "high": 340.0, "models": 2}},
+               "against": {"mfq": {"scripted": {"win_rate": 0.75, "low": 0.5, "high": 1.0, "per_seed": [0.5, 1.0]}}}}
+    (league / "ratings.json").write_text(json.dumps(summary))
+    frozen = {"episodes": 2, "seed": 0, "modes": {"greedy": "g", "T=0.5": "t", "sampled": "s"},
+              "fixed_policies": {"random": {"mean": -3000.0, "std": 5.0}},
+              "models": {"mfq": {f"seed{s}": {m: {"mean": v} for m, v in (("greedy", -1500.0 - s), ("T=0.5", -900.0),
+                                                                           ("sampled", -1400.0))} for s in (1, 2)}}}
+    (artifacts / "firefighter" / "frozen_eval.json").write_text(json.dumps(frozen))
+    text = results.render(artifacts, "figs", figure_dir=tmp_path / "figs")
+    assert "## Battle league (the ranking)" in text and "| mfq | 2 | 320 [300, 340] | 0.75 [0.50, 1.00] | — |" in text
+    assert "not finished (30 of 60 games)" in text
+    assert "![league ratings](figs/results_league.png)" in text
+    assert "| mfq | 2 | -1502 ± 0 | -900 ± 0 | -1400 ± 0 | -1,502 (seed2) |" in text
+    assert "| fixed: random | — | -3,000 ± 5 (over episodes) | | | |" in text
+    assert (tmp_path / "figs" / "results_league.png").stat().st_size > 0
+    assert (tmp_path / "figs" / "results_firefighter_frozen.png").stat().st_size > 0
+    assert text.index("## Battle league") < text.index("## Battle head-to-head")
