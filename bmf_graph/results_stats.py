@@ -270,7 +270,8 @@ def frozen_eval_lines(data: dict) -> list[str]:
              "| method | seeds | greedy | T = 0.5 | sampled (as trained) | greedy, worst seed |",
              "|---|---:|---|---|---|---|"]
     for method, seeds in data["models"].items():
-        cells = [fmt([s[mode]["mean"] for s in seeds.values()], digits=0) for mode in FROZEN_MODES]
+        cells = ["{:,.0f} ± {:,.0f}".format(*mean_std([s[mode]["mean"] for s in seeds.values()]))
+                 for mode in FROZEN_MODES]
         worst = min(seeds, key=lambda k: seeds[k]["greedy"]["mean"])
         lines.append(f"| {method} | {len(seeds)} | {' | '.join(cells)} | {seeds[worst]['greedy']['mean']:,.0f} "
                      f"({worst}) |")

@@ -295,7 +295,7 @@ def test_league_and_frozen_sections(artifacts: Path, tmp_path: Path):
     assert "## Battle league (the ranking)" in text and "| mfq | 2 | 320 [300, 340] | 0.75 [0.50, 1.00] | — |" in text
     assert "not finished (30 of 60 games)" in text
     assert "![league ratings](figs/results_league.png)" in text
-    assert "| mfq | 2 | -1502 ± 0 | -900 ± 0 | -1400 ± 0 | -1,502 (seed2) |" in text
+    assert "| mfq | 2 | -1,502 ± 0 | -900 ± 0 | -1,400 ± 0 | -1,502 (seed2) |" in text
     assert "| fixed: random | — | -3,000 ± 5 (over episodes) | | | |" in text
     assert (tmp_path / "figs" / "results_league.png").stat().st_size > 0
     assert (tmp_path / "figs" / "results_firefighter_frozen.png").stat().st_size > 0
