@@ -130,6 +130,8 @@ def _task_section(task: str, groups: dict[str, list[Run]], assets: str, figure_d
         lines.append(row)
     lines.append("")
     lines += notes
+    lines += ["Cells: mean ± std over seeds, one value per run; the comparisons below test those per-seed "
+              "values (seeds are the units, never episodes).", ""]
     measures = {"final return": final_returns(groups)}
     if speed:
         measures["mean return over all episodes"] = mean_returns(groups)

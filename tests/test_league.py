@@ -75,3 +75,22 @@ def test_summary_rates_methods_and_yardsticks(results, tmp_path, capsys):
     assert "| mfq | 2 |" in "\n".join(table_lines(out))
     assert "Battle league" in capsys.readouterr().err
     assert summarize(folder, draws=5)["games"] == 20
+
+
+def test_pursuit_is_scored_against_fixed_pools(tmp_path):
+    from bmf_graph.pursuit_pool import pursuit_pool
+
+    root = tmp_path / "results"
+    for algo in ("mfq", "q"):
+        train(load_config(["conf=pursuit", f"algo={algo}", "seed=1", f"runs_dir={root / 'pursuit'}",
+                           f"run_name={algo}/seed1", "train.episodes=1", *TINY["pursuit"], *FAST]))
+    out = evaluation.main(["pursuit-pool", str(root), "--episodes", "1", "--threads", "1"])
+    assert out["prey_pool"] == ["random", "q/seed1", "mfq/seed1"] == out["predator_pool"]
+    mfq = out["predators"]["mfq/seed1"]
+    assert set(mfq["against"]) == {"random", "q/seed1", "mfq/seed1"}
+    assert mfq["score"] == pytest.approx(sum(mfq["against"].values()) / 3)
+    assert set(out["methods"]["predator"]) == set(out["methods"]["prey"]) == {"q", "mfq"}
+    assert out["methods"]["prey"]["q"]["seeds"] == 1
+    # the same predator against the same prey scores the same whichever method's pool it sits in
+    assert out["predators"]["q/seed1"]["against"]["random"] == pytest.approx(
+        pursuit_pool(root, 1, methods=["q"])["predators"]["q/seed1"]["against"]["random"])

@@ -187,9 +187,9 @@ def test_head_to_head_pools_the_seeds_files_by_method(artifacts: Path):
     head_to_head_file(folder, 11, ["bmf_q", "mfq"], [[0, 20], [28, 0]], ties=[[0, 2], [2, 0]])
     text = results.render(artifacts, "assets", figures=False)
     assert "Every pair of final models (seeds 10, 11) played 50 games per seed" in text
-    assert "| | bmf_q | mfq | q | mean | per seed |" in text
+    assert "| | bmf_q | mfq | q | mean | per seed [95 % CI over seeds] |" in text
     low, high = wilson_interval(50, 100)  # bmf_q v mfq: 30 + 20 wins in 50 + 50 games, 2 of them ties
-    assert f"| bmf_q | — | 0.50 [{low:.2f}, {high:.2f}] | 0.80 [0.67, 0.89] | 0.65 | 0.70 · 0.40 |" in text
+    assert f"| bmf_q | — | 0.50 [{low:.2f}, {high:.2f}] | 0.80 [0.67, 0.89] | 0.65 | 0.70 · 0.40 [0.40, 0.70] |" in text
     assert "| q | 0.20 [0.11, 0.33] | 0.50 [0.37, 0.63] | — | 0.35 | 0.35 · — |" in text
     assert "The side matters" not in text  # no game records, no side line
 

@@ -8,6 +8,7 @@ themselves are :mod:`bmf_graph.evaluate`.
     python -m bmf_graph.evaluate zero-shot RUN/checkpoints/model_final.pt --sizes 128,288,512,2048 --games 4
     python -m bmf_graph.evaluate sides RUN/checkpoints/model_final.pt --games 20
     python -m bmf_graph.evaluate league results --games 52 --threads 1   # resumable, results/battle/league/
+    python -m bmf_graph.evaluate pursuit-pool results --episodes 10 --out results/pursuit/pools.json
 
 A model is a model file or a run folder (its ``checkpoints/model_final.pt``); play is greedy
 unless ``--sampled``; torch uses the run's ``threads`` setting unless ``--threads`` is given. A
@@ -33,6 +34,7 @@ from bmf_graph.evaluate import ZERO_SHOT_SIZES, evaluate_returns, head_to_head, 
 from bmf_graph.files import atomic_write_text
 from bmf_graph.league import DEFAULT_GAMES, play_league, summarize, table_lines
 from bmf_graph.players import RANDOM, set_threads
+from bmf_graph.pursuit_pool import pursuit_pool
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -85,6 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--opponent", default=RANDOM, help="random, self or a model file")
     p.add_argument("--copies", type=int, default=1, help="episodes played at once in env copies")
 
+    p = sub.add_parser("pursuit-pool", parents=[common], help="Pursuit predators against a fixed prey pool, prey "
+                       "against a fixed predator pool", formatter_class=DefaultsFormatter)
+    p.add_argument("results_dir", help="results folder holding pursuit/METHOD/seedS runs")
+    p.add_argument("--episodes", type=int, default=10, help="episodes per model and pool member")
+    p.add_argument("--methods", nargs="*", help="method folders (default: every algorithm)")
+
     p = sub.add_parser("league", help="Battle league: every final model and two yardsticks, round robin, ratings",
                        formatter_class=DefaultsFormatter)
     p.add_argument("results_dir", help="results folder holding battle/METHOD/seedS runs")
@@ -125,11 +133,16 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         print(json.dumps(result, indent=2))
         return result
     try:
-        set_threads(args.threads, args.checkpoints[0] if args.command == "head-to-head" else args.checkpoint)
+        if args.command != "pursuit-pool":
+            set_threads(args.threads, args.checkpoints[0] if args.command == "head-to-head" else args.checkpoint)
         out = check_out(args.out, args.overwrite)
         kwargs = parse_kwargs(args.env_kwargs)
         common = dict(seed=args.seed, deterministic=not args.sampled, device=resolve_device(args.device))
-        if args.command == "returns":
+        if args.command == "pursuit-pool":
+            if args.threads is not None and args.threads > 0:
+                torch.set_num_threads(args.threads)
+            result = pursuit_pool(args.results_dir, args.episodes, args.seed, args.methods, common["device"])
+        elif args.command == "returns":
             result = evaluate_returns(args.checkpoint, args.env, kwargs, args.episodes, team=args.team,
                                       opponent=args.opponent, copies=args.copies, worker=args.worker,
                                       temperature=args.temperature, **common)
