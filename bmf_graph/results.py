@@ -45,8 +45,8 @@ from bmf_graph.results_figures import (curves_figure, dot_interval_figure, head_
 from bmf_graph.results_head_to_head import head_to_head_lines, read_head_to_head
 from bmf_graph.results_paper import CLAIMS, TABLE1, TABLE2, TASK_TITLES, ZERO_SHOT_CLAIM
 from bmf_graph.results_stats import (REFERENCE_LABELS, Run, claim_comparisons, claim_verdict, claim_word, collect,
-                                     compare, final_returns, fmt, frozen_eval_lines, mean_returns, mean_std,
-                                     method_order, zero_shot_rows)
+                                     compare, final_eval_returns, final_returns, fmt, frozen_eval_lines,
+                                     mean_returns, mean_std, method_order, zero_shot_rows)
 
 TASK_ORDER = ("firefighter", "battle", "pursuit", "battle_ablations")
 ABLATION_NOTE = ("`bmf_q` here is the default BMF-Q (k = 8, VAE grouping, `gatv2` scoring) trained at the "
@@ -150,6 +150,12 @@ def _task_section(task: str, groups: dict[str, list[Run]], assets: str, figure_d
             lines.append("")
     if figure_dir is not None:
         lines += [f"![{task} learning curves]({_link(assets, curves_figure(task, groups, figure_dir))})", ""]
+        evaluated = final_eval_returns(groups)
+        if evaluated:
+            figure = dot_interval_figure(f"{task}_final_eval", f"{task}: final evaluation return of the frozen policy; "
+                                         "seeds (dots), mean and 95 % interval over seeds", evaluated,
+                                         "evaluation return (greedy, or the policy's mode)", figure_dir)
+            lines += [f"![{task} final evaluation returns]({_link(assets, figure)})", ""]
     if claim is not None:
         lines += [f"**The paper's claim.** {claim.text}", ""]
         for measure, values in measures.items():

@@ -24,6 +24,7 @@ from bmf_graph.config import Config, from_yaml
 from bmf_graph.config_checks import ALGORITHMS
 from bmf_graph.logging import final_mean, read_metrics
 from bmf_graph.sweep_grid import SEED_FOLDER
+from bmf_graph.training_eval import read_eval
 
 REFERENCE_LABELS = ("bmf_q", "bmf_ac")
 """Labels compared against every other method of a task, the first present."""
@@ -180,6 +181,20 @@ def compare(values: dict[str, list[float]], reference: str) -> list[Comparison]:
 def final_returns(groups: dict[str, list[Run]]) -> dict[str, list[float]]:
     """``{label: [final return per seed]}``, what :func:`compare` and :func:`verdict` read."""
     return {label: [r.final_return for r in runs] for label, runs in groups.items()}
+
+
+def final_eval_returns(groups: dict[str, list[Run]]) -> dict[str, list[float]]:
+    """Per label, each run's last evaluation return of its frozen policy (``eval.csv``: greedy for
+    the Q family, the mode for the actor-critic family); runs without one are left out."""
+    out: dict[str, list[float]] = {}
+    for label, runs in groups.items():
+        for run in runs:
+            rows = read_eval(run.path) if (run.path / "eval.csv").is_file() else []
+            value = next((rows[-1][k] for k in ("eval/return_greedy", "eval/return_mode") if rows and k in rows[-1]),
+                         None)
+            if value is not None:
+                out.setdefault(label, []).append(value)
+    return out
 
 
 def mean_returns(groups: dict[str, list[Run]]) -> dict[str, list[float]]:

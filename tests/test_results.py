@@ -300,3 +300,18 @@ def test_league_and_frozen_sections(artifacts: Path, tmp_path: Path):
     assert (tmp_path / "figs" / "results_league.png").stat().st_size > 0
     assert (tmp_path / "figs" / "results_firefighter_frozen.png").stat().st_size > 0
     assert text.index("## Battle league") < text.index("## Battle head-to-head")
+
+
+def test_final_evaluation_returns_get_a_dot_and_interval_figure(artifacts: Path, tmp_path: Path):
+    from bmf_graph.training_eval import EvalLog
+
+    assert "results_firefighter_final_eval" not in results.render(artifacts, "figs", figure_dir=tmp_path / "a")
+    for seed, value in enumerate([-5.0, -7.0, -6.0]):
+        log = EvalLog(artifacts / "firefighter" / "bmf_q" / f"seed{seed}")
+        log.write({"episode": 10, "trained_episodes": 10, "episodes": 2, "eval/return_greedy": value - 1})
+        log.write({"episode": 20, "trained_episodes": 20, "episodes": 2, "eval/return_greedy": value})
+    groups = results.collect(artifacts)["firefighter"]
+    assert results.final_eval_returns(groups) == {"bmf_q": [-5.0, -7.0, -6.0]}
+    text = results.render(artifacts, "figs", figure_dir=tmp_path / "b")
+    assert "![firefighter final evaluation returns](figs/results_firefighter_final_eval.png)" in text
+    assert (tmp_path / "b" / "results_firefighter_final_eval.png").stat().st_size > 0
