@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -273,12 +274,13 @@ def table_lines(summary: dict[str, Any]) -> list[str]:
             f"(games nested in seeds).")
     lines = [head, "", "| method | models | rating [95 % CI] | win rate v scripted | win rate v random |",
              "|---|---:|---|---|---|"]
-    for method, r in sorted(summary["methods"].items(), key=lambda kv: -kv[1]["rating"]):
+    ranked = sorted(summary["methods"].items(), key=lambda kv: (math.isnan(kv[1]["rating"]), -kv[1]["rating"]))
+    for method, r in ranked:
+        rating = "— (no games yet)" if math.isnan(r["rating"]) else f"{r['rating']:.0f} [{r['low']:.0f}, {r['high']:.0f}]"
         cells = []
         for y in (SCRIPTED, RANDOM):
             a = summary["against"].get(method, {}).get(y)
             cells.append("—" if a is None else f"{a['win_rate']:.2f} [{a['low']:.2f}, {a['high']:.2f}]")
-        lines.append(f"| {method} | {r['models']} | {r['rating']:.0f} [{r['low']:.0f}, {r['high']:.0f}] | "
-                     f"{cells[0]} | {cells[1]} |")
+        lines.append(f"| {method} | {r['models']} | {rating} | {cells[0]} | {cells[1]} |")
     lines.append(f"| scripted team | — | {summary['yardsticks'][SCRIPTED]:.0f} | — | — |")
     return lines
