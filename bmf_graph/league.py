@@ -124,7 +124,8 @@ def _identity(settings: dict[str, Any]) -> dict[str, Any]:
 
 
 def _open(folder: Path, settings: dict[str, Any]) -> None:
-    """Create the league folder, or check that it holds this league."""
+    """Create the league folder, or check that it holds this league (and cut a partial last row
+    left by a kill, whose game is then played again)."""
     path = folder / "league.json"
     if path.is_file():
         saved = _identity(json.loads(path.read_text()))
@@ -132,6 +133,9 @@ def _open(folder: Path, settings: dict[str, Any]) -> None:
             diff = sorted(k for k in settings if saved.get(k) != _identity(settings)[k])
             raise ValueError(f"league: {folder} holds another league (its {', '.join(diff)} differ); "
                              f"expected the same roster and settings, or another --out folder")
+        text = (folder / "games.csv").read_text()
+        if not text.endswith("\n"):  # a batch cut off by a kill: drop its partial last line
+            atomic_write_text(folder / "games.csv", text[:text.rfind("\n") + 1])
         return
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps(settings, indent=2) + "\n")

@@ -33,7 +33,8 @@ def bradley_terry(wins: np.ndarray, prior: float = 0.5, weights: np.ndarray | No
                   tol: float = 1e-10, max_iter: int = 10_000) -> np.ndarray:
     """Log-strengths ``[n]`` (mean 0) from ``wins[i, j]``, the games ``i`` won against ``j``
     (ties as half a win each); ``weights[i]`` counts player ``i`` that many times (0 drops it:
-    NaN). Players without games get NaN."""
+    NaN). Players without games get NaN; with ``prior=0`` a player that never won has strength 0
+    (log-strength ``-inf``), which the prior exists to avoid."""
     wins = np.asarray(wins, dtype=float)
     n = wins.shape[0]
     if wins.shape != (n, n) or (wins < 0).any() or not np.isfinite(wins).all():

@@ -33,6 +33,8 @@ def test_league_swaps_colours_and_sides_and_resumes(results, tmp_path):
     folder = tmp_path / "league"
     play_league(results, folder, games=4, max_pairs=3, copies=3)
     assert len(read_games(folder)) == 3 * 4
+    with (folder / "games.csv").open("a") as f:
+        f.write("random,q/seed1,3,1,q/seed1,ran")  # a row cut off by a kill
     play_league(results, folder, games=4, copies=3)
     rows = read_games(folder)
     assert len(rows) == 10 * 4 and len({(r["a"], r["b"], r["game"]) for r in rows}) == 40
