@@ -15,7 +15,7 @@ import torch
 from bmf_graph.envs import make_env
 from bmf_graph.league import DEFAULT_GAMES, env_kwargs, play_pair, roster
 from bmf_graph.players import team_policies
-from bmf_graph.winrate import schedule
+from bmf_graph.winrate import Game, schedule
 
 from report import emit
 
@@ -37,8 +37,9 @@ def main(argv: list[str] | None = None) -> dict:
     sides = [team_policies(envs[0], [p.source, p.source], "cpu", own=p.source) for p in players]
     per_game = []
     for i, j in pairs:
-        todo = [(g, game) for g, game in enumerate(schedule(2, args.games, args.seed))]
-        todo = [(g, type(game)(i if game.red == 0 else j, j if game.red == 0 else i, game.seed)) for g, game in todo]
+        # the league's schedule of one pair, with players 0 and 1 of schedule(2, ...) as i and j
+        todo = [(g, Game(*((i, j) if game.red == 0 else (j, i)), game.seed))
+                for g, game in enumerate(schedule(2, args.games, args.seed))]
         start = time.perf_counter()
         for _ in play_pair(envs, sides, players, i, j, todo):
             pass
