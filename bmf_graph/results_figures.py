@@ -142,7 +142,8 @@ def league_figure(summary: dict, assets: Path) -> Path:
         ax.plot(models, [row] * len(models), "o", color="tab:blue", alpha=0.5, markersize=4)
     for name, value in summary["yardsticks"].items():
         ax.axvline(value, color="tab:red" if name == "scripted" else "gray", linestyle="--", linewidth=1)
-        ax.text(value, len(methods) - 0.5, f" {name}", fontsize=7, va="bottom")
+        ax.text(value, -0.75, f" {name}", fontsize=7, va="center")
+    ax.set_ylim(-1.0, len(methods) - 0.5)
     ax.set_yticks(range(len(methods)), methods, fontsize=8)
     ax.set_xlabel("Bradley–Terry rating (Elo scale, random team = 0)")
     ax.set_title(f"Battle league, {summary['games']:,} games: 95 % intervals over seeds", fontsize=9)
