@@ -244,6 +244,12 @@ class TrainConfig:
     steps one half while the networks run on the other (needs ``envs >= 2``)."""
     progress: bool = True
     """Show a progress bar."""
+    eval_every: Optional[int] = None
+    """Episodes between evaluations of the frozen policy (exploration off, nothing learning; one
+    more at the end) into ``eval.csv``; ``None``: 10 % of ``episodes``, rounded up
+    (:mod:`bmf_graph.training_eval`)."""
+    eval_episodes: int = 10
+    """Episodes per evaluation, on seeds disjoint from the training episodes'."""
 
 
 @dataclass

@@ -127,8 +127,10 @@ def validate(cfg: Config) -> Config:
     if not cfg.env.learn_teams or len(set(cfg.env.learn_teams)) != len(cfg.env.learn_teams) \
             or min(cfg.env.learn_teams) < 0:
         raise ConfigError(f"env.learn_teams={cfg.env.learn_teams} is not valid; expected distinct team indices >= 0")
-    for key in ("episodes", "save_every", "envs"):
+    for key in ("episodes", "save_every", "envs", "eval_episodes"):
         _positive(f"train.{key}", getattr(cfg.train, key))
+    if cfg.train.eval_every is not None:
+        _positive("train.eval_every", cfg.train.eval_every)
     if not 0 <= cfg.seed < 2**32:
         raise ConfigError(f"seed={cfg.seed!r} is not valid; expected an integer in [0, 2**32)")
     if not 0 <= cfg.threads <= max_threads():

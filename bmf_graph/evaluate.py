@@ -27,7 +27,7 @@ from bmf_graph.checkpoint import load_model, seed_everything
 from bmf_graph.envs import battle, make_env
 from bmf_graph.envs.base import BatchedEnv
 from bmf_graph.envs.copies import WorkerCopies
-from bmf_graph.players import (RANDOM, Source, checkpoint_config, describe, is_file_source, model_file,
+from bmf_graph.players import (RANDOM, AtTemperature, Source, checkpoint_config, describe, is_file_source, model_file,
                                setup_play, team_policies)
 from bmf_graph.rollout import EpisodeResult, play_episode, play_episodes
 from bmf_graph.sweep_grid import SEED_FOLDER
@@ -90,7 +90,8 @@ def play_copies(env: BatchedEnv, env_name: str, env_kwargs: Mapping[str, Any], p
 def evaluate_returns(model_path_or_policy: Source, env_name: str | None = None,
                      env_kwargs: Mapping[str, Any] | None = None, episodes: int = 10, seed: int = 0,
                      deterministic: bool = True, device: torch.device | str = "cpu", team: int = 0,
-                     opponent: Source = RANDOM, copies: int = 1, worker: bool = False) -> dict[str, Any]:
+                     opponent: Source = RANDOM, copies: int = 1, worker: bool = False,
+                     temperature: float | None = None) -> dict[str, Any]:
     """Mean ± std of the team return over ``episodes`` episodes (Firefighter, Pursuit, Battle).
 
     Args:
@@ -101,25 +102,33 @@ def evaluate_returns(model_path_or_policy: Source, env_name: str | None = None,
         seed: episode ``e`` uses seed ``seed + e``.
         copies: episodes played at once, in copies of the env (faster for many episodes).
         worker: step the copies in a worker process while the policies run (:func:`play_copies`).
+        temperature: play the model at ``softmax(scores / temperature)`` (:class:`~bmf_graph.players.AtTemperature`:
+            Q-values or actor logits) instead of greedily or sampled.
 
     Returns:
-        ``{"return": {"mean", "std"}, "returns": [...], "kills", "steps", ...}`` with the settings.
+        ``{"return": {"mean", "std"}, "returns": [...], "kills", "steps", "mode", "temperature", ...}``
+        with the settings; ``mode`` is ``greedy`` (the Q family's best action, the actor-critic
+        family's most probable one), ``sampled`` (each policy as at the end of its exploration
+        schedule) or ``temperature``.
     """
     if episodes < 1:
         raise ValueError(f"evaluate_returns: episodes={episodes!r}; expected an integer >= 1")
     env, env_name, kwargs, policies = setup_play(model_path_or_policy, env_name, env_kwargs, team, opponent, device,
                                                  owner="evaluate_returns: ")
+    if temperature is not None:
+        policies[team] = AtTemperature(policies[team], temperature)
     try:
         results = play_copies(env, env_name, kwargs, policies, [seed + e for e in range(episodes)], copies,
-                              deterministic, device, worker)
+                              deterministic and temperature is None, device, worker)
     finally:
         env.close()
     returns = [float(r.returns[team]) for r in results]
     kills = [float(r.kills[team]) for r in results]
     return {"env": env_name, "env_kwargs": kwargs, "model": describe(model_path_or_policy),
             "team": env.teams[team].name, "opponent": describe(opponent) if len(env.teams) > 1 else None,
-            "episodes": episodes, "seed": seed, "deterministic": deterministic,
-            "return": _mean_std(returns), "return_per_agent": _mean_std(np.array(returns) / env.teams[team].num_agents),
+            "episodes": episodes, "seed": seed, "deterministic": deterministic and temperature is None,
+            "mode": "temperature" if temperature is not None else "greedy" if deterministic else "sampled",
+            "temperature": temperature, "return": _mean_std(returns), "return_per_agent": _mean_std(np.array(returns) / env.teams[team].num_agents),
             "kills": _mean_std(kills), "steps": [r.steps for r in results], "returns": returns}
 
 

@@ -21,10 +21,12 @@ from bmf_graph.config_checks import ENVIRONMENTS
 from bmf_graph.envs import make_env
 from bmf_graph.envs.base import BatchedEnv, TeamSpec, TeamStep
 from bmf_graph.rollout import previous_actions, team_view
+from bmf_graph.scripted import ScriptedBattleTeam
 
-RANDOM, SELF = "random", "self"
+RANDOM, SELF, SCRIPTED = "random", "self", "scripted"
 Source = Any
-"""A model file path, ``"random"``, ``"self"`` or a policy object (``begin_episode/observe/act``)."""
+"""A model file path, ``"random"``, ``"self"``, ``"scripted"`` (Battle's
+:class:`~bmf_graph.scripted.ScriptedBattleTeam`) or a policy object (``begin_episode/observe/act``)."""
 
 
 def describe(source: Source) -> str:
@@ -45,7 +47,7 @@ def read_run_config(path: Path | str) -> Config:
 
 def is_file_source(source: Source) -> bool:
     """Whether ``source`` names a file or folder (not ``"random"``, ``"self"`` or a policy)."""
-    return isinstance(source, (str, Path)) and str(source) not in (RANDOM, SELF)
+    return isinstance(source, (str, Path)) and str(source) not in (RANDOM, SELF, SCRIPTED)
 
 
 def model_file(source: Path | str) -> Path:
@@ -109,7 +111,7 @@ def resolve_env(checkpoint: Source, env_name: str | None, env_kwargs: Mapping[st
 
 def load_policy(source: Source, team: TeamSpec, device: torch.device | str = "cpu",
                 own: Source | None = None) -> Any:
-    """A policy for ``team``: ``"random"``, ``"self"`` (``own`` again) or a model file, loaded
+    """A policy for ``team``: ``"random"``, ``"scripted"`` (Battle), ``"self"`` (``own`` again) or a model file, loaded
     for ``team.num_agents`` agents; a policy object is used as it is. Checks the team's spaces."""
     if isinstance(source, str) and source == SELF:
         if own is None:
@@ -117,12 +119,14 @@ def load_policy(source: Source, team: TeamSpec, device: torch.device | str = "cp
         source = own
     if isinstance(source, str) and source == RANDOM:
         return RandomPolicy(team)
+    if isinstance(source, str) and source == SCRIPTED:
+        return ScriptedBattleTeam(team)
     if isinstance(source, (str, Path)):
         policy = load_model(model_file(source), device, num_agents=team.num_agents)
     elif all(hasattr(source, m) for m in ("begin_episode", "observe", "act")):
         policy = source
     else:
-        raise ValueError(f"load_policy: source={source!r}; expected a model file, 'random', 'self' "
+        raise ValueError(f"load_policy: source={source!r}; expected a model file, 'random', 'scripted', 'self' "
                          f"or a policy with begin_episode/observe/act")
     spec = getattr(policy, "spec", None)
     if spec is not None and (spec.obs_dim, spec.num_actions) != (team.obs_dim, team.num_actions):
@@ -131,6 +135,40 @@ def load_policy(source: Source, team: TeamSpec, device: torch.device | str = "cp
                          f"num_actions={team.num_actions} (play it in the env it learned in, e.g. "
                          f"minimap_mode=false random_sides=false for a Battle model trained before the minimap)")
     return policy
+
+
+class AtTemperature:
+    """A learned discrete policy played at ``softmax(scores / temperature)``: the scores are the
+    actor's logits of the actor-critic family (``policy.actor``, never its critic) or the
+    Q-values of the Q family (``policy.q``), read with the policy's own context (``rec["mean_action"]``)."""
+
+    def __init__(self, policy: Any, temperature: float):
+        if not temperature > 0:
+            raise ValueError(f"AtTemperature: temperature={temperature!r}; expected a number > 0")
+        if not (hasattr(policy, "q") or hasattr(policy, "actor")) or getattr(policy.spec, "continuous", False):
+            raise ValueError(f"AtTemperature: {describe(policy)} has neither Q-values (q) nor actor logits "
+                             f"(actor) over discrete actions; expected a Q-family or actor-critic model")
+        self.inner, self.temperature, self.spec = policy, float(temperature), policy.spec
+
+    def __repr__(self) -> str:
+        return f"AtTemperature({type(self.inner).__name__}, T={self.temperature})"
+
+    def begin_episode(self) -> None:
+        self.inner.begin_episode()
+
+    def observe(self, view: Any) -> dict[str, torch.Tensor]:
+        return self.inner.observe(view)
+
+    def scores(self, view: Any, rec: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Q-values or logits ``[N, A]``."""
+        net = self.inner.actor if hasattr(self.inner, "actor") else self.inner.q
+        return net(view.obs, rec["mean_action"])
+
+    def policy(self, view: Any, rec: dict[str, torch.Tensor], explore: float | None) -> torch.Tensor:
+        return torch.softmax(self.scores(view, rec) / self.temperature, dim=-1)
+
+    def act(self, view: Any, rec: dict[str, torch.Tensor], explore: float | None) -> torch.Tensor:
+        return torch.multinomial(self.policy(view, rec, explore), 1).squeeze(-1)
 
 
 def team_policies(env: BatchedEnv, sources: Sequence[Source], device: torch.device | str, own: Source) -> list[Any]:

@@ -38,6 +38,7 @@ from bmf_graph.group_graph import (GroupSnapshot, capture_groups, draw_snapshot,
                                    snapshot_title)
 from bmf_graph.run_files import read_csv as read_metrics  # noqa: E402
 from bmf_graph.players import Driver, read_run_config, set_threads, setup_play  # noqa: E402
+from bmf_graph.training_eval import read_eval  # noqa: E402
 
 __all__ = ["Curve", "CurvePlot", "GroupFigure", "learning_curves", "run_labels", "smooth_series", "group_graph",
            "group_strip", "replay_gif", "output_path", "main"]
@@ -47,7 +48,10 @@ ALGO_NAMES = {"q": "Q", "mfq": "MFQ", "ac": "AC", "mfac": "MFAC", "gat_mf": "GAT
 """How figures name the algorithms (the paper's names)."""
 METRIC_NAMES = {"charts/return": "episode return of the learning team", "charts/entropy": "policy entropy (nats)",
                 "charts/epsilon": "exploration epsilon", "charts/temperature": "Boltzmann temperature",
-                "charts/groups": "non-empty groups", "perf/sps": "env steps per second"}
+                "charts/groups": "non-empty groups", "perf/sps": "env steps per second",
+                "eval/return_greedy": "evaluation return (frozen policy, greedy)",
+                "eval/return_mode": "evaluation return (frozen policy, its mode)",
+                "eval/return_sampled": "evaluation return (frozen policy, sampled)"}
 """Axis labels of the usual ``metrics.csv`` columns (others are shown by their column name)."""
 TASK_NAMES = {"firefighter": "Firefighter", "battle": "Battle", "pursuit": "Adversarial Pursuit", "vmas": "VMAS"}
 
@@ -156,7 +160,14 @@ def smooth_series(y: np.ndarray, window: int) -> np.ndarray:
 
 
 def _series(run: Path, metric: str, x: str) -> tuple[np.ndarray, np.ndarray]:
-    rows = [r for r in read_metrics(run) if metric in r]
+    """``(x, metric)`` of a run: from ``metrics.csv``, or from ``eval.csv`` for an ``eval/``
+    metric (the frozen policy's evaluations, against the episode)."""
+    if metric.startswith("eval/"):
+        if x != "episode":
+            raise ValueError(f"learning_curves: metric={metric!r} is logged per evaluation episode; expected x='episode'")
+        rows = [r for r in read_eval(run) if metric in r] if (run / "eval.csv").is_file() else []
+    else:
+        rows = [r for r in read_metrics(run) if metric in r]
     if not rows:
         raise ValueError(f"learning_curves: run {run} has no values of metric={metric!r}")
     return np.array([r[x] for r in rows]), np.array([r[metric] for r in rows])
@@ -185,7 +196,8 @@ def learning_curves(run_dirs: Sequence[Path | str], out: Path | str, metric: str
     Args:
         run_dirs: run folders, or folders of run folders.
         out: PNG file or folder (``learning_curves.png``).
-        metric: a ``metrics.csv`` column.
+        metric: a ``metrics.csv`` column, or an ``eval.csv`` one (``eval/return_greedy``, the
+            frozen policy's evaluation return: the learning curve RESULTS.md reports).
         smooth: trailing moving-average window applied to each run before averaging.
         x: ``"episode"`` or ``"env_steps"``.
     """
@@ -368,7 +380,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("curves", parents=[common], help="learning curves, mean ± std over seeds",
                        formatter_class=DefaultsFormatter)
     p.add_argument("runs", nargs="+", help="run folders or folders of runs")
-    p.add_argument("--metric", default="charts/return", help="a metrics.csv column")
+    p.add_argument("--metric", default="charts/return", help="a metrics.csv column, or eval/return_greedy (eval/return_mode, eval/return_sampled): evaluation returns from eval.csv")
     p.add_argument("--smooth", type=int, default=1, help="trailing moving-average window, in episodes")
     p.add_argument("--x", choices=X_AXES, default="episode", help="x axis")
     p.add_argument("--title", help="panel title (default: the task and what is averaged)")

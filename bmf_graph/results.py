@@ -12,6 +12,9 @@ What it reads (every part optional: a missing part is reported as missing, never
 ``results/battle/head_to_head/*.json``                       ``python -m bmf_graph.evaluate head-to-head``,
                                                              one file per seed, pooled by method
 ``results/battle/zero_shot/{label}__seed{S}__{opp}.json``    ``python -m bmf_graph.evaluate zero-shot``
+``results/battle/league/ratings.json``                       ``python -m bmf_graph.evaluate league results``
+                                                             (the Battle ranking)
+``results/firefighter/frozen_eval.json``                     ``python benchmarks/firefighter_frozen.py``
 ``results/table1.json``                                      ``python benchmarks/table1.py``
 ``results/{task}/policies.json``                             fixed policies' returns, e.g.
                                                              ``python benchmarks/vmas_policies.py``
@@ -37,12 +40,14 @@ from typing import Sequence
 
 from bmf_graph.files import atomic_write_text
 from bmf_graph.model_files import final_model
-from bmf_graph.results_figures import curves_figure, head_to_head_figure, zero_shot_figure
+from bmf_graph.league import table_lines
+from bmf_graph.results_figures import (curves_figure, dot_interval_figure, head_to_head_figure, league_figure,
+                                       zero_shot_figure)
 from bmf_graph.results_head_to_head import head_to_head_lines, read_head_to_head
 from bmf_graph.results_paper import CLAIMS, TABLE1, TABLE2, TASK_TITLES, ZERO_SHOT_CLAIM
 from bmf_graph.results_stats import (REFERENCE_LABELS, Run, claim_comparisons, claim_verdict, claim_word, collect,
-                                     compare, final_returns, fmt, mean_returns, mean_std, method_order,
-                                     zero_shot_rows)
+                                     compare, final_eval_returns, final_returns, fmt, frozen_eval_lines,
+                                     mean_returns, mean_std, method_order, zero_shot_rows)
 
 TASK_ORDER = ("firefighter", "battle", "pursuit", "battle_ablations")
 ABLATION_NOTE = ("`bmf_q` here is the default BMF-Q (k = 8, VAE grouping, `gatv2` scoring) trained at the "
@@ -126,6 +131,8 @@ def _task_section(task: str, groups: dict[str, list[Run]], assets: str, figure_d
         lines.append(row)
     lines.append("")
     lines += notes
+    lines += ["Cells: mean ± std over seeds, one value per run; the comparisons below test those per-seed "
+              "values (seeds are the units, never episodes).", ""]
     measures = {"final return": final_returns(groups)}
     if speed:
         measures["mean return over all episodes"] = mean_returns(groups)
@@ -144,12 +151,49 @@ def _task_section(task: str, groups: dict[str, list[Run]], assets: str, figure_d
             lines.append("")
     if figure_dir is not None:
         lines += [f"![{task} learning curves]({_link(assets, curves_figure(task, groups, figure_dir))})", ""]
+        evaluated = final_eval_returns(groups)
+        if evaluated:
+            figure = dot_interval_figure(f"{task}_final_eval", f"{task}: final evaluation return of the frozen policy; "
+                                         "seeds (dots), mean and 95 % interval over seeds", evaluated,
+                                         "evaluation return (greedy, or the policy's mode)", figure_dir)
+            lines += [f"![{task} final evaluation returns]({_link(assets, figure)})", ""]
     if claim is not None:
         lines += [f"**The paper's claim.** {claim.text}", ""]
         for measure, values in measures.items():
             here = claim_verdict(values, claim.reference, claim.against) or \
                 f"Not run yet: no {' or '.join(claim.reference)} runs."
             lines += [f"**Here{', by ' + measure if speed else ''}.** {here}", ""]
+    return lines
+
+
+def _league(folder: Path, assets: str, figure_dir: Path | None) -> list[str]:
+    """The Battle ranking: the league's ratings and win rates against the yardsticks."""
+    lines = ["## Battle league (the ranking)", ""]
+    if not (folder / "ratings.json").is_file():
+        return lines + [f"Not run yet (no `results/battle/{folder.name}/ratings.json`; "
+                        f"`python -m bmf_graph.evaluate league results`).", ""]
+    summary = json.loads((folder / "ratings.json").read_text())
+    lines += table_lines(summary) + [""]
+    if not summary["complete"]:
+        lines += [f"The league is not finished ({summary['games']:,} of {summary['games_expected']:,} games): "
+                  f"ratings rest on the pairs played so far; `python -m bmf_graph.evaluate league results` "
+                  f"continues it.", ""]
+    if figure_dir is not None:
+        lines += [f"![league ratings]({_link(assets, league_figure(summary, figure_dir))})", ""]
+    return lines
+
+
+def _frozen(path: Path, assets: str, figure_dir: Path | None) -> list[str]:
+    """Firefighter's frozen-policy evaluation of the final models (``benchmarks/firefighter_frozen.py``)."""
+    if not path.is_file():
+        return []
+    data = json.loads(path.read_text())
+    lines = ["## Firefighter: evaluation of the frozen policies", ""] + frozen_eval_lines(data) + [""]
+    if figure_dir is not None:
+        values = {m: [s["T=0.5"]["mean"] for s in seeds.values()] for m, seeds in data["models"].items()}
+        figure = dot_interval_figure("firefighter_frozen", "Firefighter, frozen policies at T = 0.5: seeds (dots), "
+                                     "mean and 95 % interval over seeds", values, "evaluation return", figure_dir)
+        lines += [f"![firefighter frozen evaluation]({_link(assets, figure)})", ""]
     return lines
 
 
@@ -283,6 +327,8 @@ def render(results: Path | str = "results", assets: str = "assets", figures: boo
         if task == "battle_ablations":
             notes += [ABLATION_NOTE, ""]
         lines += _task_section(task, groups, assets, figure_dir, notes)
+    lines += _frozen(results / "firefighter" / "frozen_eval.json", assets, figure_dir)
+    lines += _league(results / "battle" / "league", assets, figure_dir)
     lines += _head_to_head(results / "battle" / "head_to_head", assets, figure_dir)
     lines += _zero_shot(results / "battle" / "zero_shot", assets, figure_dir)
     lines += _pictures(groups_by_task, assets, figure_dir if pictures else None)

@@ -1,5 +1,5 @@
-"""The figures of RESULTS.md: learning curves per task, the head-to-head heat map and the
-zero-shot bars.
+"""The figures of RESULTS.md: learning curves per task, the head-to-head heat map, the
+zero-shot bars, dot-and-interval plots of final evaluation returns and the league ratings.
 
 Every label keeps one colour in every figure (:func:`label_color`). Written with fixed
 metadata, so the same artifacts give the same files.
@@ -18,7 +18,7 @@ import numpy as np  # noqa: E402
 
 from bmf_graph.run_files import read_csv as read_metrics  # noqa: E402
 from bmf_graph.plot import aggregate, smooth_series  # noqa: E402
-from bmf_graph.results_stats import method_order  # noqa: E402
+from bmf_graph.results_stats import cluster_bootstrap, method_order  # noqa: E402
 
 METADATA = {"Software": None}
 """PNG metadata: no matplotlib version string, so the bytes depend on the data only."""
@@ -132,6 +132,57 @@ def zero_shot_figure(opponent: str, table: dict[int, dict[str, list[float]]], as
     ax.axhline(0, color="black", linewidth=0.6)
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110, metadata=METADATA)
+    plt.close(fig)
+    return path
+
+
+def dot_interval_figure(name: str, title: str, values: dict[str, list[float]], xlabel: str, assets: Path,
+                        draws: int = 1000) -> Path:
+    """One row per method, ranked by its mean: a dot per seed, the mean over seeds and its 95 %
+    cluster-bootstrap interval (seeds resampled); ``assets/results_{name}.png``. Shows a ranking
+    where overlapping learning curves hide it."""
+    path = assets / f"results_{name}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    labels = sorted((k for k, v in values.items() if v), key=lambda k: float(np.mean(values[k])))
+    fig, ax = plt.subplots(figsize=(6.4, 0.9 + 0.45 * len(labels)))
+    for row, label in enumerate(labels):
+        mean, low, high = cluster_bootstrap(values[label], draws)
+        ax.plot([low, high], [row, row], color="black", linewidth=1.6)
+        ax.plot([mean], [row], "o", color="black", markersize=6)
+        ax.plot(values[label], [row] * len(values[label]), "o", color="tab:blue", alpha=0.5, markersize=4)
+    ax.set_yticks(range(len(labels)), [f"{k} (n={len(values[k])})" for k in labels], fontsize=8)
+    ax.set_xlabel(xlabel)
+    ax.set_title(title, fontsize=9)
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110, metadata=METADATA)
+    plt.close(fig)
+    return path
+
+
+def league_figure(summary: dict, assets: Path) -> Path:
+    """League ratings: each method's mean rating with its 95 % interval over seeds, a dot per
+    model, the yardsticks as vertical lines; ``assets/results_league.png``."""
+    path = assets / "results_league.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    methods = sorted(summary["methods"], key=lambda m: summary["methods"][m]["rating"])
+    fig, ax = plt.subplots(figsize=(6.4, 0.9 + 0.45 * len(methods)))
+    for row, method in enumerate(methods):
+        r = summary["methods"][method]
+        ax.plot([r["low"], r["high"]], [row, row], color="black", linewidth=1.6)
+        ax.plot([r["rating"]], [row], "o", color="black", markersize=6)
+        models = [v for k, v in summary["models"].items() if k.split("/")[0] == method]
+        ax.plot(models, [row] * len(models), "o", color="tab:blue", alpha=0.5, markersize=4)
+    for name, value in summary["yardsticks"].items():
+        ax.axvline(value, color="tab:red" if name == "scripted" else "gray", linestyle="--", linewidth=1)
+        ax.text(value, -0.75, f" {name}", fontsize=7, va="center")
+    ax.set_ylim(-1.0, len(methods) - 0.5)
+    ax.set_yticks(range(len(methods)), methods, fontsize=8)
+    ax.set_xlabel("Bradley–Terry rating (Elo scale, random team = 0)")
+    ax.set_title(f"Battle league, {summary['games']:,} games: 95 % intervals over seeds", fontsize=9)
+    ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110, metadata=METADATA)
     plt.close(fig)

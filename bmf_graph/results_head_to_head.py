@@ -7,7 +7,8 @@ are pooled by label: the games ``i`` won against ``j`` add up over the files,
     rate(i, j) = sum_f wins_f(i, j) / sum_f games_f(i, j),
 
 with a Wilson interval over the pooled games. Those intervals count games, not seeds, so the
-row's mean win rate is also shown per file, which is where the spread between seeds shows.
+row's mean win rate is also shown per file, which is where the spread between seeds shows, with
+a cluster-bootstrap interval over the files (seeds) of their mean.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from typing import Sequence
 
 import numpy as np
 
-from bmf_graph.results_stats import mean_std
+from bmf_graph.results_stats import cluster_bootstrap, mean_std
 from bmf_graph.sweep_grid import SEED_FOLDER
 from bmf_graph.winrate import WinTable
 
@@ -94,9 +95,10 @@ def head_to_head_lines(pool: HeadToHead) -> list[str]:
              f"({'greedy' if greedy else 'sampled'} actions); the winner killed more, ties are counted apart; "
              "row's win rate against column with its Wilson 95 % interval, and its mean over the opponents."]
     if per_seed:
-        lines[0] += (" The seeds' games are pooled by method; the intervals count games, not seeds, and the "
-                     "last column gives the row's mean per seed.")
-    extra = " | per seed" if per_seed else ""
+        lines[0] += (" The seeds' games are pooled by method; the Wilson intervals count games, not seeds. The "
+                     "last column gives the row's mean per seed and the 95 % interval of their mean over seeds "
+                     "(cluster bootstrap: seeds resampled, each seed's games kept together), the interval to read.")
+    extra = " | per seed [95 % CI over seeds]" if per_seed else ""
     lines += ["", "| | " + " | ".join(names) + " | mean" + extra + " |", "|---" * (len(names) + 2 + per_seed) + "|"]
     for i, name in enumerate(names):
         played = [j for j, rate in enumerate(table["win_rate"][i]) if j != i and rate is not None]
@@ -105,7 +107,13 @@ def head_to_head_lines(pool: HeadToHead) -> list[str]:
         rates = [table["win_rate"][i][j] for j in played]
         row = f"| {name} | " + " | ".join(cells) + f" | {f'{mean_std(rates)[0]:.2f}' if rates else '—'} |"
         if per_seed:
-            row += " " + " · ".join("—" if m is None else f"{m:.2f}" for m in pool.file_means(name)) + " |"
+            means = pool.file_means(name)
+            row += " " + " · ".join("—" if m is None else f"{m:.2f}" for m in means)
+            seeded = [m for m in means if m is not None]
+            if len(seeded) > 1:
+                _, low, high = cluster_bootstrap(seeded)
+                row += f" [{low:.2f}, {high:.2f}]"
+            row += " |"
         lines.append(row)
     return lines + ["", *_side_line([game for data in files for game in data.get("games", [])])]
 

@@ -26,6 +26,7 @@ from bmf_graph.logging import final_mean
 from bmf_graph.model_files import final_model
 from bmf_graph.run_files import read_csv as read_metrics
 from bmf_graph.sweep_grid import SEED_FOLDER
+from bmf_graph.training_eval import read_eval
 
 REFERENCE_LABELS = ("bmf_q", "bmf_ac")
 """Labels compared against every other method of a task, the first present."""
@@ -94,6 +95,20 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
     """Mean and standard deviation (``ddof=0``) of the finite values; NaN when there are none."""
     a = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=float)
     return (float(a.mean()), float(a.std())) if a.size else (math.nan, math.nan)
+
+
+def cluster_bootstrap(per_seed: Sequence[float], draws: int = 1000, seed: int = 0) -> tuple[float, float, float]:
+    """Mean over seeds of per-seed values (e.g. a model's win rate over its games) and the 95 %
+    percentile interval of that mean over ``draws`` resamplings of the seeds with replacement:
+    a cluster bootstrap, in which the games of a seed stay together and the seed is the unit."""
+    values = np.asarray(per_seed, dtype=float)
+    if values.size == 0 or not np.isfinite(values).all() or draws < 1:
+        raise ValueError(f"cluster_bootstrap: got {values.size} per-seed values and draws={draws!r}; expected "
+                         f"at least one finite value and draws >= 1")
+    index = np.random.default_rng(seed).integers(0, values.size, size=(draws, values.size))
+    means = values[index].mean(1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return float(values.mean()), float(low), float(high)
 
 
 def fmt(values: Sequence[float], digits: int = 1) -> str:
@@ -170,6 +185,20 @@ def final_returns(groups: dict[str, list[Run]]) -> dict[str, list[float]]:
     return {label: [r.final_return for r in runs] for label, runs in groups.items()}
 
 
+def final_eval_returns(groups: dict[str, list[Run]]) -> dict[str, list[float]]:
+    """Per label, each run's last evaluation return of its frozen policy (``eval.csv``: greedy for
+    the Q family, the mode for the actor-critic family); runs without one are left out."""
+    out: dict[str, list[float]] = {}
+    for label, runs in groups.items():
+        for run in runs:
+            rows = read_eval(run.path) if (run.path / "eval.csv").is_file() else []
+            value = next((rows[-1][k] for k in ("eval/return_greedy", "eval/return_mode") if rows and k in rows[-1]),
+                         None)
+            if value is not None:
+                out.setdefault(label, []).append(value)
+    return out
+
+
 def mean_returns(groups: dict[str, list[Run]]) -> dict[str, list[float]]:
     """``{label: [mean return over all episodes per seed]}``: convergence speed, for :func:`compare`."""
     return {label: [r.mean_return for r in runs] for label, runs in groups.items()}
@@ -241,3 +270,28 @@ def zero_shot_rows(folder: Path) -> dict[str, dict[int, dict[str, list[float]]]]
             cells = table.setdefault(match["opponent"], {}).setdefault(int(row["agents"]), {})
             cells.setdefault(match["label"], []).append(float(row["return"]["mean"]))
     return table
+
+
+FROZEN_MODES = ("greedy", "T=0.5", "sampled")
+
+
+def frozen_eval_lines(data: dict) -> list[str]:
+    """The Firefighter frozen-policy table of ``results/firefighter/frozen_eval.json``
+    (``benchmarks/firefighter_frozen.py``): per method, the mean ± std over seeds of each
+    model's mean evaluation return in each mode, and the worst seed's greedy return; the fixed
+    policies below (mean ± std over their episodes)."""
+    lines = [f"Frozen policies, no training: {data['episodes']} evaluation episodes per model and mode (seeds "
+             f"{data['seed']}..{data['seed'] + data['episodes'] - 1}); mean ± std over seeds of each model's mean. "
+             f"*greedy*: {data['modes']['greedy']}; *T = 0.5*: {data['modes']['T=0.5']}; *sampled*: "
+             f"{data['modes']['sampled']}.", "",
+             "| method | seeds | greedy | T = 0.5 | sampled (as trained) | greedy, worst seed |",
+             "|---|---:|---|---|---|---|"]
+    for method, seeds in data["models"].items():
+        cells = ["{:,.0f} ± {:,.0f}".format(*mean_std([s[mode]["mean"] for s in seeds.values()]))
+                 for mode in FROZEN_MODES]
+        worst = min(seeds, key=lambda k: seeds[k]["greedy"]["mean"])
+        lines.append(f"| {method} | {len(seeds)} | {' | '.join(cells)} | {seeds[worst]['greedy']['mean']:,.0f} "
+                     f"({worst}) |")
+    for name, value in data["fixed_policies"].items():
+        lines.append(f"| fixed: {name} | — | {value['mean']:,.0f} ± {value['std']:,.0f} (over episodes) | | | |")
+    return lines

@@ -36,6 +36,7 @@ from bmf_graph.players import load_policy
 from bmf_graph.resume import read_state
 from bmf_graph.rollout import EpisodeResult, play_episodes
 from bmf_graph.runlock import RunLock
+from bmf_graph.training_eval import TrainingEvaluation
 
 
 def episode_seed(seed: int, episode: int) -> int:
@@ -229,6 +230,7 @@ class Trainer:
         total, every = self.cfg.train.episodes, self.cfg.train.save_every
         bar = tqdm(total=total, initial=self.episode, disable=not self.cfg.train.progress, unit="ep", dynamic_ncols=True)
         try:
+            evaluation = TrainingEvaluation(self, logger)
             while self.episode < total:
                 explore = self.episode / max(total - 1, 1)
                 start, before = time.perf_counter(), self.episode
@@ -242,6 +244,7 @@ class Trainer:
                     logger.log({"episode": self.episode, "env_steps": self.env_steps, **metrics, "perf/sps": sps})
                     bar.update(1)
                     bar.set_postfix(ret=f"{metrics['charts/return']:.1f}", sps=f"{sps:.0f}")
+                evaluation.after_round(self.episode)
                 if self.episode // every > before // every and self.episode < total:
                     self.save()
             self.save(final=True)  # the one write of last.pt at the end

@@ -13,6 +13,7 @@ import pytest
 from bmf_graph import config
 from bmf_graph.cli import settings as cli_settings
 from bmf_graph.cli.train import main, run_summary, usage
+from bmf_graph.training_eval import read_eval
 from bmf_graph.config import CONF_DIR, load_config
 from bmf_graph.config_checks import ConfigError
 from bmf_graph.logging import final_mean, read_metrics
@@ -79,7 +80,11 @@ def test_end_of_run_summary(tmp_path, capsys):
     returns = [row["charts/return"] for row in read_metrics(run)]
     best = max(range(12), key=returns.__getitem__)
     assert f"run folder:   {run}\n" in out
-    assert f"final return: {final_mean(returns):.2f} (mean of the last 2 of 12 episodes)" in out
+    assert f"final return: {final_mean(returns):.2f} (training return, exploring: mean of the last 2 of 12 " \
+           f"episodes)" in out
+    last = read_eval(run)[-1]
+    assert f"eval return:  {last['eval/return_greedy']:.2f} ± {last['eval/return_std_greedy']:.2f} (frozen policy, " \
+           f"greedy, 10 evaluation episodes after episode 12)" in out
     assert f"best return:  {returns[best]:.2f} (episode {best + 1})" in out
     assert f"bmf-evaluate returns {run} " in out and f"bmf-plot curves {run} " in out
     assert f"bmf-train resume={run} " in out

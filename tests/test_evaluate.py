@@ -18,7 +18,7 @@ from bmf_graph.config import load_config
 from bmf_graph.envs import battle
 from bmf_graph.envs.base import TeamSpec
 from bmf_graph.envs.copies import WorkerCopies
-from bmf_graph.rollout import EpisodeResult
+from bmf_graph.rollout import EpisodeResult, team_view
 from bmf_graph.trainer import train
 from bmf_graph.winrate import GameResult, schedule, tally, wilson_interval
 from tiny_runs import FAST, TINY
@@ -381,3 +381,23 @@ def test_cli_sides_writes_json(ckpt, tmp_path, capsys):
     printed = json.loads(capsys.readouterr().out)
     assert json.loads(out.read_text()) == printed and printed["games_per_side"] == 2
     assert set(printed) >= {"left", "right", "kills_left", "kills_right", "relative_gap"}
+
+
+def test_returns_state_their_mode_and_temperature(ckpt):
+    model = ckpt[("firefighter", "bmf_q")]
+    greedy = evaluate.evaluate_returns(model, episodes=2)
+    sampled = evaluate.evaluate_returns(model, episodes=2, deterministic=False)
+    warm = evaluate.evaluate_returns(model, episodes=2, temperature=0.5)
+    assert (greedy["mode"], greedy["temperature"]) == ("greedy", None)
+    assert (sampled["mode"], sampled["temperature"]) == ("sampled", None)
+    assert (warm["mode"], warm["temperature"], warm["deterministic"]) == ("temperature", 0.5, False)
+    env = evaluate.make_env("firefighter", players.checkpoint_config(model).env.kwargs)
+    policy = players.load_policy(model, env.teams[0])
+    cold = players.AtTemperature(policy, 1e-6)
+    view = team_view(env.reset(seed=0)[0], torch.zeros(env.teams[0].num_agents, 2), None, torch.device("cpu"))
+    rec = cold.observe(view)
+    q = cold.scores(view, rec)
+    assert torch.equal(cold.policy(view, rec, None).argmax(1), q.argmax(1))
+    assert torch.allclose(players.AtTemperature(policy, 1e6).policy(view, rec, None), torch.full_like(q, 0.5), atol=1e-4)
+    with pytest.raises(ValueError, match="temperature=0"):
+        players.AtTemperature(policy, 0)

@@ -130,7 +130,7 @@ def test_disk_full_during_training_is_one_line_and_keeps_the_last_checkpoint(tmp
 
     def fill_up(fd):
         calls.append(fd)
-        if len(calls) > 5:  # config.yaml, metrics.csv, model_ep000001 (.json, .safetensors), last.pt; then full
+        if len(calls) > 6:  # config.yaml, metrics.csv, eval.csv, model_ep000001 (.json, .safetensors), last.pt
             raise OSError(errno.ENOSPC, "No space left on device")
         return real(fd)
 

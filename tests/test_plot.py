@@ -256,3 +256,24 @@ def test_cli_curves_and_groups(runs, tmp_path, capsys):
         plot.main(["groups", str(model(runs[("firefighter", "bmf_q", 0)])), "--out", str(out)])
     assert exit_info.value.code == 2 and "overwrite" in capsys.readouterr().err
     assert not math.isnan(plot.smooth_series(np.array([1.0]), 3)[0])
+
+
+def test_evaluation_curves_read_eval_csv_with_seed_bands(tmp_path):
+    from bmf_graph.training_eval import EvalLog
+
+    src = tmp_path / "runs"
+    for seed, values in enumerate([[-5.0, -3.0], [-7.0, -1.0]]):
+        run = fake_run(src, f"mfq_{seed}", "mfq", [0, 0, 0, 0], seed=seed)
+        log = EvalLog(run)
+        for point, value in zip((2, 4), values):
+            log.write({"episode": point, "trained_episodes": point, "episodes": 3, "eval/return_greedy": value})
+    result = plot.learning_curves([src], tmp_path / "e.png", metric="eval/return_greedy")
+    curve = result.curves["mfq"]
+    np.testing.assert_allclose(curve.x, [2, 4])
+    np.testing.assert_allclose(curve.mean, [-6, -2])
+    np.testing.assert_allclose(curve.std, [1, 1])
+    assert result.figure.axes[0].get_ylabel() == "evaluation return (frozen policy, greedy)"
+    with pytest.raises(ValueError, match="per evaluation episode; expected x='episode'"):
+        plot.learning_curves([src], tmp_path / "f.png", metric="eval/return_greedy", x="env_steps")
+    with pytest.raises(ValueError, match="no values of metric='eval/return_mode'"):
+        plot.learning_curves([src], tmp_path / "g.png", metric="eval/return_mode")

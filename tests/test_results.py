@@ -187,9 +187,9 @@ def test_head_to_head_pools_the_seeds_files_by_method(artifacts: Path):
     head_to_head_file(folder, 11, ["bmf_q", "mfq"], [[0, 20], [28, 0]], ties=[[0, 2], [2, 0]])
     text = results.render(artifacts, "assets", figures=False)
     assert "Every pair of final models (seeds 10, 11) played 50 games per seed" in text
-    assert "| | bmf_q | mfq | q | mean | per seed |" in text
+    assert "| | bmf_q | mfq | q | mean | per seed [95 % CI over seeds] |" in text
     low, high = wilson_interval(50, 100)  # bmf_q v mfq: 30 + 20 wins in 50 + 50 games, 2 of them ties
-    assert f"| bmf_q | — | 0.50 [{low:.2f}, {high:.2f}] | 0.80 [0.67, 0.89] | 0.65 | 0.70 · 0.40 |" in text
+    assert f"| bmf_q | — | 0.50 [{low:.2f}, {high:.2f}] | 0.80 [0.67, 0.89] | 0.65 | 0.70 · 0.40 [0.40, 0.70] |" in text
     assert "| q | 0.20 [0.11, 0.33] | 0.50 [0.37, 0.63] | — | 0.35 | 0.35 · — |" in text
     assert "The side matters" not in text  # no game records, no side line
 
@@ -274,3 +274,44 @@ def test_pictures_play_the_lowest_seed_model_once(artifacts: Path, tmp_path: Pat
     assert len(calls) == 2  # drawn only when missing
     (artifacts / "battle" / "bmf_q").rename(artifacts / "battle" / "mfq2")
     assert "Not drawn yet (no finished `results/battle/bmf_q/seed*/` run)." in results.render(artifacts, figures=False)
+
+
+def test_league_and_frozen_sections(artifacts: Path, tmp_path: Path):
+    league = artifacts / "battle" / "league"
+    league.mkdir(parents=True)
+    summary = {"games": 30, "games_expected": 60, "complete": False, "games_per_pair": 10, "anchor": "random",
+               "bootstrap_draws": 100, "models": {"random": 0.0, "scripted": 150.0, "mfq/seed1": 300.0,
+                                                  "mfq/seed2": 340.0},
+               "yardsticks": {"random": 0.0, "scripted": 150.0},
+               "methods": {"mfq": {"rating": 320.0, "low": 300.0, "high": 340.0, "models": 2}},
+               "against": {"mfq": {"scripted": {"win_rate": 0.75, "low": 0.5, "high": 1.0, "per_seed": [0.5, 1.0]}}}}
+    (league / "ratings.json").write_text(json.dumps(summary))
+    frozen = {"episodes": 2, "seed": 0, "modes": {"greedy": "g", "T=0.5": "t", "sampled": "s"},
+              "fixed_policies": {"random": {"mean": -3000.0, "std": 5.0}},
+              "models": {"mfq": {f"seed{s}": {m: {"mean": v} for m, v in (("greedy", -1500.0 - s), ("T=0.5", -900.0),
+                                                                           ("sampled", -1400.0))} for s in (1, 2)}}}
+    (artifacts / "firefighter" / "frozen_eval.json").write_text(json.dumps(frozen))
+    text = results.render(artifacts, "figs", figure_dir=tmp_path / "figs")
+    assert "## Battle league (the ranking)" in text and "| mfq | 2 | 320 [300, 340] | 0.75 [0.50, 1.00] | — |" in text
+    assert "not finished (30 of 60 games)" in text
+    assert "![league ratings](figs/results_league.png)" in text
+    assert "| mfq | 2 | -1,502 ± 0 | -900 ± 0 | -1,400 ± 0 | -1,502 (seed2) |" in text
+    assert "| fixed: random | — | -3,000 ± 5 (over episodes) | | | |" in text
+    assert (tmp_path / "figs" / "results_league.png").stat().st_size > 0
+    assert (tmp_path / "figs" / "results_firefighter_frozen.png").stat().st_size > 0
+    assert text.index("## Battle league") < text.index("## Battle head-to-head")
+
+
+def test_final_evaluation_returns_get_a_dot_and_interval_figure(artifacts: Path, tmp_path: Path):
+    from bmf_graph.training_eval import EvalLog
+
+    assert "results_firefighter_final_eval" not in results.render(artifacts, "figs", figure_dir=tmp_path / "a")
+    for seed, value in enumerate([-5.0, -7.0, -6.0]):
+        log = EvalLog(artifacts / "firefighter" / "bmf_q" / f"seed{seed}")
+        log.write({"episode": 10, "trained_episodes": 10, "episodes": 2, "eval/return_greedy": value - 1})
+        log.write({"episode": 20, "trained_episodes": 20, "episodes": 2, "eval/return_greedy": value})
+    groups = results.collect(artifacts)["firefighter"]
+    assert results.final_eval_returns(groups) == {"bmf_q": [-5.0, -7.0, -6.0]}
+    text = results.render(artifacts, "figs", figure_dir=tmp_path / "b")
+    assert "![firefighter final evaluation returns](figs/results_firefighter_final_eval.png)" in text
+    assert (tmp_path / "b" / "results_firefighter_final_eval.png").stat().st_size > 0

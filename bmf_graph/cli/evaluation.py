@@ -9,6 +9,8 @@ themselves are :mod:`bmf_graph.evaluate`.
     python -m bmf_graph.evaluate zero-shot RUN --sizes 128,288,512,2048 --games 4
     python -m bmf_graph.evaluate sides RUN --games 20
     python -m bmf_graph.evaluate context RUN --games 100 --part all --mode permute
+    python -m bmf_graph.evaluate league results --games 52 --threads 1   # resumable, results/battle/league/
+    python -m bmf_graph.evaluate pursuit-pool results --episodes 10 --out results/pursuit/pools.json
 
 A model is a model file or a run folder (its ``checkpoints/model_final.safetensors``); play is greedy
 unless ``--sampled``; torch uses the run's ``threads`` setting unless ``--threads`` is given. A
@@ -22,7 +24,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any, Sequence
+
+import torch
 
 from bmf_graph.cli.options import GREEDY_NOTE, DefaultsFormatter, check_out, int_list, parse_kwargs
 from bmf_graph.algos.diagnostics import MODES, PARTS
@@ -31,7 +36,9 @@ from bmf_graph.context_shuffle import context_test
 from bmf_graph.envs import TASKS
 from bmf_graph.evaluate import ZERO_SHOT_SIZES, evaluate_returns, head_to_head, side_bias, zero_shot
 from bmf_graph.files import atomic_write_text
+from bmf_graph.league import DEFAULT_GAMES, play_league, summarize, table_lines
 from bmf_graph.players import RANDOM, set_threads
+from bmf_graph.pursuit_pool import pursuit_pool
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--team", type=int, default=0, help="index of the evaluated team")
     p.add_argument("--opponent", default=RANDOM, help="other teams: random, self or a model file")
     p.add_argument("--copies", type=int, default=1, help="episodes played at once in env copies")
+    p.add_argument("--temperature", type=float,
+                   help="play the model at softmax(Q-values or actor logits / T) instead of greedily")
     p.add_argument("--worker", action="store_true",
                    help="step the copies in a worker process, in two halves (with --threads 1 on two cores)")
 
@@ -92,21 +101,69 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=MODES, default="permute",
                    help="permute the context across the team's alive agents, or zero it")
     p.add_argument("--copies", type=int, default=16, help="games played at once in env copies")
+    p = sub.add_parser("pursuit-pool", parents=[common], help="Pursuit predators against a fixed prey pool, prey "
+                       "against a fixed predator pool", formatter_class=DefaultsFormatter)
+    p.add_argument("results_dir", help="results folder holding pursuit/METHOD/seedS runs")
+    p.add_argument("--episodes", type=int, default=10, help="episodes per model and pool member")
+    p.add_argument("--methods", nargs="*", help="method folders (default: every algorithm)")
+
+    p = sub.add_parser("league", help="Battle league: every final model and two yardsticks, round robin, ratings",
+                       formatter_class=DefaultsFormatter)
+    p.add_argument("results_dir", help="results folder holding battle/METHOD/seedS runs")
+    p.add_argument("--games", type=int, default=DEFAULT_GAMES, help="games per pair (each seed with both colours)")
+    p.add_argument("--out", help="league folder (default: RESULTS_DIR/battle/league); resumes what it holds")
+    p.add_argument("--methods", nargs="*", help="method folders to take models from (default: every algorithm)")
+    p.add_argument("--copies", type=int, default=8, help="games of a pair played at once in env copies")
+    p.add_argument("--max-pairs", type=int, help="stop after this many unfinished pairs (continue later)")
+    p.add_argument("--summarize-only", action="store_true", help="only refit the ratings of the games played")
+    p.add_argument("--draws", type=int, default=1000, help="bootstrap draws over seeds")
+    p.add_argument("--seed", type=int, default=0, help="game g of a pair uses seed + g // 2")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (0: torch's default)")
+    p.add_argument("--device", default="cpu", help="torch device of the policies")
     return parser
+
+
+def _league(args: argparse.Namespace) -> dict[str, Any]:
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    folder = Path(args.out) if args.out else Path(args.results_dir) / "battle" / "league"
+    if not args.summarize_only:
+        play_league(args.results_dir, folder, args.games, args.seed, args.copies, args.methods, args.max_pairs,
+                    resolve_device(args.device))
+    summary = summarize(folder, args.draws)
+    print("\n".join(table_lines(summary)), file=sys.stderr)
+    return summary
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """The ``bmf-evaluate`` command; returns the result it prints (bad input exits with status 2)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "league":
+        try:
+            result = _league(args)
+        except (ValueError, OSError) as error:
+            parser.error(str(error))
+        print(json.dumps(result, indent=2))
+        return result
     try:
-        set_threads(args.threads, args.checkpoints[0] if args.command == "head-to-head" else args.checkpoint)
+        if args.command != "pursuit-pool":
+            set_threads(args.threads, args.checkpoints[0] if args.command == "head-to-head" else args.checkpoint)
         out = check_out(args.out, args.overwrite)
         kwargs = parse_kwargs(args.env_kwargs)
         common = dict(seed=args.seed, deterministic=not args.sampled, device=resolve_device(args.device))
-        if args.command == "returns":
+        if args.command == "pursuit-pool":
+            if args.threads is not None and args.threads > 0:
+                torch.set_num_threads(args.threads)
+            result = pursuit_pool(args.results_dir, args.episodes, args.seed, args.methods, common["device"])
+        elif args.command == "returns":
             result = evaluate_returns(args.checkpoint, args.env, kwargs, args.episodes, team=args.team,
-                                      opponent=args.opponent, copies=args.copies, worker=args.worker, **common)
+                                      opponent=args.opponent, copies=args.copies, worker=args.worker,
+                                      temperature=args.temperature, **common)
+            print(f"play: {result['mode']}" + (f" (softmax at T = {result['temperature']})"
+                                               if result["temperature"] is not None else "")
+                  + f"; return {result['return']['mean']:.2f} ± {result['return']['std']:.2f} "
+                    f"over {result['episodes']} episodes", file=sys.stderr)
         elif args.command == "head-to-head":
             result = head_to_head(args.checkpoints, args.games, kwargs, include_random=args.random, **common)
             print(result["text"], file=sys.stderr)

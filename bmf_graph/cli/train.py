@@ -10,9 +10,10 @@ Examples::
 
 ``conf=NAME`` picks a shipped task file (``conf/NAME.yaml``) or a YAML file by path;
 every other ``key=value`` overrides one setting. A finished run ends with a summary: the final
-return, the best episode, the wall time, the run folder and the commands to evaluate, plot and
-resume it (and, for BMF, to draw its group graph). ``resume=`` on a run that had already
-finished trains nothing and says so above the summary.
+training return (exploring), the last evaluation of the frozen policy (``eval.csv``), the best
+episode, the wall time, the run folder and the commands to evaluate, plot and resume it (and,
+for BMF, to draw its group graph). ``resume=`` on a run that had already finished trains nothing
+and says so above the summary.
 """
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ from bmf_graph.config_checks import ConfigError
 from bmf_graph.files import DiskFull
 from bmf_graph.logging import FINAL_FRACTION, final_mean
 from bmf_graph.run_files import read_csv as read_metrics
+from bmf_graph.training_eval import MODES, read_eval
 from bmf_graph.runlock import RunLocked
 from bmf_graph.trackers import check_trackers
 from bmf_graph.trainer import train
@@ -73,9 +75,10 @@ def _metrics_stamp(run_dir: Path) -> tuple[int, int] | None:
 
 def run_summary(run_dir: Path | str, seconds: float) -> str:
     """What a finished run reached and what to run next, from its ``metrics.csv``: the final
-    return (mean ``charts/return`` over the last 10 % of episodes, as the sweep summaries and
-    RESULTS.md), the best episode, the wall time and the evaluate / plot / resume commands, plus
-    ``bmf-plot groups`` for the BMF methods (``bmf_q``, ``bmf_ac``), whose groups it draws."""
+    training return (mean ``charts/return`` over the last 10 % of episodes, under exploration),
+    the last evaluation of the frozen policy from ``eval.csv`` (:func:`evaluation_lines`), the best
+    episode, the wall time and the evaluate / plot / resume commands, plus ``bmf-plot groups`` for
+    the BMF methods (``bmf_q``, ``bmf_ac``), whose groups it draws."""
     run_dir = Path(run_dir)
     rows = [r for r in read_metrics(run_dir) if "charts/return" in r]
     returns = [r["charts/return"] for r in rows]
@@ -83,7 +86,9 @@ def run_summary(run_dir: Path | str, seconds: float) -> str:
     best = max(range(len(returns)), key=returns.__getitem__) if returns else None
     lines = [f"run folder:   {run_dir}",
              f"episodes:     {len(rows)} ({int(rows[-1]['env_steps']) if rows else 0} env steps) in {_duration(seconds)}",
-             f"final return: {final_mean(returns):.2f} (mean of the last {last} of {len(returns)} episodes)"]
+             f"final return: {final_mean(returns):.2f} (training return, exploring: mean of the last {last} of "
+             f"{len(returns)} episodes)"]
+    lines += evaluation_lines(run_dir)
     if best is not None:
         lines.append(f"best return:  {returns[best]:.2f} (episode {int(rows[best]['episode'])})")
     lines += ["next:",
@@ -93,6 +98,17 @@ def run_summary(run_dir: Path | str, seconds: float) -> str:
         lines.append(f"  bmf-plot groups {run_dir} --step -1 --out {run_dir / 'plots'}/      # its learned groups")
     lines.append(f"  bmf-train resume={run_dir}      # continues the run if it was stopped")
     return "\n".join(lines)
+
+
+def evaluation_lines(run_dir: Path) -> list[str]:
+    """The last evaluation of ``eval.csv`` (the frozen policy, exploration off), one line per mode."""
+    rows = read_eval(run_dir) if (run_dir / "eval.csv").is_file() else []
+    if not rows:
+        return []
+    last = rows[-1]
+    return [f"eval return:  {last[f'eval/return_{mode}']:.2f} ± {last[f'eval/return_std_{mode}']:.2f} (frozen policy, "
+            f"{mode}, {int(last['episodes'])} evaluation episodes after episode {int(last['episode'])})"
+            for mode in MODES if f"eval/return_{mode}" in last]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
