@@ -44,9 +44,11 @@ class EpisodeFile:
     """Columns whose value in the last counted row must equal the ``last.pt`` key of that name."""
 
 
-EPISODE_FILES = (EpisodeFile("metrics.csv", last_row=("env_steps",)),)
-"""The per-episode CSVs a resume checks; a new one (e.g. an ``eval.csv`` counted by its own
-``last.pt`` key) is one more entry."""
+EPISODE_FILES = (EpisodeFile("metrics.csv", last_row=("env_steps",)),
+                 EpisodeFile("eval.csv", column="evaluation", counter="evaluations", required=False))
+"""The per-episode CSVs a resume checks: ``metrics.csv`` against the episode counter, ``eval.csv``
+(one row per evaluation of the frozen policy) against ``last.pt``'s ``evaluations``, which runs
+written before evaluations existed lack."""
 
 STATE_KEYS = ("episode", "env_steps", "rng", "learners", "policies")
 

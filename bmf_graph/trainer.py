@@ -74,6 +74,7 @@ class Trainer:
                          for t in cfg.env.learn_teams}
         self.policies: list[Any] = [self.learners.get(t) or self._opponent(t) for t in range(len(teams))]
         self.episode, self.env_steps = 0, 0
+        self.evaluation: TrainingEvaluation | None = None  # set by train(); its row count goes into last.pt
         self.copies = self._copies()
         try:
             self.run_dir = run_dir or self._new_run_dir()
@@ -204,6 +205,7 @@ class Trainer:
             for name in names:
                 save_model(ckpt / f"{name}{suffix}", algo)
         state = {"episode": self.episode, "env_steps": self.env_steps, "rng": rng_state(),
+                 "evaluations": self.evaluation.log.rows if self.evaluation is not None else 0,
                  "learners": {t: {"weights": a.state_dict(), "training": a.training_state()}
                               for t, a in self.learners.items()},
                  "policies": {i: p.state_dict() for i, p in enumerate(self.policies) if i not in self.learners}}
@@ -230,7 +232,7 @@ class Trainer:
         total, every = self.cfg.train.episodes, self.cfg.train.save_every
         bar = tqdm(total=total, initial=self.episode, disable=not self.cfg.train.progress, unit="ep", dynamic_ncols=True)
         try:
-            evaluation = TrainingEvaluation(self, logger)
+            evaluation = self.evaluation = TrainingEvaluation(self, logger)
             while self.episode < total:
                 explore = self.episode / max(total - 1, 1)
                 start, before = time.perf_counter(), self.episode

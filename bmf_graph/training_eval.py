@@ -13,7 +13,8 @@ Every evaluation plays the same seeds, :func:`eval_seed` ``(seed, 0 .. eval_epis
 which never meet the training episodes' seeds, and leaves the random streams of training as
 they were (training continues as if no evaluation had been played).
 
-``eval.csv`` holds one row per point of :func:`eval_points`: ``episode`` (the point),
+``eval.csv`` holds one row per point of :func:`eval_points`: ``evaluation`` (1, 2, ...; ``last.pt``
+counts them as ``evaluations`` and a resume checks the file against it), ``episode`` (the point),
 ``trained_episodes`` (training episodes done when it was played: the end of the round of
 ``train.envs`` episodes that reached the point; a round passing two points writes the one
 evaluation for both), ``episodes`` and, per mode, the mean and standard deviation (``ddof=0``)
@@ -38,7 +39,7 @@ from bmf_graph.rollout import EpisodeResult, acting_copy, play_episodes
 
 ACTOR_CRITIC = ("ac", "mfac", "bmf_ac")
 MODES = ("greedy", "mode", "sampled")
-COLUMNS = ("episode", "trained_episodes", "episodes",
+COLUMNS = ("evaluation", "episode", "trained_episodes", "episodes",
            *(f"eval/{kind}_{mode}" for mode in MODES for kind in ("return", "return_std", "kills")))
 SEED_MODULUS = 2**31 - 1
 
@@ -75,11 +76,15 @@ class EvalLog:
 
     def __init__(self, run_dir: Path, keep_until: int | None = None):
         self.path = Path(run_dir) / "eval.csv"
+        self.rows = 0
+        """Rows written so far (each numbered in the ``evaluation`` column, 1, 2, ...; ``last.pt``
+        keeps the count as ``evaluations``, which a resume checks the file against)."""
         if not self.path.exists():
             atomic_write_text(self.path, ",".join(COLUMNS) + "\n")
         elif keep_until is not None:
             rows = read_eval(self.path)
             kept = [r for r in rows if r["episode"] <= keep_until]
+            self.rows = len(kept)
             if len(kept) != len(rows):
                 lines = [",".join(COLUMNS)] + [",".join(_cell(r.get(c)) for c in COLUMNS) for r in kept]
                 atomic_write_text(self.path, "\n".join(lines) + "\n")
@@ -87,8 +92,9 @@ class EvalLog:
             raise FileExistsError(f"{self.path} already exists in a new run; expected a new run folder or resume=")
 
     def write(self, row: dict[str, float]) -> None:
+        self.rows += 1
         with self.path.open("a", newline="") as f:
-            csv.writer(f).writerow([_cell(row.get(c)) for c in COLUMNS])
+            csv.writer(f).writerow([_cell({**row, "evaluation": self.rows}.get(c)) for c in COLUMNS])
 
 
 def _cell(value: Any) -> str:
@@ -126,7 +132,8 @@ class TrainingEvaluation:
         self.seeds = [eval_seed(cfg.seed, k) for k in range(cfg.train.eval_episodes)]
         self.modes = eval_modes(cfg.algo.name)
         self.team = cfg.env.learn_teams[0]
-        self.log = EvalLog(trainer.run_dir, keep_until=trainer.episode if trainer.episode > 0 else None)
+        # a resume (also one restarting a stuck run in place, from episode 0) keeps the rows up to its checkpoint
+        self.log = EvalLog(trainer.run_dir, keep_until=trainer.episode if cfg.resume else None)
         self.done = trainer.episode
 
     def after_round(self, episode: int) -> None:

@@ -339,3 +339,17 @@ def test_overwrite_replaces_a_run_folder_and_only_a_run_folder(finished, tmp_pat
     assert entry.main([*TINY_FF, f"runs_dir={runs}", "run_name=other", "overwrite=true"]) == 2
     one_line(capsys, "which is not a run folder")
     assert (runs / "other" / "notes.txt").read_text() == "mine"
+
+
+def test_a_duplicated_eval_row_is_refused_before_anything_is_written(run, capsys):
+    """eval.csv numbers its evaluations 1, 2, ... as last.pt counts them (``evaluations``)."""
+    lines = (run / "eval.csv").read_text().splitlines(keepends=True)
+    assert len(lines) >= 2 and lines[1].startswith("1,")
+    (run / "eval.csv").write_text("".join(lines[:2] + lines[1:]))
+    refused_resume(run, capsys, "eval.csv line 3 has evaluation 1 where 2 was expected")
+
+
+def test_an_eval_file_with_rows_lost_is_refused(run, capsys):
+    lines = (run / "eval.csv").read_text().splitlines(keepends=True)
+    (run / "eval.csv").write_text(lines[0])
+    refused_resume(run, capsys, "eval.csv holds 0 rows but the checkpoint is at evaluation")
