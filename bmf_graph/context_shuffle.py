@@ -32,6 +32,7 @@ from scipy import stats
 from torch import Tensor
 
 from bmf_graph.algos.base import TeamView
+from bmf_graph.algos.bmf import BiLevelInteraction
 from bmf_graph.algos.diagnostics import MODES, PARTS, context_columns, context_effect, shuffle_context
 from bmf_graph.envs import make_env
 from bmf_graph.evaluate import play_copies
@@ -52,8 +53,12 @@ class ShuffledContext:
         if mode not in MODES:
             raise ValueError(f"ShuffledContext: mode={mode!r} is not valid; expected one of {', '.join(MODES)}")
         if getattr(algo, "interaction", None) is None or algo.interaction.dim == 0:
-            raise ValueError(f"ShuffledContext: {type(algo).__name__} ({getattr(algo.cfg, 'name', '?')}) reads no "
-                             f"context; expected a model of the MF family (mfq, mfac, gat_mf, bmf_q, bmf_ac)")
+            name = getattr(getattr(algo, "cfg", None), "name", type(algo).__name__)
+            raise ValueError(f"ShuffledContext: the model is {name!r}, which reads no context; expected a model "
+                             f"of the MF family (mfq, mfac, gat_mf, bmf_q, bmf_ac)")
+        if part != "all" and not isinstance(algo.interaction, BiLevelInteraction):
+            raise ValueError(f"ShuffledContext: part={part!r} names a half of BMF's context [a_intra | a_inter]; the "
+                             f"model is {algo.cfg.name!r}, whose context is one mean (expected part='all')")
         context_columns(algo.interaction.dim, part)  # a part BMF's halves name, or all
         self.algo, self.mode, self.part, self.act_shuffled = algo, mode, part, act_shuffled
         self.spec = algo.spec

@@ -85,3 +85,18 @@ def test_training_logs_diagnostics_and_stops_on_a_dead_network():
         algo.q.head[2].bias.fill_(-1e6)
     with pytest.raises(DeadNetwork, match="critic network of team 'firefighter' has no live unit left in its hidden layer"):
         Diagnostics(algo).measure(algo.buffer.sample(4)[0])
+
+
+def test_context_test_refuses_models_without_context():
+    from bmf_graph.algos.random_policy import RandomPolicy
+    from bmf_graph.context_shuffle import ShuffledContext
+
+    env = firefighter.batched_env(num_firefighters=8, max_steps=5)
+    q = make_algorithm(env.teams[0], AlgoConfig(name="q"), radius=1.5)
+    with pytest.raises(ValueError, match="the model is 'q', which reads no context; expected a model of the MF family"):
+        ShuffledContext(q)
+    with pytest.raises(ValueError, match="the model is 'RandomPolicy', which reads no context"):
+        ShuffledContext(RandomPolicy(env.teams[0]))
+    mfq = make_algorithm(env.teams[0], AlgoConfig(name="mfq"), radius=1.5)
+    with pytest.raises(ValueError, match="part='inter' names a half of BMF's context"):
+        ShuffledContext(mfq, part="inter")
