@@ -33,7 +33,7 @@ from torch import Tensor
 
 from bmf_graph.algos.base import TeamView
 from bmf_graph.algos.bmf import BiLevelInteraction
-from bmf_graph.algos.diagnostics import MODES, PARTS, context_columns, context_effect, shuffle_context
+from bmf_graph.algos.diagnostics import MODES, context_columns, context_effect, shuffle_context
 from bmf_graph.envs import make_env
 from bmf_graph.evaluate import play_copies
 from bmf_graph.players import RANDOM, Source, describe, resolve_env, team_policies
