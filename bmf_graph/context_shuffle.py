@@ -62,7 +62,7 @@ class ShuffledContext:
         context_columns(algo.interaction.dim, part)  # a part BMF's halves name, or all
         self.algo, self.mode, self.part, self.act_shuffled = algo, mode, part, act_shuffled
         self.spec = algo.spec
-        self.chooser = algo.context_chooser() or getattr(algo, "q", None)
+        self.chooser = algo.context_chooser()  # None: no network chooses an action from the context (DDPG)
         self.weight = self.changed = self.dq = 0.0
 
     def begin_episode(self) -> None:

@@ -100,3 +100,20 @@ def test_context_test_refuses_models_without_context():
     mfq = make_algorithm(env.teams[0], AlgoConfig(name="mfq"), radius=1.5)
     with pytest.raises(ValueError, match="part='inter' names a half of BMF's context"):
         ShuffledContext(mfq, part="inter")
+
+
+def test_context_probe_of_a_ddpg_model_measures_no_greedy_change_and_still_acts():
+    """DDPG's critic reads the action too, so no network chooses from the context alone: the probe
+    reports NaN instead of calling the critic without its action."""
+    from bmf_graph.algos.base import TeamView
+    from bmf_graph.context_shuffle import ShuffledContext
+    from bmf_graph.envs.base import TeamSpec
+
+    spec = TeamSpec("agents", 6, (), 3, 2, action_range=(-1.0, 1.0))
+    algo = make_algorithm(spec, AlgoConfig(name="mfac", actor_context=True), radius=1.0)
+    probe = ShuffledContext(algo, act_shuffled=True)
+    view = TeamView(obs=torch.rand(6, 3), pos=torch.rand(6, 2), alive=torch.ones(6, dtype=torch.bool),
+                    a_prev=torch.rand(6, 2), prev_obs=torch.rand(6, 3))
+    rec = probe.observe(view)
+    assert probe.act(view, rec, None).shape == (6, 2)
+    assert all(v != v for v in probe.summary().values())   # NaN: nothing measured
