@@ -4,7 +4,7 @@ The same command as ``bmf-train`` (:mod:`bmf_graph.cli.train`); ``--help`` lists
 """
 import sys
 
-from bmf_graph.runlock import RunLocked, refuse_locked_resume
+from bmf_graph.training.runlock import RunLocked, refuse_locked_resume
 
 if __name__ == "__main__":  # a locked run folder is refused before the heavy imports below
     try:

@@ -20,8 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from report import emit  # noqa: E402
 
-from bmf_graph.players import setup_play  # noqa: E402
-from bmf_graph.rollout import play_episode  # noqa: E402
+from bmf_graph.training.players import setup_play  # noqa: E402
+from bmf_graph.training.rollout import play_episode  # noqa: E402
 
 
 def grad_norms(loss: torch.Tensor, named: dict) -> dict:

@@ -25,14 +25,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bmf_graph.checkpoint import seed_everything
-from bmf_graph.config_checks import ALGORITHMS
+from bmf_graph.training.checkpoint import seed_everything
+from bmf_graph.config.checks import ALGORITHMS
 from bmf_graph.envs import make_env
-from bmf_graph.players import AtTemperature, checkpoint_config, team_policies
-from bmf_graph.results_stats import frozen_eval_lines
-from bmf_graph.rollout import play_episodes
-from bmf_graph.sweep_grid import SEED_FOLDER
-from bmf_graph.training_eval import ACTOR_CRITIC
+from bmf_graph.training.players import AtTemperature, checkpoint_config, team_policies
+from bmf_graph.experiments.results_stats import frozen_eval_lines
+from bmf_graph.training.rollout import play_episodes
+from bmf_graph.experiments.sweep_grid import SEED_FOLDER
+from bmf_graph.training.evaluation import ACTOR_CRITIC
 
 from report import emit
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from bmf_graph import graph
+from bmf_graph.graph import radius as graph
 from bmf_graph.cli.options import int_list
 from report import emit
 from scaling import RADIUS, SIZES, make_inputs

@@ -31,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bmf_graph.run_files import check_episode_rows, read_csv  # noqa: E402
+from bmf_graph.training.run_files import check_episode_rows, read_csv  # noqa: E402
 
 SETTINGS = ["conf=firefighter", "algo=q", "env.kwargs.num_firefighters=24", "env.kwargs.max_steps=24",
             "train.progress=false", "algo.learning_starts=4", "algo.update_every=2", "algo.batch_steps=4",

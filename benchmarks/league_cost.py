@@ -13,9 +13,9 @@ import numpy as np
 import torch
 
 from bmf_graph.envs import make_env
-from bmf_graph.league import DEFAULT_GAMES, env_kwargs, play_pair, roster
-from bmf_graph.players import team_policies
-from bmf_graph.winrate import Game, schedule
+from bmf_graph.experiments.league import DEFAULT_GAMES, env_kwargs, play_pair, roster
+from bmf_graph.training.players import team_policies
+from bmf_graph.experiments.winrate import Game, schedule
 
 from report import emit
 

@@ -17,7 +17,7 @@ import time
 import torch
 
 from bmf_graph.algos.networks import make_network, parameter_count
-from bmf_graph.config_checks import NETWORKS
+from bmf_graph.config.checks import NETWORKS
 from bmf_graph.envs import make_env
 
 from report import emit

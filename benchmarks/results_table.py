@@ -2,7 +2,7 @@
 
     python benchmarks/results_table.py runs/results/firefighter [--episodes 30] [--random]
 
-Runs are grouped by :func:`bmf_graph.plot.run_labels` (algorithm plus any differing setting);
+Runs are grouped by :func:`bmf_graph.experiments.plot.run_labels` (algorithm plus any differing setting);
 each cell is mean ± std over seeds of, per run, the final training return (mean
 ``charts/return`` over the last 10 % of episodes, as the sweep summary) and the mean return of
 ``--episodes`` evaluation episodes of ``model_final.pt`` with sampled actions (each policy at
@@ -20,9 +20,9 @@ import torch
 
 from bmf_graph.algos.random_policy import RandomPolicy
 from bmf_graph.config import from_yaml
-from bmf_graph.evaluate import evaluate_returns
-from bmf_graph.plot import find_runs, run_labels
-from bmf_graph.sweep import final_return
+from bmf_graph.experiments.evaluate import evaluate_returns
+from bmf_graph.experiments.plot import find_runs, run_labels
+from bmf_graph.experiments.sweep import final_return
 from bmf_graph.envs import make_env
 
 

@@ -6,7 +6,7 @@ An *agent-step* is one agent slot of either team in one env step (128 per step a
 
 - ``raw``: one batched env stepped with uniformly random actions.
 - ``acting``: BMF-Q policies for both teams (learner and self-play opponent), no learning,
-  through :func:`bmf_graph.rollout.play_episodes`: one env; ``--acting-envs`` copies stepped in
+  through :func:`bmf_graph.training.rollout.play_episodes`: one env; ``--acting-envs`` copies stepped in
   this process; the same copies stepped by a ``WorkerCopies`` process and played in two halves.
 - ``training``: every algorithm with the shipped defaults (``conf/battle.yaml`` plus
   ``algo=NAME``, so ``train.envs`` and ``train.worker`` as shipped): a :class:`Trainer` plays
@@ -39,11 +39,11 @@ import psutil
 import torch
 
 from bmf_graph.config import load_config
-from bmf_graph.config_checks import ALGORITHMS
+from bmf_graph.config.checks import ALGORITHMS
 from bmf_graph.envs import make_env
 from bmf_graph.envs.copies import LocalCopies, WorkerCopies
-from bmf_graph.rollout import play_episode, play_episodes
-from bmf_graph.trainer import Trainer
+from bmf_graph.training.rollout import play_episode, play_episodes
+from bmf_graph.training.trainer import Trainer
 
 from report import emit
 

@@ -24,7 +24,7 @@ import torch
 
 from bmf_graph.algos.base import soft_update
 from bmf_graph.config import load_config
-from bmf_graph.trainer import Trainer
+from bmf_graph.training.trainer import Trainer
 
 from report import emit
 

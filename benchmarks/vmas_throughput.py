@@ -6,7 +6,7 @@
 For each size ``N`` (agents per env):
 
 - ``raw``: the ``--envs`` VMAS copies stepped with uniformly random actions, no policy.
-- per algorithm: a :class:`~bmf_graph.trainer.Trainer` of ``conf/vmas_crowd_navigation.yaml``
+- per algorithm: a :class:`~bmf_graph.training.trainer.Trainer` of ``conf/vmas_crowd_navigation.yaml``
   with ``algo=NAME``, ``env.kwargs.n_agents=N``, ``train.envs=--envs`` and episodes of
   ``--steps`` steps plays one untimed round (replay filled, the first updates done), then
   ``--rounds`` timed rounds, acting and updates included at the conf's replay ratio
@@ -38,7 +38,7 @@ from report import emit  # noqa: E402
 
 from bmf_graph.config import load_config  # noqa: E402
 from bmf_graph.envs.vmas import env_copies  # noqa: E402
-from bmf_graph.trainer import Trainer  # noqa: E402
+from bmf_graph.training.trainer import Trainer  # noqa: E402
 
 
 def raw(n: int, envs: int, steps: int, device: str) -> float:

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from bmf_graph.buffer import INITIAL_ROWS, StepBuffer, replay_records
+from bmf_graph.algos.replay import INITIAL_ROWS, StepBuffer, replay_records
 
 SCHEMA = {"x": ((3,), torch.float32), "a": ((3,), torch.long)}
 

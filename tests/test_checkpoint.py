@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from bmf_graph.algos import make_algorithm
-from bmf_graph.checkpoint import load_model, model_payload, save_model
+from bmf_graph.training.checkpoint import load_model, model_payload, save_model
 from bmf_graph.config import AlgoConfig
 from bmf_graph.envs import firefighter
 

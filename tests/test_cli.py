@@ -13,10 +13,10 @@ import pytest
 from bmf_graph import config
 from bmf_graph.cli import settings as cli_settings
 from bmf_graph.cli.train import main, run_summary, usage
-from bmf_graph.training_eval import read_eval
+from bmf_graph.training.evaluation import read_eval
 from bmf_graph.config import CONF_DIR, load_config
-from bmf_graph.config_checks import ConfigError
-from bmf_graph.logging import final_mean, read_metrics
+from bmf_graph.config.checks import ConfigError
+from bmf_graph.training.logging import final_mean, read_metrics
 from tiny_runs import FAST, TINY, interrupted_run
 
 ROOT = Path(__file__).resolve().parent.parent

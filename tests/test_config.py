@@ -1,7 +1,7 @@
 import pytest
 
 from bmf_graph.config import from_yaml, load_config, to_yaml
-from bmf_graph.config_checks import ALGORITHMS, ConfigError
+from bmf_graph.config.checks import ALGORITHMS, ConfigError
 
 
 def test_defaults_and_overrides():

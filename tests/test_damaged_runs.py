@@ -1,8 +1,8 @@
 """Damaged run files, full disks, memory limits and odd values, each through the command a user
 runs: the exit status, one error line naming the file or key, and nothing changed on disk.
 
-Only the entry points are imported (``train.py``, ``bmf_graph.plot``, ``bmf_graph.results``,
-``bmf_graph.evaluate``), so this file also runs against earlier versions, where these cases
+Only the entry points are imported (``train.py``, ``bmf_graph.experiments.plot``, ``bmf_graph.experiments.results``,
+``bmf_graph.experiments.evaluate``), so this file also runs against earlier versions, where these cases
 failed."""
 import os
 import pickle
@@ -113,18 +113,18 @@ def test_half_a_row_after_the_checkpoint_is_cut_by_the_resume(run, capsys):
 # ------------------------------------------------------------------ readers
 @pytest.mark.parametrize("text", ["garbage,row\n", "5,500\n", ""], ids=["junk-row", "short-row", "empty"])
 def test_plot_and_results_refuse_a_damaged_metrics_file_in_one_line(run, tmp_path, capsys, text):
-    from bmf_graph import plot, results
+    from bmf_graph.cli import plot as plot_cli, results as results_cli
 
     lines = metrics_lines(run)
     (run / "metrics.csv").write_text("".join(lines[:3] + [text] + lines[3:]) if text else "")
     with pytest.raises(SystemExit) as exit_:
-        plot.main(["curves", str(run), "--out", str(tmp_path / "c.png")])
+        plot_cli.main(["curves", str(run), "--out", str(tmp_path / "c.png")])
     assert exit_.value.code == 2 and not (tmp_path / "c.png").exists()
     assert "metrics.csv" in capsys.readouterr().err.strip().splitlines()[-1]
     seed = tmp_path / "results" / "firefighter" / "q" / "seed0"
     shutil.copytree(run, seed)
     with pytest.raises(SystemExit) as exit_:
-        results.main(["--results", str(tmp_path / "results"), "--out", str(tmp_path / "R.md"), "--no-figures"])
+        results_cli.main(["--results", str(tmp_path / "results"), "--out", str(tmp_path / "R.md"), "--no-figures"])
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and "Traceback" not in err and "metrics.csv" in err.strip().splitlines()[-1]
     assert not (tmp_path / "R.md").exists()
@@ -183,7 +183,7 @@ def test_a_damaged_safetensors_model_is_one_line(run, tmp_path, capsys):
 
 
 def test_results_pictures_with_a_payload_model_is_one_line(run, tmp_path, capsys):
-    from bmf_graph import results
+    from bmf_graph.cli import results as results_cli
 
     seed = tmp_path / "results" / "battle" / "bmf_q" / "seed0"
     shutil.copytree(run, seed)
@@ -191,7 +191,7 @@ def test_results_pictures_with_a_payload_model_is_one_line(run, tmp_path, capsys
         path.unlink()
     (seed / "checkpoints" / "model_final.pt").write_bytes(pickle.dumps({"x": Payload(tmp_path / "ran")}))
     with pytest.raises(SystemExit) as exit_:
-        results.main(["--results", str(tmp_path / "results"), "--out", str(tmp_path / "R.md"), "--pictures"])
+        results_cli.main(["--results", str(tmp_path / "results"), "--out", str(tmp_path / "R.md"), "--pictures"])
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and "Traceback" not in err and "payload refused" in err.splitlines()[-1]
     assert not (tmp_path / "ran").exists() and not (tmp_path / "R.md").exists()
@@ -226,7 +226,7 @@ def test_a_file_size_limit_at_a_checkpoint_is_the_disk_full_line_and_keeps_the_l
 
 
 def test_a_torch_save_that_hits_a_full_disk_is_disk_full(tmp_path):
-    code = ("import resource, sys, torch; from bmf_graph.checkpoint import atomic_save; "
+    code = ("import resource, sys, torch; from bmf_graph.training.checkpoint import atomic_save; "
             "resource.setrlimit(resource.RLIMIT_FSIZE, (200000, 200000)); "
             f"atomic_save({{'x': torch.zeros(10**6)}}, {str(tmp_path / 'big.pt')!r})")
     done = subprocess.run([sys.executable, "-c", code], cwd=CODE, env=ENV, capture_output=True, text=True, timeout=300)

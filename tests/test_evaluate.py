@@ -11,16 +11,17 @@ import numpy as np
 import pytest
 import torch
 
-from bmf_graph import evaluate, players
+from bmf_graph.experiments import evaluate
+from bmf_graph.training import players
 from bmf_graph.algos.random_policy import RandomPolicy
 from bmf_graph.cli import evaluation
 from bmf_graph.config import load_config
 from bmf_graph.envs import battle
 from bmf_graph.envs.base import TeamSpec
 from bmf_graph.envs.copies import WorkerCopies
-from bmf_graph.rollout import EpisodeResult, team_view
-from bmf_graph.trainer import train
-from bmf_graph.winrate import GameResult, schedule, tally, wilson_interval
+from bmf_graph.training.rollout import EpisodeResult, team_view
+from bmf_graph.training.trainer import train
+from bmf_graph.experiments.winrate import GameResult, schedule, tally, wilson_interval
 from tiny_runs import FAST, TINY
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -327,7 +328,7 @@ def test_cli_writes_json_and_refuses_to_overwrite(ckpt, tmp_path, capsys):
 
 def test_cli_head_to_head_as_a_module(ckpt):
     a = str(ckpt[("battle", "bmf_q")])
-    proc = subprocess.run([sys.executable, "-m", "bmf_graph.evaluate", "head-to-head", a, "--random", "--games", "2",
+    proc = subprocess.run([sys.executable, "-m", "bmf_graph.cli.evaluation", "head-to-head", a, "--random", "--games", "2",
                            "--env-kwargs", "max_steps=2", "--threads", "1"], cwd=ROOT, capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 0, proc.stderr

@@ -7,7 +7,7 @@ import pytest
 
 from bmf_graph import files
 from bmf_graph.files import DiskFull, atomic_write, atomic_write_text, remove_temp_files
-from bmf_graph.logging import RunLogger, read_metrics
+from bmf_graph.training.logging import RunLogger, read_metrics
 
 
 def test_atomic_write_replaces_and_leaves_no_temp_file(tmp_path):
@@ -95,7 +95,7 @@ def test_metrics_truncation_killed_at_the_rename_loses_no_row(tmp_path, monkeypa
 def test_metrics_of_an_earlier_version_keep_their_header_on_resume(tmp_path):
     """A run whose file lacks newer columns resumes into the same header: their values go
     to TensorBoard only, and an unknown name is still refused."""
-    from bmf_graph.logging import COLUMNS
+    from bmf_graph.training.logging import COLUMNS
 
     older = [c for c in COLUMNS if c != "charts/noise"] + ["charts/return_red"]
     (tmp_path / "metrics.csv").write_text(",".join(older) + "\n1,10,1.0" + "," * (len(older) - 3) + "\n")

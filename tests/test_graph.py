@@ -4,7 +4,8 @@ import sys
 import pytest
 import torch
 
-from bmf_graph import graph, radius_search
+from bmf_graph.graph import radius as graph
+from bmf_graph.graph import search as radius_search
 from bmf_graph.graph import dense_adjacency, get_backend, neighbour_graph, radius_graph, set_backend
 
 

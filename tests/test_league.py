@@ -6,8 +6,8 @@ import pytest
 
 from bmf_graph.cli import evaluation
 from bmf_graph.config import load_config
-from bmf_graph.league import COLUMNS, play_league, read_games, roster, summarize, table_lines
-from bmf_graph.trainer import train
+from bmf_graph.experiments.league import COLUMNS, play_league, read_games, roster, summarize, table_lines
+from bmf_graph.training.trainer import train
 from tiny_runs import FAST, TINY
 
 
@@ -80,7 +80,7 @@ def test_summary_rates_methods_and_yardsticks(results, tmp_path, capsys):
 
 
 def test_pursuit_is_scored_against_fixed_pools(tmp_path):
-    from bmf_graph.pursuit_pool import pursuit_pool
+    from bmf_graph.experiments.pursuit_pool import pursuit_pool
 
     root = tmp_path / "results"
     for algo in ("mfq", "q"):

@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from bmf_graph.algos import make_algorithm
-from bmf_graph.checkpoint import load_model, model_payload, save_model
+from bmf_graph.training.checkpoint import load_model, model_payload, save_model
 from bmf_graph.config import AlgoConfig
 from bmf_graph.envs import firefighter
-from bmf_graph.model_files import final_model, halve, main, spec_path
-from bmf_graph.rollout import team_view
+from bmf_graph.training.model_files import final_model, halve, main, spec_path
+from bmf_graph.training.rollout import team_view
 
 
 def bmf_q(groups_held=True, radius=1.5):
@@ -115,8 +115,8 @@ def test_a_damaged_spec_is_one_line_naming_the_cause(tmp_path, damage, cause):
 def test_a_header_length_that_starts_like_a_pickle_is_still_safetensors(tmp_path):
     """The first 8 bytes of a safetensors file are its header's length; a length whose low byte is
     0x80 (the pickle opcode PROTO) once made the reader take the file for a torch pickle."""
-    from bmf_graph.run_files import _kind
+    from bmf_graph.training.run_files import file_kind
 
     head = (128 + 256 * 3).to_bytes(8, "little") + b'{"a":'
-    assert head[:1] == b"\x80" and _kind(head) == "safetensors"
-    assert _kind(b"PK\x03\x04" + b"\x00" * 12) == "torch" and _kind(b"") == "empty" and _kind(b"hello\n") == "other"
+    assert head[:1] == b"\x80" and file_kind(head) == "safetensors"
+    assert file_kind(b"PK\x03\x04" + b"\x00" * 12) == "torch" and file_kind(b"") == "empty" and file_kind(b"hello\n") == "other"

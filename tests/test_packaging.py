@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bmf_graph.config import CONF_DIR
-from bmf_graph.logging import read_metrics
+from bmf_graph.training.logging import read_metrics
 from tiny_runs import FAST, TINY
 
 ROOT = Path(__file__).resolve().parent.parent

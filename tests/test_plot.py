@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bmf_graph import group_graph, plot
+from bmf_graph.experiments import group_graph, plot
+from bmf_graph.cli import plot as plot_cli
 from bmf_graph.config import AlgoConfig, Config, EnvConfig, load_config, to_yaml
-from bmf_graph.logging import COLUMNS, read_metrics
-from bmf_graph.trainer import train
+from bmf_graph.training.logging import COLUMNS, read_metrics
+from bmf_graph.training.trainer import train
 from tiny_runs import FAST, TINY
 
 
@@ -183,7 +184,7 @@ def test_group_graph_of_a_vmas_model(tmp_path):
     task is accepted by name and drawn in world units around its agents."""
     pytest.importorskip("vmas")
     run = Path(__file__).resolve().parent.parent / "results" / "vmas_crowd_navigation" / "bmf_ac" / "seed10"
-    result = plot.main(["groups", str(run), "--env", "vmas", "--env-kwargs", "max_steps=3", "--step", "2",
+    result = plot_cli.main(["groups", str(run), "--env", "vmas", "--env-kwargs", "max_steps=3", "--step", "2",
                         "--out", str(tmp_path)])
     (snap,), (drawn,) = result.snapshots, result.drawn
     ax = result.figure.axes[0]
@@ -247,19 +248,19 @@ def test_replay_gif_battle(runs, tmp_path):
 
 def test_cli_curves_and_groups(runs, tmp_path, capsys):
     out = tmp_path / "assets"
-    plot.main(["curves", str(runs[("firefighter", "bmf_q", 0)].parent), "--out", str(out), "--smooth", "2"])
-    plot.main(["groups", str(runs[("firefighter", "bmf_q", 0)]), "--step", "-1", "--out", str(out)])  # a run folder
+    plot_cli.main(["curves", str(runs[("firefighter", "bmf_q", 0)].parent), "--out", str(out), "--smooth", "2"])
+    plot_cli.main(["groups", str(runs[("firefighter", "bmf_q", 0)]), "--step", "-1", "--out", str(out)])  # a run folder
     printed = capsys.readouterr().out.split()
     assert printed == [str(out / "learning_curves.png"), str(out / "group_graph.png")]
     assert all(Path(p).stat().st_size > 0 for p in printed)
     with pytest.raises(SystemExit) as exit_info:
-        plot.main(["groups", str(model(runs[("firefighter", "bmf_q", 0)])), "--out", str(out)])
+        plot_cli.main(["groups", str(model(runs[("firefighter", "bmf_q", 0)])), "--out", str(out)])
     assert exit_info.value.code == 2 and "overwrite" in capsys.readouterr().err
     assert not math.isnan(plot.smooth_series(np.array([1.0]), 3)[0])
 
 
 def test_evaluation_curves_read_eval_csv_with_seed_bands(tmp_path):
-    from bmf_graph.training_eval import EvalLog
+    from bmf_graph.training.evaluation import EvalLog
 
     src = tmp_path / "runs"
     for seed, values in enumerate([[-5.0, -3.0], [-7.0, -1.0]]):

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from bmf_graph.ratings import ELO, bradley_terry, elo, method_ratings, resample_seeds, win_matrix
-from bmf_graph.results_stats import cluster_bootstrap
+from bmf_graph.experiments.ratings import ELO, bradley_terry, elo, method_ratings, resample_seeds, win_matrix
+from bmf_graph.experiments.results_stats import cluster_bootstrap
 
 
 def synthetic_wins(strengths, games, rng):

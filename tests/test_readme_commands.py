@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from bmf_graph import plot, results
+from bmf_graph.cli import plot as plot_cli, results as results_cli
 from bmf_graph.cli import evaluation
 from bmf_graph.cli import train as cli_train
 from bmf_graph.config import load_config
-from bmf_graph.sweep_grid import expand, parse_args
-from bmf_graph.trainer import train
+from bmf_graph.experiments.sweep_grid import expand, parse_args
+from bmf_graph.training.trainer import train
 from tiny_runs import FAST, TINY
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,18 +57,16 @@ def test_readme_commands_are_found():
     """The extraction itself: the set-up pair, the train, evaluate, plot and sweep examples."""
     assert COMMANDS[:3] == ['pip install -e ".[dev]"', "python train.py conf=firefighter", "python -m pytest -q"]
     programs = {tuple(shlex.split(c)[:3]) for c in COMMANDS}
-    for needed in [("python", "-m", "bmf_graph.evaluate"), ("python", "-m", "bmf_graph.plot"),
-                   ("python", "-m", "bmf_graph.sweep")]:
-        assert needed in programs
-    assert sum(c.startswith("python -m bmf_graph.plot ") for c in COMMANDS) >= 4
+    assert {"bmf-evaluate", "bmf-plot", "bmf-sweep", "bmf-results"} <= {p[0] for p in programs}
+    assert sum(c.startswith("bmf-plot ") for c in COMMANDS) >= 4
 
 
 def test_the_extraction_sees_a_broken_command():
-    text = "```bash\npython -m bmf_graph.plot groups runs/RUN \\\n    --stepz 20 --out x/  # comment\n```\n"
+    text = "```bash\nbmf-plot groups runs/RUN \\\n    --stepz 20 --out x/  # comment\n```\n"
     (command,) = readme_commands(text)
-    assert command == "python -m bmf_graph.plot groups runs/RUN --stepz 20 --out x/"
+    assert command == "bmf-plot groups runs/RUN --stepz 20 --out x/"
     with pytest.raises(SystemExit):
-        plot.build_parser().parse_args(shlex.split(command)[3:])
+        plot_cli.build_parser().parse_args(shlex.split(command)[3:])
 
 
 @pytest.fixture(scope="module", params=["battle", "firefighter"])
@@ -103,19 +101,19 @@ def check(command: str, task: str, root: Path, capsys, setup: bool = False) -> N
                 assert cli_train.main(args + [f"runs_dir={root / 'setup'}", "train.episodes=2", *TINY[task],
                                               *FAST]) == 0
                 assert "final return:" in capsys.readouterr().out
-    elif words[:3] == ["python", "-m", "bmf_graph.evaluate"] or words[:3] == ["python", "-m", "bmf_graph.plot"]:
-        module = evaluation if words[2] == "bmf_graph.evaluate" else plot
-        args = words[3:]
+    elif words[0] in ("bmf-evaluate", "bmf-plot"):
+        module = evaluation if words[0] == "bmf-evaluate" else plot_cli
+        args = words[1:]
         if not args:
             return  # the module named in prose
         module.build_parser().parse_args(args)
         if args[0] in RUN_FOR_REAL and all(not a.endswith((".pt", ".safetensors")) or "runs/RUN" in a for a in args):
             if args[0] == "curves" or (task == "battle" or args[0] not in BATTLE_ONLY):
                 module.main(args)
-    elif words[:3] == ["python", "-m", "bmf_graph.results"]:
-        results.build_parser().parse_args(words[3:])  # it rewrites RESULTS.md: tests/test_results.py runs it
-    elif words[:3] == ["python", "-m", "bmf_graph.sweep"]:
-        axes, options = parse_args([w for w in words[3:] if w != "..."])
+    elif words[0] == "bmf-results":
+        results_cli.build_parser().parse_args(words[1:])  # it rewrites RESULTS.md: tests/test_results.py runs it
+    elif words[0] == "bmf-sweep":
+        axes, options = parse_args([w for w in words[1:] if w != "..."])
         assert expand(axes, options)  # every grid point validates
     else:
         pytest.fail(f"README command of an unknown program: {command}")

@@ -7,11 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bmf_graph import results
+from bmf_graph.experiments import results
+from bmf_graph.cli import results as results_cli
 from bmf_graph.config import Config, to_yaml
-from bmf_graph.logging import RunLogger
-from bmf_graph.results_stats import claim_comparisons, claim_word, collect, compare, final_returns, verdict
-from bmf_graph.winrate import WinTable, wilson_interval
+from bmf_graph.training.logging import RunLogger
+from bmf_graph.experiments.results_stats import claim_comparisons, claim_word, collect, compare, final_returns, verdict
+from bmf_graph.experiments.winrate import WinTable, wilson_interval
 
 
 def make_run(root: Path, task: str, label: str, seed: int, returns: list[float], episodes: int | None = None,
@@ -133,14 +134,14 @@ def test_ablation_claim_reads_convergence_speed_too(tmp_path: Path):
 def test_same_bytes_twice_and_cli(artifacts: Path, tmp_path: Path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     out1, out2 = tmp_path / "a.md", tmp_path / "b.md"
-    assert results.main(["--results", str(artifacts), "--out", str(out1), "--assets", "figs"]) == 0
-    assert results.main(["--results", str(artifacts), "--out", str(out2), "--assets", "figs"]) == 0
+    assert results_cli.main(["--results", str(artifacts), "--out", str(out1), "--assets", "figs"]) == 0
+    assert results_cli.main(["--results", str(artifacts), "--out", str(out2), "--assets", "figs"]) == 0
     assert out1.read_bytes() == out2.read_bytes()
     assert "![firefighter learning curves](figs/results_firefighter.png)" in out1.read_text()
     assert (tmp_path / "figs" / "results_battle.png").stat().st_size > 0
     elsewhere = tmp_path / "elsewhere" / "c.md"  # figures go beside the text, so its links hold
     elsewhere.parent.mkdir()
-    assert results.main(["--results", str(artifacts), "--out", str(elsewhere), "--assets", "pics"]) == 0
+    assert results_cli.main(["--results", str(artifacts), "--out", str(elsewhere), "--assets", "pics"]) == 0
     assert elsewhere.read_text() == out1.read_text().replace("figs/", "pics/")
     assert (elsewhere.parent / "pics" / "results_battle.png").stat().st_size > 0
     assert not (tmp_path / "pics").exists()
@@ -226,11 +227,11 @@ def test_bad_inputs(artifacts: Path, tmp_path: Path):
     with pytest.raises(ValueError, match="zero-shot file 'oops.json' is not named"):
         results.render(artifacts, "assets", figures=False)
     with pytest.raises(SystemExit):
-        results.main(["--results", str(tmp_path / "missing"), "--out", str(tmp_path / "r.md")])
+        results_cli.main(["--results", str(tmp_path / "missing"), "--out", str(tmp_path / "r.md")])
 
 
 def test_committed_results_md_is_generated_from_committed_results(tmp_path: Path):
-    """RESULTS.md is exactly what ``python -m bmf_graph.results`` writes from ``results/``."""
+    """RESULTS.md is exactly what ``bmf-results`` writes from ``results/``."""
     root = Path(__file__).resolve().parent.parent
     text = results.render(root / "results", "assets", figure_dir=tmp_path)
     assert text == (root / "RESULTS.md").read_text()
@@ -249,7 +250,7 @@ def test_zero_shot_bars_drawn_and_linked(artifacts: Path, tmp_path: Path):
 
 
 def test_pictures_play_the_lowest_seed_model_once(artifacts: Path, tmp_path: Path, monkeypatch):
-    import bmf_graph.plot as plot
+    import bmf_graph.experiments.plot as plot
 
     make_run(artifacts, "battle", "bmf_q", 11, [1.0] * 10, kills=[(1.0, 0.0)] * 10)
     stray = artifacts / "battle" / "bmf_q" / "seed_old" / "checkpoints"  # not a seed{S} folder: ignored
@@ -303,7 +304,7 @@ def test_league_and_frozen_sections(artifacts: Path, tmp_path: Path):
 
 
 def test_final_evaluation_returns_get_a_dot_and_interval_figure(artifacts: Path, tmp_path: Path):
-    from bmf_graph.training_eval import EvalLog
+    from bmf_graph.training.evaluation import EvalLog
 
     assert "results_firefighter_final_eval" not in results.render(artifacts, "figs", figure_dir=tmp_path / "a")
     for seed, value in enumerate([-5.0, -7.0, -6.0]):

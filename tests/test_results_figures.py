@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from matplotlib.colors import to_rgba
 
-from bmf_graph import results_figures
-from bmf_graph.results_figures import LABEL_COLORS, label_color, zero_shot_figure
+from bmf_graph.experiments import results_figures
+from bmf_graph.experiments.results_figures import LABEL_COLORS, label_color, zero_shot_figure
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -12,7 +12,7 @@ from bmf_graph.algos.random_policy import RandomPolicy
 from bmf_graph.config import AlgoConfig
 from bmf_graph.envs import battle, firefighter
 from bmf_graph.envs.copies import LocalCopies, WorkerCopies
-from bmf_graph.rollout import PartPlayer, acting_copy, play_episode, play_episodes, select_copies, team_view
+from bmf_graph.training.rollout import PartPlayer, acting_copy, play_episode, play_episodes, select_copies, team_view
 from countdown_env import CountdownEnv
 
 SEEDS = [0, 1, 2, 3, 4]  # CountdownEnv: terminated after 2, 3, 4, 5 steps; truncated at 5

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from bmf_graph.config import load_config
-from bmf_graph.logging import read_metrics
-from bmf_graph.runlock import RunLock, RunLocked, holder, refuse_locked_resume
-from bmf_graph.trainer import Trainer, train
+from bmf_graph.training.logging import read_metrics
+from bmf_graph.training.runlock import RunLock, RunLocked, holder, refuse_locked_resume
+from bmf_graph.training.trainer import Trainer, train
 from tiny_runs import FAST, TINY, interrupted_run
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -72,7 +72,7 @@ def test_second_process_on_a_locked_folder_is_refused(tmp_path, monkeypatch):
 
 def test_lock_goes_with_its_process(tmp_path):
     """A process killed with SIGKILL while holding the lock leaves a lock file but no lock."""
-    holding = subprocess.Popen([sys.executable, "-c", "import sys, time; from bmf_graph.runlock import RunLock; "
+    holding = subprocess.Popen([sys.executable, "-c", "import sys, time; from bmf_graph.training.runlock import RunLock; "
                                 f"RunLock({str(tmp_path)!r}); print('locked', flush=True); time.sleep(600)"],
                                cwd=ROOT, env=ENV, stdout=subprocess.PIPE, text=True)
     assert holding.stdout.readline().strip() == "locked"
@@ -89,7 +89,7 @@ import os, sys
 sys.modules["fcntl"] = None  # as on Windows: `import fcntl` fails
 from bmf_graph.cli.train import main
 print(os.getpid())
-from bmf_graph.runlock import RunLock, RunLocked
+from bmf_graph.training.runlock import RunLock, RunLocked
 with RunLock(sys.argv[1]):
     try:
         RunLock(sys.argv[1])

@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from bmf_graph import checkpoint
+from bmf_graph.training import checkpoint
 from bmf_graph.algos import NonFiniteLoss
-from bmf_graph.checkpoint import UnreadableFile, load_file, load_model
-from bmf_graph.run_files import read_model_payload
+from bmf_graph.training.checkpoint import UnreadableFile, load_file, load_model
+from bmf_graph.training.model_files import read_model_payload
 from bmf_graph.config import load_config
-from bmf_graph.config_checks import ConfigError
-from bmf_graph.logging import read_metrics
-from bmf_graph.trainer import Trainer, train
+from bmf_graph.config.checks import ConfigError
+from bmf_graph.training.logging import read_metrics
+from bmf_graph.training.trainer import Trainer, train
 from tiny_runs import FAST, TINY, interrupted_run
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -222,8 +222,8 @@ def test_evaluate_out_keeps_a_file_that_appeared_meanwhile(run_dir, tmp_path, mo
 
 def test_plot_and_zero_shot_refuse_outputs_and_sizes_they_cannot_honour(run_dir, tmp_path):
     from bmf_graph.cli.options import int_list
-    from bmf_graph.evaluate import zero_shot
-    from bmf_graph.plot import replay_gif
+    from bmf_graph.experiments.evaluate import zero_shot
+    from bmf_graph.experiments.plot import replay_gif
 
     with pytest.raises(ValueError, match=r"out='.*x.png' ends in '.png'; expected a .gif file or a folder"):
         replay_gif(run_dir / "checkpoints" / "model_final.safetensors", tmp_path / "x.png")
@@ -237,12 +237,12 @@ def test_plot_and_zero_shot_refuse_outputs_and_sizes_they_cannot_honour(run_dir,
 def test_evaluate_and_plot_refuse_cuda_without_it(run_dir, tmp_path, capsys):
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
-    from bmf_graph import plot
+    from bmf_graph.cli import plot as plot_cli
     from bmf_graph.cli import evaluation
 
     model = str(run_dir / "checkpoints" / "model_final.safetensors")
     for main, args in ((evaluation.main, ["returns", model, "--device", "cuda"]),
-                       (plot.main, ["gif", model, "--device", "cuda", "--out", str(tmp_path / "a.gif")])):
+                       (plot_cli.main, ["gif", model, "--device", "cuda", "--out", str(tmp_path / "a.gif")])):
         with pytest.raises(SystemExit) as exit_:
             main(args)
         assert exit_.value.code == 2

@@ -3,11 +3,11 @@ views, and its strength against a random team."""
 import numpy as np
 import torch
 
-from bmf_graph import evaluate
+from bmf_graph.experiments import evaluate
 from bmf_graph.algos.base import TeamView
 from bmf_graph.envs import make_env
-from bmf_graph.players import SCRIPTED, load_policy
-from bmf_graph.scripted import ATTACK_BASE, ATTACKS, MOVES, ScriptedBattleTeam
+from bmf_graph.training.players import SCRIPTED, load_policy
+from bmf_graph.training.scripted import ATTACK_BASE, ATTACKS, MOVES, ScriptedBattleTeam
 
 
 def test_move_and_attack_ids_match_magent2():

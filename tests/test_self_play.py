@@ -5,9 +5,9 @@ import torch
 
 from bmf_graph.algos import make_algorithm
 from bmf_graph.config import load_config
-from bmf_graph.logging import read_metrics
-from bmf_graph.rollout import play_episode
-from bmf_graph.trainer import Trainer, opponent_seed, train
+from bmf_graph.training.logging import read_metrics
+from bmf_graph.training.rollout import play_episode
+from bmf_graph.training.trainer import Trainer, opponent_seed, train
 from tiny_runs import FAST, TINY
 
 

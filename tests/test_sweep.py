@@ -9,11 +9,12 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from bmf_graph.config_checks import ConfigError  # noqa: E402
-from bmf_graph.logging import read_metrics  # noqa: E402
-from bmf_graph.sweep import main, plan, run_sweep  # noqa: E402
-from bmf_graph.sweep_grid import expand, parse_args, split_values  # noqa: E402
-from bmf_graph.trainer import Trainer, train  # noqa: E402
+from bmf_graph.config.checks import ConfigError  # noqa: E402
+from bmf_graph.training.logging import read_metrics  # noqa: E402
+from bmf_graph.cli.sweep import main  # noqa: E402
+from bmf_graph.experiments.sweep import plan, run_sweep  # noqa: E402
+from bmf_graph.experiments.sweep_grid import expand, parse_args, split_values  # noqa: E402
+from bmf_graph.training.trainer import Trainer, train  # noqa: E402
 from tiny_runs import interrupted_run  # noqa: E402
 
 TINY = ["conf=firefighter", "env.kwargs.num_firefighters=8", "env.kwargs.max_steps=8",
@@ -185,7 +186,7 @@ def test_tiny_sweep_in_the_results_layout(local_ray, tmp_path, monkeypatch):
 def test_a_run_locked_by_another_process_is_skipped_and_said(tmp_path, monkeypatch, capsys):
     """A second sweep while the first still trains a run: the run is left alone (no Ray task,
     nothing written into it), reported as in use with the holder's pid, and not in the summary."""
-    from bmf_graph.runlock import RunLock
+    from bmf_graph.training.runlock import RunLock
 
     argv = [*TINY, "train.episodes=4", "train.save_every=2", "algo=q", "seed=0", f"runs_dir={tmp_path}"]
     [run] = expand(*parse_args(argv))

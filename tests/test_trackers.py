@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from bmf_graph import trackers
+from bmf_graph.training import trackers
 from bmf_graph.cli.train import main
-from bmf_graph.logging import read_metrics
+from bmf_graph.training.logging import read_metrics
 from tiny_runs import FAST, TINY
 
 

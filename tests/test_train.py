@@ -8,12 +8,12 @@ import pytest
 import torch
 
 from bmf_graph.algos import NonFiniteLoss
-from bmf_graph.checkpoint import load_model
+from bmf_graph.training.checkpoint import load_model
 from bmf_graph.config import load_config
-from bmf_graph.config_checks import ALGORITHMS, ConfigError
+from bmf_graph.config.checks import ALGORITHMS, ConfigError
 from bmf_graph.envs import make_env
-from bmf_graph.logging import read_metrics
-from bmf_graph.trainer import Trainer, train
+from bmf_graph.training.logging import read_metrics
+from bmf_graph.training.trainer import Trainer, train
 from tiny_runs import FAST, TINY
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -2,10 +2,10 @@
 import pytest
 
 from bmf_graph.config import load_config
-from bmf_graph.config_checks import ConfigError
-from bmf_graph.logging import read_metrics
-from bmf_graph.trainer import episode_seed, train
-from bmf_graph.training_eval import COLUMNS, SEED_MODULUS, eval_every, eval_points, eval_seed, read_eval
+from bmf_graph.config.checks import ConfigError
+from bmf_graph.training.logging import read_metrics
+from bmf_graph.training.trainer import episode_seed, train
+from bmf_graph.training.evaluation import COLUMNS, SEED_MODULUS, eval_every, eval_points, eval_seed, read_eval
 from tiny_runs import FAST, TINY, interrupted_run
 
 

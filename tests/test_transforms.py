@@ -3,7 +3,7 @@ import pytest
 import torch
 from torch_geometric.data import Batch, Data
 
-from bmf_graph.transforms import RadiusGraph
+from bmf_graph.graph.transforms import RadiusGraph
 
 
 def brute_radius_edges(pos, r, batch=None, loop=False):

@@ -4,9 +4,9 @@ and what was expected; paths stay under runs_dir; resume takes only what keeps i
 import pytest
 
 from bmf_graph.config import load_config
-from bmf_graph.config_checks import ConfigError
-from bmf_graph.logging import read_metrics
-from bmf_graph.trainer import train
+from bmf_graph.config.checks import ConfigError
+from bmf_graph.training.logging import read_metrics
+from bmf_graph.training.trainer import train
 from tiny_runs import FAST, TINY, interrupted_run
 
 

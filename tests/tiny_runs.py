@@ -18,7 +18,7 @@ round (tests of several copies per round set ``train.envs``)."""
 def interrupted_run(runs_dir, monkeypatch, stop_at, cfg):
     """The folder of a run of ``cfg`` (in ``runs_dir``) stopped by a KeyboardInterrupt when
     ``stop_at`` episodes are done."""
-    from bmf_graph.trainer import Trainer, train
+    from bmf_graph.training.trainer import Trainer, train
 
     original = Trainer.run_round
 

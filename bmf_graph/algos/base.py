@@ -33,7 +33,7 @@ class TeamView:
         a_prev: ``[N, A]`` one-hot previous actions (zeros for dead agents and at ``t = 0``).
         prev_obs: ``[N, O]`` previous observations (the current ones at ``t = 0``).
         batch: ``[N]`` environment copy of each agent when the team's agents of
-            ``num_envs`` copies are stacked (:func:`bmf_graph.rollout.play_episodes`);
+            ``num_envs`` copies are stacked (:func:`bmf_graph.training.rollout.play_episodes`);
             ``None`` for one environment. Copies never interact: no edges, groups or
             attention cross them.
         num_envs: number of stacked environment copies.
@@ -223,7 +223,7 @@ class NonFiniteLoss(RuntimeError):
 
 
 class Algorithm(nn.Module):
-    """The protocol the episode loop (:func:`bmf_graph.rollout.play_episodes`) drives, for one team.
+    """The protocol the episode loop (:func:`bmf_graph.training.rollout.play_episodes`) drives, for one team.
 
     Per step: ``observe`` (interaction inputs) -> ``act`` -> env step started -> ``record``
     -> ``after_step`` (may update). Per episode: ``begin_episode`` ...

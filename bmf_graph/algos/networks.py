@@ -30,7 +30,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from bmf_graph.config_checks import NETWORKS
+from bmf_graph.config.checks import NETWORKS
 from bmf_graph.envs.base import TeamSpec
 
 TRUNK_UNITS, FEATURE_UNITS, CONTEXT_UNITS, JOINT_UNITS, OUT_UNITS = 256, 32, (64, 32), 128, 64

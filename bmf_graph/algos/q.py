@@ -32,7 +32,7 @@ from bmf_graph.algos.base import (Algorithm, Interaction, TeamView, boltzmann, c
                                   greedy, piecewise_linear, soft_update)
 from bmf_graph.algos.diagnostics import Diagnostics
 from bmf_graph.algos.networks import make_network
-from bmf_graph.buffer import StepBuffer, replay_records
+from bmf_graph.algos.replay import StepBuffer, replay_records
 from bmf_graph.config import AlgoConfig
 from bmf_graph.envs.base import TeamSpec
 

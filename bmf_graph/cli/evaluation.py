@@ -1,16 +1,16 @@
 """Evaluate trained models: returns, Battle head-to-head, zero-shot scaling, side bias and the
 context-shuffle test.
 
-The command line of ``bmf-evaluate`` and ``python -m bmf_graph.evaluate``; the evaluations
-themselves are :mod:`bmf_graph.evaluate`.
+The command line of ``bmf-evaluate`` (``python -m bmf_graph.cli.evaluation``); the evaluations
+themselves are :mod:`bmf_graph.experiments.evaluate`.
 
-    python -m bmf_graph.evaluate returns RUN --episodes 20      # RUN/checkpoints/model_final.safetensors
-    python -m bmf_graph.evaluate head-to-head A.safetensors B.safetensors C.safetensors --random --games 20 --env-kwargs map_size=40
-    python -m bmf_graph.evaluate zero-shot RUN --sizes 128,288,512,2048 --games 4
-    python -m bmf_graph.evaluate sides RUN --games 20
-    python -m bmf_graph.evaluate context RUN --games 100 --part all --mode permute
-    python -m bmf_graph.evaluate league results --games 52 --threads 1   # resumable, results/battle/league/
-    python -m bmf_graph.evaluate pursuit-pool results --episodes 10 --out results/pursuit/pools.json
+    bmf-evaluate returns RUN --episodes 20      # RUN/checkpoints/model_final.safetensors
+    bmf-evaluate head-to-head A.safetensors B.safetensors C.safetensors --random --games 20 --env-kwargs map_size=40
+    bmf-evaluate zero-shot RUN --sizes 128,288,512,2048 --games 4
+    bmf-evaluate sides RUN --games 20
+    bmf-evaluate context RUN --games 100 --part all --mode permute
+    bmf-evaluate league results --games 52 --threads 1   # resumable, results/battle/league/
+    bmf-evaluate pursuit-pool results --episodes 10 --out results/pursuit/pools.json
 
 A model is a model file or a run folder (its ``checkpoints/model_final.safetensors``); play is greedy
 unless ``--sampled``; torch uses the run's ``threads`` setting unless ``--threads`` is given. A
@@ -31,14 +31,14 @@ import torch
 
 from bmf_graph.cli.options import GREEDY_NOTE, DefaultsFormatter, check_out, int_list, parse_kwargs
 from bmf_graph.algos.diagnostics import MODES, PARTS
-from bmf_graph.config_checks import resolve_device
-from bmf_graph.context_shuffle import context_test
+from bmf_graph.config.checks import resolve_device
+from bmf_graph.experiments.context_shuffle import context_test
 from bmf_graph.envs import TASKS
-from bmf_graph.evaluate import ZERO_SHOT_SIZES, evaluate_returns, head_to_head, side_bias, zero_shot
+from bmf_graph.experiments.evaluate import ZERO_SHOT_SIZES, evaluate_returns, head_to_head, side_bias, zero_shot
 from bmf_graph.files import atomic_write_text
-from bmf_graph.league import DEFAULT_GAMES, play_league, summarize, table_lines
-from bmf_graph.players import RANDOM, set_threads
-from bmf_graph.pursuit_pool import pursuit_pool
+from bmf_graph.experiments.league import DEFAULT_GAMES, play_league, summarize, table_lines
+from bmf_graph.training.players import RANDOM, set_threads
+from bmf_graph.experiments.pursuit_pool import pursuit_pool
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -187,6 +187,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         except OSError as error:
             parser.error(str(error))
     return result
+
+
+def command() -> int:
+    """``bmf-evaluate``: :func:`main` on ``sys.argv``; exit status 0 (argparse exits 2 on bad input)."""
+    main(sys.argv[1:])
+    return 0
 
 
 if __name__ == "__main__":

@@ -27,17 +27,17 @@ from typing import Sequence
 from omegaconf import OmegaConf
 
 from bmf_graph.algos import NonFiniteLoss
-from bmf_graph.checkpoint import UnreadableFile
+from bmf_graph.training.checkpoint import UnreadableFile
 from bmf_graph.cli.settings import settings_help
 from bmf_graph.config import conf_names, load_config
-from bmf_graph.config_checks import ConfigError
+from bmf_graph.config.checks import ConfigError
 from bmf_graph.files import DiskFull
-from bmf_graph.logging import FINAL_FRACTION, final_mean
-from bmf_graph.run_files import read_csv as read_metrics
-from bmf_graph.training_eval import MODES, read_eval
-from bmf_graph.runlock import RunLocked
-from bmf_graph.trackers import check_trackers
-from bmf_graph.trainer import train
+from bmf_graph.training.logging import FINAL_FRACTION, final_mean
+from bmf_graph.training.run_files import read_csv as read_metrics
+from bmf_graph.training.evaluation import MODES, read_eval
+from bmf_graph.training.runlock import RunLocked
+from bmf_graph.training.trackers import check_trackers
+from bmf_graph.training.trainer import train
 
 HELP_FLAGS = ("-h", "--help")
 

@@ -1,6 +1,6 @@
 """Copies of one task stepped together, in this process or in a worker process.
 
-The episode loop (:func:`bmf_graph.rollout.play_episodes`) sees ``E`` copies as one
+The episode loop (:func:`bmf_graph.training.rollout.play_episodes`) sees ``E`` copies as one
 :class:`EnvCopies`: reset the first ``M <= E`` of them, then step any *part* (copies
 ``start .. stop-1``) and read that part's arrays back as one :class:`PartStep`. The observations of a team's agents
 in every copy are rows of one ``[E * N, O]`` buffer (copy ``e`` owns rows ``e*N .. e*N+N-1``);

@@ -5,7 +5,7 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
-from bmf_graph.radius_search import batch_slots
+from bmf_graph.graph.search import batch_slots
 
 
 class KMeans(torch.nn.Module):

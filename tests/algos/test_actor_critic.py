@@ -8,7 +8,7 @@ from bmf_graph.algos.networks import live_units
 from bmf_graph.config import AlgoConfig
 from bmf_graph.envs import firefighter
 from bmf_graph.envs.base import TeamSpec
-from bmf_graph.rollout import play_episode
+from bmf_graph.training.rollout import play_episode
 
 SPEC = TeamSpec("team", num_agents=4, view_shape=(), feature_dim=5, num_actions=3)
 

@@ -5,10 +5,10 @@ import torch
 
 from bmf_graph.algos import DDPG, make_algorithm
 from bmf_graph.algos.base import TeamView
-from bmf_graph.checkpoint import load_model, save_model
+from bmf_graph.training.checkpoint import load_model, save_model
 from bmf_graph.config import AlgoConfig
 from bmf_graph.envs.base import BatchedEnv, TeamSpec, TeamStep
-from bmf_graph.rollout import play_episodes
+from bmf_graph.training.rollout import play_episodes
 
 BEST = 0.3
 

@@ -9,7 +9,7 @@ from bmf_graph.algos import make_algorithm
 from bmf_graph.algos.diagnostics import DeadNetwork, Diagnostics, context_effect, shuffle_context
 from bmf_graph.config import AlgoConfig
 from bmf_graph.envs import firefighter
-from bmf_graph.rollout import play_episode
+from bmf_graph.training.rollout import play_episode
 
 
 def test_shuffle_permutes_within_each_entry_and_keeps_dead_rows():
@@ -89,7 +89,7 @@ def test_training_logs_diagnostics_and_stops_on_a_dead_network():
 
 def test_context_test_refuses_models_without_context():
     from bmf_graph.algos.random_policy import RandomPolicy
-    from bmf_graph.context_shuffle import ShuffledContext
+    from bmf_graph.experiments.context_shuffle import ShuffledContext
 
     env = firefighter.batched_env(num_firefighters=8, max_steps=5)
     q = make_algorithm(env.teams[0], AlgoConfig(name="q"), radius=1.5)
@@ -106,7 +106,7 @@ def test_context_probe_of_a_ddpg_model_measures_no_greedy_change_and_still_acts(
     """DDPG's critic reads the action too, so no network chooses from the context alone: the probe
     reports NaN instead of calling the critic without its action."""
     from bmf_graph.algos.base import TeamView
-    from bmf_graph.context_shuffle import ShuffledContext
+    from bmf_graph.experiments.context_shuffle import ShuffledContext
     from bmf_graph.envs.base import TeamSpec
 
     spec = TeamSpec("agents", 6, (), 3, 2, action_range=(-1.0, 1.0))

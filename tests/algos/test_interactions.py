@@ -7,7 +7,7 @@ from bmf_graph.algos.ac import gae
 from bmf_graph.algos.random_policy import RandomPolicy
 from bmf_graph.config import AlgoConfig
 from bmf_graph.envs import battle, firefighter
-from bmf_graph.rollout import play_episode
+from bmf_graph.training.rollout import play_episode
 
 
 @pytest.mark.parametrize("name", ["mfq", "gat_mf", "bmf_q"])

@@ -10,12 +10,12 @@ import torch
 
 from bmf_graph.algos import make_algorithm
 from bmf_graph.algos.base import epsilon_greedy, greedy, scope_graph, scope_mean
-from bmf_graph.buffer import StepBuffer
+from bmf_graph.algos.replay import StepBuffer
 from bmf_graph.config import AlgoConfig
 from bmf_graph.envs import firefighter
 from bmf_graph.graph import neighbour_graph
 from bmf_graph.nn import GATMeanField, IntraGroupMeanField, MeanField
-from bmf_graph.rollout import play_episode
+from bmf_graph.training.rollout import play_episode
 
 
 def test_greedy_breaks_ties_at_random():

@@ -13,7 +13,7 @@ from bmf_graph.algos.random_policy import RandomPolicy
 from bmf_graph.config import AlgoConfig
 from bmf_graph.envs import pursuit
 from bmf_graph.envs.base import TeamSpec
-from bmf_graph.rollout import play_episode
+from bmf_graph.training.rollout import play_episode
 
 SPEC = TeamSpec("t", num_agents=5, view_shape=(), feature_dim=6, num_actions=4)
 

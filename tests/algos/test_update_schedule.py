@@ -9,7 +9,7 @@ import torch
 
 from bmf_graph.algos import make_algorithm
 from bmf_graph.config import AlgoConfig
-from bmf_graph.rollout import play_episode, play_episodes
+from bmf_graph.training.rollout import play_episode, play_episodes
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from countdown_env import CountdownEnv  # noqa: E402

@@ -10,7 +10,7 @@ from pettingzoo.test import parallel_api_test, parallel_seed_test
 from bmf_graph.algos.random_policy import RandomPolicy
 from bmf_graph.envs.base import TeamSpec
 from bmf_graph.envs.firefighter import FirefighterBatchedEnv, FirefighterParallelEnv, batched_env, parallel_env
-from bmf_graph.rollout import play_episode, play_episodes
+from bmf_graph.training.rollout import play_episode, play_episodes
 from firefighter_steps import step_with
 
 RULES = ["paper", "ffg"]

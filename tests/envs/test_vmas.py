@@ -8,7 +8,7 @@ vmas = pytest.importorskip("vmas")
 from bmf_graph.envs import make_env  # noqa: E402
 from bmf_graph.envs.vmas import VmasCopies, batched_env, env_copies  # noqa: E402
 from bmf_graph.envs.vmas_crowd import OBS_DIM, CrowdNavigation  # noqa: E402
-from bmf_graph.rollout import play_episodes  # noqa: E402
+from bmf_graph.training.rollout import play_episodes  # noqa: E402
 
 
 def reference(scenario, num_envs, seed, **kwargs):
@@ -129,10 +129,10 @@ def test_bad_arguments_are_named():
 @pytest.mark.parametrize("algo", ["ac", "mfac", "bmf_ac", "gat_mf"])
 def test_train_entry_point_runs_the_ddpg_forms_on_the_vmas_conf(tmp_path, algo):
     from bmf_graph.algos import DDPG
-    from bmf_graph.checkpoint import load_model
+    from bmf_graph.training.checkpoint import load_model
     from bmf_graph.config import load_config
-    from bmf_graph.logging import read_metrics
-    from bmf_graph.trainer import train
+    from bmf_graph.training.logging import read_metrics
+    from bmf_graph.training.trainer import train
     from tiny_runs import FAST
 
     cfg = load_config(["conf=vmas_crowd_navigation", f"algo={algo}", f"runs_dir={tmp_path}", *FAST,
