@@ -38,7 +38,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from bmf_graph.algos.base import (Algorithm, Interaction, TeamView, check_finite, entropy_of_logits, greedy,
+from bmf_graph.algos.base import (Algorithm, Interaction, TeamView, check_finite, context_parts, entropy_of_logits, greedy,
                                   piecewise_linear)
 from bmf_graph.algos.diagnostics import HELD_RECORDS, Diagnostics
 from bmf_graph.algos.networks import make_network, mlp
@@ -52,13 +52,14 @@ class Actor(nn.Module):
     the ``algo.network`` network (v2's ``network=mlp`` actor: a two-layer MLP on
     ``[o ‖ context]``)."""
 
-    def __init__(self, spec: TeamSpec, network: str, context_dim: int, out_dim: int, hidden: int):
+    def __init__(self, spec: TeamSpec, network: str, context_dim: int, out_dim: int, hidden: int,
+                 context_parts: tuple[int, ...] = ()):
         super().__init__()
         self.context_dim = context_dim
         if network == "mlp":
             self.net = mlp(spec.obs_dim + context_dim, hidden, out_dim)
         else:
-            self.net = make_network(spec, network, context_dim, out_dim, hidden)
+            self.net = make_network(spec, network, context_dim, out_dim, hidden, context_parts)
         self.flat = network == "mlp"
 
     def forward(self, obs: Tensor, context: Tensor | None) -> Tensor:
@@ -69,7 +70,9 @@ class Actor(nn.Module):
 
 
 def make_actor(spec: TeamSpec, cfg: AlgoConfig, interaction: Interaction) -> Actor:
-    return Actor(spec, cfg.network, interaction.dim if cfg.actor_context else 0, spec.num_actions, cfg.hidden)
+    if not cfg.actor_context:
+        return Actor(spec, cfg.network, 0, spec.num_actions, cfg.hidden)
+    return Actor(spec, cfg.network, interaction.dim, spec.num_actions, cfg.hidden, context_parts(cfg, interaction))
 
 
 class SoftmaxActing:
@@ -184,7 +187,7 @@ class ActorCritic(SoftmaxActing, Algorithm):
     def __init__(self, spec: TeamSpec, cfg: AlgoConfig, radius: float, interaction: Interaction):
         super().__init__(spec, cfg, radius, interaction)
         self.actor = make_actor(spec, cfg, interaction)
-        self.critic = make_network(spec, cfg.network, interaction.dim, 1, cfg.hidden)
+        self.critic = make_network(spec, cfg.network, interaction.dim, 1, cfg.hidden, context_parts(cfg, interaction))
         self.optimizer: torch.optim.Optimizer | None = None
         self.episodes: dict[int, list[dict[str, Tensor]]] = {}  # env copy -> its records so far
         self.updates = 0

@@ -75,6 +75,13 @@ class Interaction(nn.Module):
     """
 
     dim: int = 0
+
+    @property
+    def parts(self) -> tuple[int, ...]:
+        """Sizes of the context's parts, in order (``algo.context_branches=split`` gives each
+        its own network branch): one part of ``dim`` unless an interaction says otherwise."""
+        return (self.dim,) if self.dim else ()
+
     agent_fields: tuple[str, ...] = ()
     """Stored fields with one row per agent that the critic input of an agent reads only at
     that agent's row (a minibatch of agent transitions keeps just that row)."""
@@ -158,6 +165,12 @@ class Interaction(nn.Module):
 
     def load_training_state(self, state: dict[str, Any]) -> None:
         pass
+
+
+def context_parts(cfg: AlgoConfig, interaction: Interaction) -> tuple[int, ...]:
+    """The part sizes a network gives their own branches: the interaction's parts under
+    ``algo.context_branches=split``, none (one branch) under ``shared``."""
+    return interaction.parts if cfg.context_branches == "split" else ()
 
 
 def scope_mean(x: Tensor, alive: Tensor, batch: Tensor | None = None, group: Tensor | None = None) -> Tensor:

@@ -33,6 +33,11 @@ class BiLevelInteraction(Interaction):
 
     agent_fields = ("mf", "group")
 
+    @property
+    def parts(self) -> tuple[int, ...]:
+        """``a_intra`` and ``a_inter``, ``A`` each."""
+        return (self.dim // 2, self.dim // 2)
+
     def __init__(self, spec: TeamSpec, cfg: AlgoConfig, radius: float):
         super().__init__(spec, cfg, radius)
         a = spec.num_actions

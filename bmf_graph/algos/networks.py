@@ -15,7 +15,9 @@ with :math:`t(v)` = dense 256 on the flattened view (``trunk="mlp"``) or MFRL's 
 layers of 32 channels (no padding) then dense 256 (``trunk="conv"``), :math:`f_{32}` a dense
 32 on the feature vector, the context branch dense 64 → dense 32, :math:`W_4` 128 units and
 :math:`W_5` 64 units; ReLU everywhere. A task with flat observations (no view: Firefighter,
-VMAS) sends the whole observation through the dense 256 trunk.
+VMAS) sends the whole observation through the dense 256 trunk. With ``context_parts`` (BMF's
+two halves under ``algo.context_branches=split``) each part has its own 64 → 32 branch and
+:math:`W_4` reads their concatenation.
 ``reference`` -- exactly MFRL's model: the ``branched`` network with the conv trunk.
 ``mlp`` -- v2's plain network, kept as a named variant: the flat observation through one dense
 layer of ``algo.hidden`` units, joined with the raw context in front of a two-layer MLP.
@@ -64,6 +66,12 @@ class ConvTrunk(nn.Module):
         return self.dense(self.conv(image).flatten(1)).reshape(*lead, TRUNK_UNITS)
 
 
+def context_branch(size: int) -> nn.Sequential:
+    """MFRL's embedding of the mean action: dense 64 then dense 32, ReLU after each."""
+    return nn.Sequential(nn.Linear(size, CONTEXT_UNITS[0]), nn.ReLU(), nn.Linear(CONTEXT_UNITS[0], CONTEXT_UNITS[1]),
+                         nn.ReLU())
+
+
 class BranchedNetwork(nn.Module):
     """MFRL's battle model over a flat observation ``[view.flatten() ‖ features]`` and a
     context (module docstring); ``context_dim = 0`` drops the context branch.
@@ -73,10 +81,16 @@ class BranchedNetwork(nn.Module):
         context_dim: size of the context; 0 for methods without one.
         out_dim: outputs (Q-values per action, policy logits, or 1 for a value).
         trunk: ``"mlp"`` (dense 256 on the flat view) or ``"conv"`` (MFRL's conv layers).
+        context_parts: sizes of the context's parts, summing to ``context_dim``, each read by
+            its own branch; empty: one branch over the whole context.
     """
 
-    def __init__(self, spec: TeamSpec, context_dim: int, out_dim: int, trunk: str = "mlp"):
+    def __init__(self, spec: TeamSpec, context_dim: int, out_dim: int, trunk: str = "mlp",
+                 context_parts: tuple[int, ...] = ()):
         super().__init__()
+        if context_parts and sum(context_parts) != context_dim:
+            raise ValueError(f"BranchedNetwork: context_parts={context_parts} sum to {sum(context_parts)}; expected "
+                             f"context_dim={context_dim}")
         self.view_dim = spec.obs_dim - spec.feature_dim if spec.view_shape else 0
         self.context_dim = context_dim
         if self.view_dim:
@@ -90,9 +104,12 @@ class BranchedNetwork(nn.Module):
             self.view = nn.Sequential(nn.Linear(spec.obs_dim, TRUNK_UNITS), nn.ReLU())
             self.feature = None
             joint = TRUNK_UNITS
-        if context_dim:
-            self.context = nn.Sequential(nn.Linear(context_dim, CONTEXT_UNITS[0]), nn.ReLU(),
-                                         nn.Linear(CONTEXT_UNITS[0], CONTEXT_UNITS[1]), nn.ReLU())
+        self.context_parts = tuple(context_parts) if len(context_parts) > 1 else ()
+        if self.context_parts:
+            self.context = nn.ModuleList(context_branch(size) for size in self.context_parts)
+            joint += CONTEXT_UNITS[1] * len(self.context_parts)
+        elif context_dim:
+            self.context = context_branch(context_dim)
             joint += CONTEXT_UNITS[1]
         self.head = nn.Sequential(nn.Linear(joint, JOINT_UNITS), nn.ReLU(), nn.Linear(JOINT_UNITS, OUT_UNITS),
                                   nn.ReLU(), nn.Linear(OUT_UNITS, out_dim))
@@ -102,7 +119,9 @@ class BranchedNetwork(nn.Module):
             parts = [self.view(obs)]
         else:
             parts = [self.view(obs[..., :self.view_dim]), self.feature(obs[..., self.view_dim:])]
-        if self.context_dim:
+        if self.context_parts:
+            parts += [branch(part) for branch, part in zip(self.context, context.split(self.context_parts, dim=-1))]
+        elif self.context_dim:
             parts.append(self.context(context))
         return self.head(torch.cat(parts, dim=-1))
 
@@ -121,8 +140,10 @@ class FlatNetwork(nn.Module):
         return self.head(torch.cat([trunk, context], dim=-1) if self.context_dim else trunk)
 
 
-def make_network(spec: TeamSpec, network: str, context_dim: int, out_dim: int, hidden: int) -> nn.Module:
-    """The ``algo.network`` network ``(obs, context) -> [..., out_dim]`` for team ``spec``."""
+def make_network(spec: TeamSpec, network: str, context_dim: int, out_dim: int, hidden: int,
+                 context_parts: tuple[int, ...] = ()) -> nn.Module:
+    """The ``algo.network`` network ``(obs, context) -> [..., out_dim]`` for team ``spec``;
+    ``context_parts`` gives each part of the context its own branch (not for ``mlp``)."""
     if network == "mlp":
         return FlatNetwork(spec.obs_dim, context_dim, out_dim, hidden)
     if network not in NETWORKS:
@@ -130,7 +151,8 @@ def make_network(spec: TeamSpec, network: str, context_dim: int, out_dim: int, h
     if network == "reference" and len(spec.view_shape) != 3:
         raise ValueError(f"make_network: algo.network='reference' needs a spatial view (H, W, C); team "
                          f"{spec.name!r} has view shape {spec.view_shape} (use branched)")
-    return BranchedNetwork(spec, context_dim, out_dim, trunk="conv" if network == "reference" else "mlp")
+    return BranchedNetwork(spec, context_dim, out_dim, trunk="conv" if network == "reference" else "mlp",
+                           context_parts=context_parts)
 
 
 @torch.no_grad()

@@ -28,7 +28,7 @@ import copy
 import torch
 from torch import Tensor, nn
 
-from bmf_graph.algos.base import (Algorithm, Interaction, TeamView, boltzmann, check_finite, epsilon_greedy,
+from bmf_graph.algos.base import (Algorithm, Interaction, TeamView, boltzmann, check_finite, context_parts, epsilon_greedy,
                                   greedy, piecewise_linear, soft_update)
 from bmf_graph.algos.diagnostics import Diagnostics
 from bmf_graph.algos.networks import make_network
@@ -58,7 +58,8 @@ class QLearner(Algorithm):
 
     def make_critic(self, spec: TeamSpec, cfg: AlgoConfig, interaction: Interaction) -> nn.Module:
         """``Q(o, ., context) -> [.., A]``, one value per discrete action."""
-        return make_network(spec, cfg.network, interaction.dim, spec.num_actions, cfg.hidden)
+        return make_network(spec, cfg.network, interaction.dim, spec.num_actions, cfg.hidden,
+                            context_parts(cfg, interaction))
 
     def diagnosed_networks(self) -> dict[str, tuple[nn.Module, bool]]:
         """The networks :class:`~bmf_graph.algos.diagnostics.Diagnostics` watches: name ->

@@ -29,6 +29,7 @@ EXPLORATIONS = ("epsilon", "boltzmann")
 EPSILON_SCOPES = ("team", "agent")
 SAMPLINGS = ("agents", "team_steps")
 NETWORKS = ("branched", "reference", "mlp")
+CONTEXT_BRANCHES = ("shared", "split")
 OPPONENT_POLICIES = ("self_play", "random", "checkpoint")
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -107,6 +108,10 @@ def validate(cfg: Config) -> Config:
     _choice("algo.epsilon_scope", cfg.algo.epsilon_scope, EPSILON_SCOPES)
     _choice("algo.sampling", cfg.algo.sampling, SAMPLINGS)
     _choice("algo.network", cfg.algo.network, NETWORKS)
+    _choice("algo.context_branches", cfg.algo.context_branches, CONTEXT_BRANCHES)
+    if cfg.algo.context_branches == "split" and cfg.algo.network == "mlp":
+        raise ConfigError("algo.context_branches='split' is not valid with algo.network='mlp' (it joins the raw "
+                          "context, with no branch); expected branched or reference")
     _choice("opponent.policy", cfg.opponent.policy, OPPONENT_POLICIES)
     _choice("device", cfg.device, DEVICES)  # CUDA itself is checked where the run starts (a sweep's workers)
     for key in POSITIVE:

@@ -32,6 +32,11 @@ class AlgoConfig:
     ``branched`` (MFRL's battle model with a dense view trunk; the context enters through its
     own branch), ``reference`` (MFRL's model exactly, with its conv trunk) or ``mlp`` (v2's
     network: one dense layer on the flat observation, the raw context joined after it)."""
+    context_branches: str = "shared"
+    """How a context made of parts (BMF's ``[a_intra || a_inter]``) enters ``branched`` and
+    ``reference`` networks: ``shared`` (one branch, dense 64 -> 32, over the whole context) or
+    ``split`` (each part through its own branch of that shape). One-part contexts (MF, GAT-MF)
+    are the same either way."""
     hidden: int = 64
     """Width of the hidden layers of ``network=mlp``, of the agent VAE and of the attention
     projections."""

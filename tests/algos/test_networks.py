@@ -66,6 +66,41 @@ def test_context_branch_receives_gradient(network):
         assert net.context[0].weight.grad.abs().sum() > 0
 
 
+def test_split_context_gives_each_part_its_own_branch():
+    """``context_parts=(21, 21)``: two 64 -> 32 branches, each reading only its half (a change
+    in one half moves only that branch's embedding), both learning, and W_4 reading both."""
+    torch.manual_seed(0)
+    net = make_network(BATTLE, "branched", 42, 21, 16, context_parts=(21, 21))
+    assert [branch[0].in_features for branch in net.context] == [21, 21]
+    assert net.head[0].in_features == 256 + 32 + 2 * 32
+    shared = make_network(BATTLE, "branched", 42, 21, 16)
+    # a second bias of 64, a second dense 64 -> 32 and 32 more inputs to W_4 (the first layers split 42 x 64)
+    assert parameter_count(net) - parameter_count(shared) == 64 + (64 * 32 + 32) + 32 * 128
+    obs, context = torch.rand(8, BATTLE.obs_dim), torch.rand(8, 42)
+    changed = context.clone()
+    changed[:, 21:] = torch.rand(8, 21)
+    torch.testing.assert_close(net.context[0](context[:, :21]), net.context[0](changed[:, :21]))
+    assert not torch.allclose(net(obs, context), net(obs, changed))
+    net(obs, context).sum().backward()
+    assert all(branch[0].weight.grad.abs().sum() > 0 for branch in net.context)
+    with pytest.raises(ValueError, match=r"context_parts=\(21, 20\) sum to 41; expected context_dim=42"):
+        make_network(BATTLE, "branched", 42, 21, 16, context_parts=(21, 20))
+
+
+def test_bmf_learner_splits_only_under_split_branches():
+    from bmf_graph.algos import make_algorithm
+    from bmf_graph.config import AlgoConfig, load_config
+    from bmf_graph.config.checks import ConfigError
+
+    shared = make_algorithm(BATTLE, AlgoConfig(name="bmf_q"), 6.0)
+    split = make_algorithm(BATTLE, AlgoConfig(name="bmf_q", context_branches="split"), 6.0)
+    mfq = make_algorithm(BATTLE, AlgoConfig(name="mfq", context_branches="split"), 6.0)
+    assert isinstance(shared.q.context, nn.Sequential) and len(split.q.context) == 2
+    assert isinstance(mfq.q.context, nn.Sequential)  # one part: one branch either way
+    with pytest.raises(ConfigError, match="algo.context_branches='split' is not valid with algo.network='mlp'"):
+        load_config(["conf=battle", "algo.network=mlp", "algo.context_branches=split"])
+
+
 def test_without_context_the_output_ignores_it():
     net = make_network(BATTLE, "branched", 0, 21, 16)
     assert not hasattr(net, "context")
