@@ -9,6 +9,7 @@ themselves are :mod:`bmf_graph.experiments.evaluate`.
     bmf-evaluate zero-shot RUN --sizes 128,288,512,2048 --games 4
     bmf-evaluate sides RUN --games 20
     bmf-evaluate context RUN --games 100 --part all --mode permute
+    bmf-evaluate context-table results --out results/context.json --games 20   # resumable
     bmf-evaluate league results --games 52 --threads 1   # resumable, results/battle/league/
     bmf-evaluate pursuit-pool results --episodes 10 --out results/pursuit/pools.json
 
@@ -33,6 +34,7 @@ from bmf_graph.cli.options import GREEDY_NOTE, DefaultsFormatter, check_out, int
 from bmf_graph.algos.diagnostics import MODES, PARTS
 from bmf_graph.config.checks import resolve_device
 from bmf_graph.experiments.context_shuffle import context_test
+from bmf_graph.experiments.context_table import context_table
 from bmf_graph.envs import TASKS
 from bmf_graph.experiments.evaluate import ZERO_SHOT_SIZES, evaluate_returns, head_to_head, side_bias, zero_shot
 from bmf_graph.files import atomic_write_text
@@ -120,7 +122,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="game g of a pair uses seed + g // 2")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (0: torch's default)")
     p.add_argument("--device", default="cpu", help="torch device of the policies")
+    p = sub.add_parser("context-table", help="the context-shuffle test of every MF-family model of a results folder",
+                       formatter_class=DefaultsFormatter)
+    p.add_argument("results_dir", help="results folder holding TASK/METHOD/seedS runs")
+    p.add_argument("--out", required=True, help="JSON file of the tests and the table; resumes what it holds")
+    p.add_argument("--tasks", nargs="+", default=["battle", "firefighter"], help="task folders")
+    p.add_argument("--games", type=int, default=20, help="Battle: games against the shuffled self per model and mode")
+    p.add_argument("--episodes", type=int, default=4, help="other tasks: episodes intact and shuffled per model and mode")
+    p.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES), help="shuffle modes")
+    p.add_argument("--copies", type=int, default=16, help="games played at once in env copies")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (0: torch's default)")
     return parser
+
+
+def _context_table(args: argparse.Namespace) -> dict[str, Any]:
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    report = context_table(args.results_dir, args.out, args.tasks, args.games, args.episodes, args.modes, args.copies)
+    return report["table"]
 
 
 def _league(args: argparse.Namespace) -> dict[str, Any]:
@@ -139,9 +158,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """The ``bmf-evaluate`` command; returns the result it prints (bad input exits with status 2)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command == "league":
+    if args.command in ("league", "context-table"):
         try:
-            result = _league(args)
+            result = _league(args) if args.command == "league" else _context_table(args)
         except (ValueError, OSError) as error:
             parser.error(str(error))
         print(json.dumps(result, indent=2))

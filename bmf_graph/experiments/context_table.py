@@ -1,0 +1,90 @@
+"""The context-shuffle test over every MF-family model of a results folder (``bmf-evaluate
+context-table``): one row per task, method and mode, statistics over seeds.
+
+Every ``{results}/{task}/{label}/seed{S}/`` whose run trained an algorithm that reads a context
+(mfq, mfac, gat_mf, bmf_q, bmf_ac) is tested with :func:`~bmf_graph.experiments.context_shuffle.context_test`
+in each mode (``permute``, ``zero``): Battle models over ``games`` games against their shuffled
+selves, the other tasks over ``episodes`` episodes played intact and shuffled. The tests are kept
+in ``out`` as they finish (atomically), so an interrupted table resumes where it stopped; a test
+already in ``out`` with the same games is not played again.
+
+Per task, label and mode the table gives the mean ± std over seeds of the changed-action fraction
+and of ``|ΔQ|`` relative to the Q spread, and on Battle of the kill difference (intact − shuffled)
+and of the intact model's win rate; elsewhere of the return difference.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from bmf_graph.config import from_yaml
+from bmf_graph.experiments.context_shuffle import context_test
+from bmf_graph.experiments.results_stats import mean_std
+from bmf_graph.experiments.sweep_grid import SEED_FOLDER
+from bmf_graph.files import atomic_write_text
+from bmf_graph.training.model_files import final_model
+
+CONTEXT_ALGORITHMS = ("mfq", "mfac", "gat_mf", "bmf_q", "bmf_ac")
+"""The algorithms whose critic reads a context."""
+MODES = ("permute", "zero")
+STATISTICS = {"changed": "changed_fraction", "dq": "dq_relative", "kill_difference": "kill_difference",
+              "win_rate": "win_rate", "return_difference": "return_difference"}
+"""Table column -> the test's result key (an interval result contributes its mean)."""
+
+
+def context_models(results: Path | str, tasks: Sequence[str]) -> list[tuple[str, str, int, Path]]:
+    """``(task, label, seed, model file)`` of every finished MF-family run under ``results``."""
+    found = []
+    for task in tasks:
+        for label_dir in sorted(p for p in (Path(results) / task).glob("*") if p.is_dir()):
+            for run in sorted(label_dir.iterdir(), key=lambda p: p.name):
+                match = SEED_FOLDER.fullmatch(run.name)
+                model = final_model(run) if match and (run / "config.yaml").is_file() else None
+                if model is not None and from_yaml(run / "config.yaml", check=False).algo.name in CONTEXT_ALGORITHMS:
+                    found.append((task, label_dir.name, int(match.group(1)), model))
+    return found
+
+
+def _scalar(value: Any) -> float:
+    return float(value["mean"]) if isinstance(value, dict) else float(value)
+
+
+def summarize(tests: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per task, label and mode: ``seeds`` and ``{column: [mean, std]}`` over the seeds."""
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for test in tests:
+        groups.setdefault((test["task"], test["label"], test["mode"]), []).append(test)
+    rows = []
+    for (task, label, mode), members in sorted(groups.items()):
+        row: dict[str, Any] = {"task": task, "label": label, "mode": mode, "seeds": sorted(t["seed"] for t in members),
+                               "games": members[0]["games"]}
+        for column, key in STATISTICS.items():
+            if key in members[0]:
+                row[column] = list(mean_std([_scalar(t[key]) for t in members]))
+        rows.append(row)
+    return rows
+
+
+def context_table(results: Path | str, out: Path | str, tasks: Sequence[str] = ("battle", "firefighter"),
+                  games: int = 20, episodes: int = 4, modes: Sequence[str] = MODES, copies: int = 16,
+                  test: Callable[..., dict[str, Any]] = context_test) -> dict[str, Any]:
+    """Test every MF-family model of ``results`` (module docstring) and return
+    ``{"tests": [...], "table": summarize(tests)}``, also written to ``out``."""
+    out = Path(out)
+    done = json.loads(out.read_text())["tests"] if out.is_file() else []
+    have = {(t["task"], t["label"], t["seed"], t["mode"], t["games"]) for t in done}
+    for task, label, seed, model in context_models(results, tasks):
+        count = games if task == "battle" else episodes
+        for mode in modes:
+            if (task, label, seed, mode, count) in have:
+                continue
+            result = test(model, games=count, mode=mode, copies=copies)
+            # the run's seed names the entry; the test's own seed (of its games) stays as game_seed
+            done.append({**result, "game_seed": result["seed"], "task": task, "label": label, "seed": seed,
+                         "model": str(model)})
+            atomic_write_text(out, json.dumps({"tests": done, "table": summarize(done)}, indent=2) + "\n",
+                              overwrite=True)
+    report = {"tests": done, "table": summarize(done)}
+    atomic_write_text(out, json.dumps(report, indent=2) + "\n", overwrite=True)
+    return report
