@@ -12,9 +12,11 @@ one of BMF's halves (``part="intra"``/``"inter"``):
   alive agents; ``dq``: the mean :math:`|\Delta Q|` over the mean spread
   :math:`\max_a Q - \min_a Q`.
 - Battle: the model plays itself with the context shuffled on one side, ``games`` games, every
-  seed once with the intact model as red and once as blue (the env draws the sides). Per game the
-  kill difference ``intact - shuffled``; its mean with a 95 % t-interval over games, and the intact
-  model's win rate (more kills) with a Wilson interval. Greedy mirror games are often decided by
+  seed once with the intact model as red and once as blue (the env draws the sides from the
+  seed, so the intact model plays each seed from both sides). Per game the kill difference
+  ``intact - shuffled``; its mean over the two games of each seed cancels the side's advantage,
+  and the 95 % t-interval is over seeds (:func:`mirror_statistics`). Also the intact model's win
+  rate over games (more kills) with a Wilson interval. Greedy mirror games are often decided by
   the side, so the kill difference is the sharper measure.
 - Other tasks: the return of the learned team with the intact and with the shuffled context, the
   other teams random.
@@ -39,7 +41,7 @@ from bmf_graph.experiments.evaluate import play_copies
 from bmf_graph.training.players import RANDOM, Source, describe, resolve_env, team_policies
 from bmf_graph.experiments.winrate import wilson_interval
 
-__all__ = ["ShuffledContext", "context_test"]
+__all__ = ["ShuffledContext", "context_test", "mirror_statistics"]
 
 
 class ShuffledContext:
@@ -104,6 +106,21 @@ def mean_interval(values: np.ndarray) -> dict[str, Any]:
     return {"mean": mean, "ci95": [mean - half, mean + half]}
 
 
+def mirror_statistics(as_red: np.ndarray, as_blue: np.ndarray) -> dict[str, Any]:
+    """Statistics of the Battle games against the shuffled self: ``as_red[i]`` and ``as_blue[i]``
+    are the kill differences (intact − shuffled) of seed ``i`` with the intact model as red and as
+    blue. The env draws the sides from the seed, so the two games of a seed put the intact model
+    once on each side: their mean cancels the side's advantage (greedy mirror games are often
+    decided by it), and the seed is the unit of the 95 % t-interval of ``kill_difference``.
+    ``wins``, ``ties`` and ``losses`` count games."""
+    games = np.concatenate([as_red, as_blue])
+    per_seed = (as_red + as_blue) / 2
+    wins, ties = int((games > 0).sum()), int((games == 0).sum())
+    return {"kill_difference": mean_interval(per_seed), "wins": wins, "ties": ties, "losses": len(games) - wins - ties,
+            "win_rate": wins / len(games), "win_rate_ci95": list(wilson_interval(wins, len(games))),
+            "kill_differences": games.tolist(), "seed_kill_differences": per_seed.tolist()}
+
+
 def context_test(model: Source, games: int = 100, part: str = "all", mode: str = "permute",
                  env_kwargs: Mapping[str, Any] | None = None, seed: int = 0, copies: int = 16,
                  device: torch.device | str = "cpu") -> dict[str, Any]:
@@ -126,13 +143,9 @@ def context_test(model: Source, games: int = 100, part: str = "all", mode: str =
             against_red = ShuffledContext(blue_intact[0], mode, part, act_shuffled=True)
             red = play_copies(env, env_name, kwargs, [probe, against], seeds, **play)
             blue = play_copies(env, env_name, kwargs, [against_red, probe_blue], seeds, **play)
-            diff = np.array([r.kills[0] - r.kills[1] for r in red] + [r.kills[1] - r.kills[0] for r in blue])
-            wins, ties = int((diff > 0).sum()), int((diff == 0).sum())
             effect = {k: float(np.mean([probe.summary()[k], probe_blue.summary()[k]])) for k in ("changed", "dq")}
-            play_result = {"kill_difference": mean_interval(diff), "wins": wins, "ties": ties,
-                           "losses": games - wins - ties, "win_rate": wins / games,
-                           "win_rate_ci95": list(wilson_interval(wins, games)),
-                           "kill_differences": diff.tolist()}
+            play_result = mirror_statistics(np.array([r.kills[0] - r.kills[1] for r in red]),
+                                            np.array([r.kills[1] - r.kills[0] for r in blue]))
         else:
             seeds = [seed + g for g in range(games)]
             own = team_policies(env, [model] + [RANDOM] * (len(env.teams) - 1), device, own=model)

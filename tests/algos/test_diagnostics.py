@@ -1,6 +1,7 @@
 """Context shuffle and the training diagnostics."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -117,3 +118,22 @@ def test_context_probe_of_a_ddpg_model_measures_no_greedy_change_and_still_acts(
     rec = probe.observe(view)
     assert probe.act(view, rec, None).shape == (6, 2)
     assert all(v != v for v in probe.summary().values())   # NaN: nothing measured
+
+
+def test_mirror_statistics_pair_the_two_games_of_a_seed():
+    """Side-decided games (±35 kills) whose seeds are nearly even give a narrow interval around
+    the per-seed means, not one as wide as the side's swing; win counts stay per game."""
+    from scipy import stats
+
+    from bmf_graph.experiments.context_shuffle import mirror_statistics
+
+    red, blue = np.array([-36.0, 35.0, -30.0, 33.0]), np.array([37.0, -36.0, 32.0, -31.0])
+    result = mirror_statistics(red, blue)
+    per_seed = np.array([0.5, -0.5, 1.0, 1.0])
+    assert result["seed_kill_differences"] == pytest.approx(per_seed)
+    half = stats.t.ppf(0.975, 3) * per_seed.std(ddof=1) / 2
+    assert result["kill_difference"]["mean"] == pytest.approx(0.5)
+    assert result["kill_difference"]["ci95"] == pytest.approx([0.5 - half, 0.5 + half])
+    assert half < 2.0 < np.concatenate([red, blue]).std(ddof=1)
+    assert (result["wins"], result["ties"], result["losses"], result["win_rate"]) == (4, 0, 4, 0.5)
+    assert result["kill_differences"] == [-36.0, 35.0, -30.0, 33.0, 37.0, -36.0, 32.0, -31.0]
