@@ -13,7 +13,9 @@ alive agents of each team (or zeroed), on the same observations,
 with :math:`\sigma` a random permutation within each team and env copy. A permuted context still
 breaks ties the way some context would; a zeroed one removes it, so the two modes differ where the
 context acts only as a tie-breaker. ``dq`` is the mean :math:`|\Delta Q|` relative to the mean
-spread :math:`\max_a Q - \min_a Q`. :class:`Diagnostics` logs ``charts/context_effect`` and
+spread :math:`\max_a Q - \min_a Q`. :class:`Diagnostics` logs ``charts/context_effect`` (permuted),
+``charts/context_effect_zero`` (zeroed: the only mode that moves a team-wide mean, the same for
+every agent of a team) and
 ``charts/dead_units_{network}`` (:func:`~bmf_graph.algos.networks.dead_units`) every
 ``algo.diagnostics_every`` gradient steps on a held batch of stored records, and stops training
 (:class:`DeadNetwork`) when a hidden layer of a network has no live unit left (its output is then
@@ -130,6 +132,7 @@ class Diagnostics:
                                   f"its output no longer depends on the input); stopping")
         chooser = learner.context_chooser()
         if chooser is not None and context.shape[-1]:
-            effect = context_effect(chooser, rec["obs"].reshape(b * n, -1), context, alive, batch)
-            logs["charts/context_effect"] = effect["changed"]
+            for mode, key in (("permute", "charts/context_effect"), ("zero", "charts/context_effect_zero")):
+                effect = context_effect(chooser, rec["obs"].reshape(b * n, -1), context, alive, batch, mode)
+                logs[key] = effect["changed"]
         return logs

@@ -22,7 +22,7 @@ from bmf_graph.files import atomic_write_text
 from bmf_graph.training.trackers import Tracker, open_trackers
 
 LEARNER_COLUMNS = ("charts/groups", "losses/q", "losses/q_mean", "losses/policy", "losses/value", "losses/entropy",
-                   "losses/vae_rec", "losses/vae_pred", "losses/vae_kl", "charts/context_effect",
+                   "losses/vae_rec", "losses/vae_pred", "losses/vae_kl", "charts/context_effect", "charts/context_effect_zero",
                    "charts/dead_units_critic", "charts/dead_units_actor")
 """A learner's own logs. The first learning team's fill these columns; every further learning
 team's (Pursuit's prey) fill ``{column}_{team name}``."""

@@ -80,7 +80,7 @@ def test_training_logs_diagnostics_and_stops_on_a_dead_network():
     cfg = AlgoConfig(name="mfq", learning_starts=8, update_every=2, batch_size=16, diagnostics_every=5)
     algo = make_algorithm(env.teams[0], cfg, radius=1.5)
     result = play_episode(env, [algo], "cpu", seed=0, explore=0.5, learners={0: algo})
-    assert {"charts/context_effect", "charts/dead_units_critic"} <= set(result.logs)
+    assert {"charts/context_effect", "charts/context_effect_zero", "charts/dead_units_critic"} <= set(result.logs)
     assert all(0.0 <= v <= 1.0 for v in result.logs["charts/dead_units_critic"])
     with torch.no_grad():                                              # kill the last hidden layer
         algo.q.head[2].bias.fill_(-1e6)
