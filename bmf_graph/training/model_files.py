@@ -194,7 +194,6 @@ def write_model(path: Path | str, payload: dict[str, Any], half: bool = False) -
 def halve(source: Path | str, out: Path | str | None = None) -> Path:
     """Rewrite the model file ``source`` (safetensors or an earlier ``.pt``) as float16
     safetensors at ``out`` (default: beside it, same stem); returns the weights' path."""
-
     payload = read_model_payload(source)
     return write_model(out if out is not None else weights_path(source), payload, half=True)
 
