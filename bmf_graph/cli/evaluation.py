@@ -30,7 +30,7 @@ from typing import Any, Sequence
 
 import torch
 
-from bmf_graph.cli.options import GREEDY_NOTE, DefaultsFormatter, check_out, int_list, parse_kwargs
+from bmf_graph.cli.options import GREEDY_NOTE, DefaultsFormatter, console_script, check_out, int_list, parse_kwargs
 from bmf_graph.algos.diagnostics import MODES, PARTS
 from bmf_graph.config.checks import resolve_device
 from bmf_graph.experiments.context_shuffle import context_test
@@ -208,11 +208,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     return result
 
 
-def command() -> int:
-    """``bmf-evaluate``: :func:`main` on ``sys.argv``; exit status 0 (argparse exits 2 on bad input)."""
-    main(sys.argv[1:])
-    return 0
+command = console_script(main)
+"""``bmf-evaluate``."""
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(command())

@@ -1,11 +1,12 @@
 """Command-line pieces the ``bmf-evaluate`` and ``bmf-plot`` parsers share: ``--env-kwargs``
 items, comma-separated integers, the ``--out`` file, the note on greedy play and a ``--help``
-that shows defaults."""
+that shows defaults, and the console script of a command whose ``main`` returns its result."""
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from omegaconf import OmegaConf
 
@@ -53,3 +54,12 @@ class DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
         if action.default in (None, False, [], argparse.SUPPRESS):
             return action.help or ""
         return super()._get_help_string(action)
+
+
+def console_script(main: Callable[[Sequence[str]], Any]) -> Callable[[], int]:
+    """The console script of ``main(argv)``, which returns what it computed or drew: it runs
+    ``main`` on ``sys.argv`` and returns exit status 0 (argparse exits with 2 on bad input)."""
+    def command() -> int:
+        main(sys.argv[1:])
+        return 0
+    return command

@@ -6,12 +6,11 @@
 """
 from __future__ import annotations
 
-import sys
 import argparse
 import os
 from typing import Any, Sequence
 
-from bmf_graph.cli.options import GREEDY_NOTE, DefaultsFormatter, int_list, parse_kwargs
+from bmf_graph.cli.options import GREEDY_NOTE, DefaultsFormatter, console_script, int_list, parse_kwargs
 from bmf_graph.config.checks import ENVIRONMENTS, resolve_device
 from bmf_graph.experiments import plot
 from bmf_graph.training.players import set_threads
@@ -81,11 +80,9 @@ def main(argv: Sequence[str] | None = None) -> Any:
     return result
 
 
-def command() -> int:
-    """``bmf-plot``: :func:`main` on ``sys.argv``; exit status 0 (argparse exits 2 on bad input)."""
-    main(sys.argv[1:])
-    return 0
+command = console_script(main)
+"""``bmf-plot``."""
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(command())
