@@ -74,6 +74,7 @@ def context_table(results: Path | str, out: Path | str, tasks: Sequence[str] = (
     out = Path(out)
     done = json.loads(out.read_text())["tests"] if out.is_file() else []
     have = {(t["task"], t["label"], t["seed"], t["mode"], t["games"]) for t in done}
+    report = None
     for task, label, seed, model in context_models(results, tasks):
         count = games if task == "battle" else episodes
         for mode in modes:
@@ -83,8 +84,12 @@ def context_table(results: Path | str, out: Path | str, tasks: Sequence[str] = (
             # the run's seed names the entry; the test's own seed (of its games) stays as game_seed
             done.append({**result, "game_seed": result["seed"], "task": task, "label": label, "seed": seed,
                          "model": str(model)})
-            atomic_write_text(out, json.dumps({"tests": done, "table": summarize(done)}, indent=2) + "\n",
-                              overwrite=True)
-    report = {"tests": done, "table": summarize(done)}
+            report = _save(out, done)
+    return report if report is not None else _save(out, done)
+
+
+def _save(out: Path, tests: list[dict[str, Any]]) -> dict[str, Any]:
+    """Write ``{"tests", "table"}`` to ``out`` atomically (after every finished test) and return it."""
+    report = {"tests": tests, "table": summarize(tests)}
     atomic_write_text(out, json.dumps(report, indent=2) + "\n", overwrite=True)
     return report
