@@ -180,12 +180,14 @@ def test_group_colours_stay_clear_of_the_fire_scale_and_the_other_team():
 
 
 def test_group_graph_of_a_vmas_model(tmp_path):
-    """``bmf-plot groups`` on a committed VMAS run (continuous positions, no map): the VMAS
-    task is accepted by name and drawn in world units around its agents."""
+    """``bmf-plot groups`` on a VMAS run (continuous positions, no map): the VMAS task is
+    accepted by name and drawn in world units around its agents."""
     pytest.importorskip("vmas")
-    run = Path(__file__).resolve().parent.parent / "results" / "vmas_crowd_navigation" / "bmf_ac" / "seed10"
+    cfg = load_config(["conf=vmas_crowd_navigation", f"runs_dir={tmp_path / 'runs'}", "run_name=bmf_ac",
+                       "train.episodes=1", "env.kwargs.n_agents=12", "env.kwargs.max_steps=4", *FAST])
+    run = train(cfg)
     result = plot_cli.main(["groups", str(run), "--env", "vmas", "--env-kwargs", "max_steps=3", "--step", "2",
-                        "--out", str(tmp_path)])
+                        "--out", str(tmp_path / "plots")])
     (snap,), (drawn,) = result.snapshots, result.drawn
     ax = result.figure.axes[0]
     assert snap.map_size is None and ax.get_xlabel() == "x (world units)" and ax.get_title().startswith("BMF-AC on VMAS")

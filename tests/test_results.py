@@ -123,11 +123,11 @@ def test_ablation_claim_reads_convergence_speed_too(tmp_path: Path):
     text = results.render(root, "assets", figures=False)
     assert "| bmf_q | 3 | 3 | 10 | 11.0 ± 0.8 | 9.9 ± 0.7 |" in text  # means 9, 9.9, 10.8
     assert "| bmf_q-rc | 3 | 3 | 10 | 10.0 ± 0.8 | 1.0 ± 0.1 |" in text
-    assert "bmf_q against each other method (mean return over all episodes; positive: bmf_q ahead)" in text
+    assert "bmf_q against each other method (mean training return over all episodes; positive: bmf_q ahead)" in text
     assert "| bmf_q-rc | +8.9 | 0.003 | 0.050 | 3 v 3 | reproduces |" in text
-    assert ("**Here, by final return.** For bmf_q the claim is not shown: ahead of bmf_q-rc and bmf_q-ae, "
+    assert ("**Here, by final training return.** For bmf_q the claim is not shown: ahead of bmf_q-rc and bmf_q-ae, "
             "not significantly.") in text
-    assert ("**Here, by mean return over all episodes.** For bmf_q the claim reproduces: significantly ahead of "
+    assert ("**Here, by mean training return over all episodes.** For bmf_q the claim reproduces: significantly ahead of "
             "bmf_q-rc and bmf_q-ae.") in text
 
 
@@ -211,7 +211,7 @@ def test_ablations_meet_the_default_at_their_own_budget_not_the_main_runs(artifa
     make_run(artifacts, "battle_ablations", "bmf_q-rc", 0, [1.0] * 5, kills=[(1.0, 0.0)] * 5)
     ablations = results.render(artifacts, "assets", figures=False).split("## Battle ablations")[1].split("\n## ")[0]
     assert "| bmf_q |" not in ablations  # the main 10-episode run explored longer: not mixed in
-    assert "**Here, by final return.** Not run yet: no bmf_q runs." in ablations
+    assert "**Here, by final training return.** Not run yet: no bmf_q runs." in ablations
     for seed, value in ((0, 3.0), (1, 3.2)):
         make_run(artifacts, "battle_ablations", "bmf_q", seed, [value] * 5, kills=[(2.0, 0.0)] * 5)
     make_run(artifacts, "battle_ablations", "bmf_q-rc", 1, [1.1] * 5, kills=[(1.0, 0.0)] * 5)
@@ -316,3 +316,49 @@ def test_final_evaluation_returns_get_a_dot_and_interval_figure(artifacts: Path,
     text = results.render(artifacts, "figs", figure_dir=tmp_path / "b")
     assert "![firefighter final evaluation returns](figs/results_firefighter_final_eval.png)" in text
     assert (tmp_path / "b" / "results_firefighter_final_eval.png").stat().st_size > 0
+
+
+def write_eval(run: Path, greedy: float) -> None:
+    """An ``eval.csv`` with one evaluation whose greedy return is ``greedy``."""
+    from bmf_graph.training.evaluation import COLUMNS
+
+    row = {"evaluation": 1, "episode": 20, "trained_episodes": 20, "episodes": 10, "eval/return_greedy": greedy}
+    (run / "eval.csv").write_text(",".join(COLUMNS) + "\n" + ",".join(str(row.get(c, "")) for c in COLUMNS) + "\n")
+
+
+def test_evaluation_returns_rank_the_table_and_training_returns_are_labelled(artifacts: Path):
+    """With ``eval.csv`` the table ranks by the frozen policy's return (here q ahead, though its
+    training return is 20 lower) and the comparisons test it first; the training return stays, labelled."""
+    for seed in range(3):
+        write_eval(artifacts / "firefighter" / "bmf_q" / f"seed{seed}", -100.0 - seed)
+        write_eval(artifacts / "firefighter" / "q" / f"seed{seed}", -50.0 - seed)
+    section = results.render(artifacts, "assets", figures=False).split("## Firefighter")[1].split("\n## ")[0]
+    assert "| method | seeds | complete | episodes | final evaluation return | final training return |" in section
+    assert section.index("| q | 3 | 3 | 20 | -51.0 ± 0.8 | -30.0 ± 0.8 |") < section.index("| bmf_q | 3 | 3 | 20 | -101.0 ± 0.8 |")
+    evaluation = section.index("bmf_q against each other method (final evaluation return; positive: bmf_q ahead)")
+    assert evaluation < section.index("bmf_q against each other method (final training return; positive: bmf_q ahead)")
+    assert "| mfq | 1 | 0 | 10 | — | -30.0 |" in section  # no evaluation yet: a dash, not a number
+
+
+def test_context_test_rows_sit_under_their_task(artifacts: Path):
+    """``results/context.json`` (``bmf-evaluate context-table``) puts each task's rows under its table;
+    Battle rows give every seed's kill difference with its interval and the pooled wins."""
+    from bmf_graph.experiments.context_table import summarize
+
+    def test(task, seed, mode, changed, **extra):
+        return {"task": task, "label": "bmf_q", "seed": seed, "mode": mode, "games": 4, "changed_fraction": changed,
+                "dq_relative": 0.5, **extra}
+
+    tests = [test("firefighter", s, "zero", c, return_difference={"mean": d, "ci95": [d - 1, d + 1]})
+             for s, c, d in [(0, 0.1, 10.0), (1, 0.3, 30.0)]]
+    tests += [test("battle", 0, "permute", 0.25, kill_difference={"mean": 3.0, "ci95": [1.0, 5.0]}, win_rate=0.75,
+                   wins=3, ties=0, losses=1)]
+    (artifacts / "context.json").write_text(json.dumps({"tests": tests, "table": summarize(tests)}))
+    text = results.render(artifacts, "assets", figures=False)
+    ff = text.split("## Firefighter")[1].split("\n## ")[0]
+    battle = text.split("## Battle")[1].split("\n## ")[0]
+    assert "| bmf_q | zeroed | 0, 1 | 4 | 20.0 ± 10.0 % | 0.50 ± 0.00 | 20.0 ± 10.0 |" in ff
+    assert "| bmf_q | permuted | 0 | 4 | 25.0 ± 0.0 % | 0.50 ± 0.00 | 0: +3.0 [+1.0, +5.0] | 3–0–1 |" in battle
+    assert "| bmf_q | permuted" not in ff and "| bmf_q | zeroed" not in battle
+    (artifacts / "context.json").unlink()
+    assert "Context-shuffle test" not in results.render(artifacts, "assets", figures=False)

@@ -93,3 +93,42 @@ def _save(out: Path, tests: list[dict[str, Any]]) -> dict[str, Any]:
     report = {"tests": tests, "table": summarize(tests)}
     atomic_write_text(out, json.dumps(report, indent=2) + "\n", overwrite=True)
     return report
+
+
+def table_lines(report: dict[str, Any], task: str) -> list[str]:
+    """The context-shuffle rows of ``task`` as a Markdown table: per method and mode the seeds,
+    the changed-action fraction and ``|ΔQ|``/spread (mean ± std over seeds), and on Battle each
+    seed's kill difference (intact − shuffled, its 95 % interval over game seeds) and the pooled wins;
+    elsewhere the return difference. No rows: no lines."""
+    rows = [row for row in report["table"] if row["task"] == task]
+    if not rows:
+        return []
+    battle = "kill_difference" in rows[0]
+    what = ("kill difference per seed (intact − shuffled) [95 % CI over game seeds, each played from both sides] | wins–ties–losses of the intact model"
+            if battle else "return difference (intact − shuffled)")
+    lines = [f"| method | context | seeds | {'games' if battle else 'episodes'} per seed | changed greedy actions | "
+             f"\\|ΔQ\\| / Q spread | {what} |", "|---" * (8 if battle else 7) + "|"]
+    for row in rows:
+        cells = [f"{row['label']}", "permuted" if row["mode"] == "permute" else "zeroed",
+                 ", ".join(str(s) for s in row["seeds"]), str(row["games"]), _percent(row["changed"]),
+                 _mean_std(row["dq"], 2)]
+        if battle:
+            tests = sorted((t for t in report["tests"] if (t["task"], t["label"], t["mode"]) == (task, row["label"], row["mode"])),
+                           key=lambda t: t["seed"])
+            cells.append("; ".join(f"{t['seed']}: {t['kill_difference']['mean']:+.1f} "
+                                   f"[{t['kill_difference']['ci95'][0]:+.1f}, {t['kill_difference']['ci95'][1]:+.1f}]"
+                                   for t in tests))
+            cells.append(f"{sum(t['wins'] for t in tests)}–{sum(t['ties'] for t in tests)}–"
+                         f"{sum(t['losses'] for t in tests)}")
+        else:
+            cells.append(_mean_std(row["return_difference"], 1))
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def _mean_std(pair: Sequence[float], digits: int) -> str:
+    return f"{pair[0]:,.{digits}f} ± {pair[1]:,.{digits}f}"
+
+
+def _percent(pair: Sequence[float]) -> str:
+    return f"{100 * pair[0]:.1f} ± {100 * pair[1]:.1f} %"

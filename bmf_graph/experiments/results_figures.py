@@ -6,6 +6,7 @@ metadata, so the same artifacts give the same files.
 """
 from __future__ import annotations
 
+import textwrap
 import zlib
 from pathlib import Path
 from typing import Sequence
@@ -146,7 +147,8 @@ def dot_interval_figure(name: str, title: str, values: dict[str, list[float]], x
     path = assets / f"results_{name}.png"
     path.parent.mkdir(parents=True, exist_ok=True)
     labels = sorted((k for k, v in values.items() if v), key=lambda k: float(np.mean(values[k])))
-    fig, ax = plt.subplots(figsize=(6.4, 0.9 + 0.45 * len(labels)))
+    title = textwrap.fill(title, 90)  # long titles wrap rather than run off the figure
+    fig, ax = plt.subplots(figsize=(6.4, 0.75 + 0.15 * title.count("\n") + 0.45 * len(labels)))
     for row, label in enumerate(labels):
         mean, low, high = cluster_bootstrap(values[label], draws)
         ax.plot([low, high], [row, row], color="black", linewidth=1.6)
