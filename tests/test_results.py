@@ -362,3 +362,22 @@ def test_context_test_rows_sit_under_their_task(artifacts: Path):
     assert "| bmf_q | permuted" not in ff and "| bmf_q | zeroed" not in battle
     (artifacts / "context.json").unlink()
     assert "Context-shuffle test" not in results.render(artifacts, "assets", figures=False)
+
+
+def test_pursuit_pool_scores_get_their_section(artifacts: Path):
+    """``results/pursuit/pools.json`` becomes a table per role, methods by score; runs without it
+    say how to make it; no Pursuit folder, no section."""
+    assert "against the fixed pools" not in results.render(artifacts, "assets", figures=False)
+    make_run(artifacts, "pursuit", "bmf_q", 0, [1.0] * 10)
+    text = results.render(artifacts, "assets", figures=False)
+    assert "Not run yet (no `results/pursuit/pools.json`" in text
+    report = {"episodes": 3, "seed": 0, "prey_pool": ["random", "q/seed0", "bmf_q/seed0"],
+              "predator_pool": ["random", "q/seed0", "bmf_q/seed0"],
+              "methods": {"predator": {"q": {"score": 5.0, "low": 4.0, "high": 6.0, "seeds": 2},
+                                       "bmf_q": {"score": 7.5, "low": 7.0, "high": 8.0, "seeds": 2}},
+                          "prey": {"q": {"score": -1.0, "low": -2.0, "high": 0.0, "seeds": 2}}}}
+    (artifacts / "pursuit" / "pools.json").write_text(json.dumps(report))
+    section = results.render(artifacts, "assets", figures=False).split("## Adversarial Pursuit against the fixed pools")[1]
+    assert "3 episodes" in section and "(3 prey, 3 predators)" in section
+    assert section.index("| bmf_q | 2 | 7.5 [7.0, 8.0] |") < section.index("| q | 2 | 5.0 [4.0, 6.0] |")
+    assert "| method (prey against the predator pool) | seeds | score [95 % CI] |\n|---|---:|---|\n| q | 2 | -1.0 [-2.0, 0.0] |" in section

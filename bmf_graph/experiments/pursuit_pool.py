@@ -77,3 +77,19 @@ def pursuit_pool(results_dir: Path | str, episodes: int = 10, seed: int = 0, met
         out["methods"][role] = {method: dict(zip(("score", "low", "high"), cluster_bootstrap(values, draws)),
                                              seeds=len(values)) for method, values in by_method.items()}
     return out
+
+
+def pool_lines(report: dict[str, Any]) -> list[str]:
+    """The pool scores of :func:`pursuit_pool` as Markdown: one table per role, methods by score,
+    each the mean over its seeds with the 95 % cluster-bootstrap interval."""
+    lines = [f"Each final model plays {report['episodes']} episodes (greedy; the actor-critic family its mode) against "
+             f"every member of the other role's pool: random play and every method's final model of that role "
+             f"({len(report['prey_pool'])} prey, {len(report['predator_pool'])} predators). A model's score is its "
+             "mean return over the pool; cells: the mean over seeds [95 % interval, seeds resampled].", ""]
+    for role, title in (("predator", "predators against the prey pool"), ("prey", "prey against the predator pool")):
+        methods = report["methods"].get(role, {})
+        lines += [f"| method ({title}) | seeds | score [95 % CI] |", "|---|---:|---|"]
+        for method, s in sorted(methods.items(), key=lambda kv: (-kv[1]["score"], kv[0])):
+            lines.append(f"| {method} | {s['seeds']} | {s['score']:,.1f} [{s['low']:,.1f}, {s['high']:,.1f}] |")
+        lines.append("")
+    return lines

@@ -12,6 +12,8 @@ What it reads (every part optional: a missing part is reported as missing, never
 ``results/battle/head_to_head/*.json``                       ``bmf-evaluate head-to-head``,
                                                              one file per seed, pooled by method
 ``results/battle/zero_shot/{label}__seed{S}__{opp}.json``    ``bmf-evaluate zero-shot``
+``results/pursuit/pools.json``                               ``bmf-evaluate pursuit-pool``
+                                                             (Pursuit against fixed pools)
 ``results/battle/league/ratings.json``                       ``bmf-evaluate league results``
                                                              (the Battle ranking)
 ``results/firefighter/frozen_eval.json``                     ``python benchmarks/firefighter_frozen.py``
@@ -42,6 +44,7 @@ from typing import Sequence
 from bmf_graph.training.model_files import final_model
 from bmf_graph.experiments.context_table import table_lines as context_lines
 from bmf_graph.experiments.league import table_lines
+from bmf_graph.experiments.pursuit_pool import pool_lines
 from bmf_graph.experiments.results_figures import (curves_figure, dot_interval_figure, head_to_head_figure, league_figure,
                                        zero_shot_figure)
 from bmf_graph.experiments.results_head_to_head import head_to_head_lines, read_head_to_head
@@ -193,6 +196,17 @@ def _context(report: dict | None, task: str) -> list[str]:
             + ("The kill difference is the intact model's minus its shuffled self's in mirror games, each game "
                "seed played from both sides." if task == "battle" else
                "The return difference is the intact model's minus the shuffled one's, the other teams random."), ""] + table + [""]
+
+
+def _pursuit_pools(path: Path) -> list[str]:
+    """Adversarial Pursuit scored against the fixed pools (``bmf-evaluate pursuit-pool``), once Pursuit has runs."""
+    if not path.parent.is_dir():
+        return []
+    lines = ["## Adversarial Pursuit against the fixed pools", ""]
+    if not path.is_file():
+        return lines + ["Not run yet (no `results/pursuit/pools.json`; `bmf-evaluate pursuit-pool results --out "
+                        "results/pursuit/pools.json`).", ""]
+    return lines + pool_lines(json.loads(path.read_text()))
 
 
 def _league(folder: Path, assets: str, figure_dir: Path | None) -> list[str]:
@@ -358,6 +372,7 @@ def render(results: Path | str = "results", assets: str = "assets", figures: boo
             notes += [ABLATION_NOTE, ""]
         lines += _task_section(task, groups, assets, figure_dir, notes, _context(context, task))
     lines += _frozen(results / "firefighter" / "frozen_eval.json", assets, figure_dir)
+    lines += _pursuit_pools(results / "pursuit" / "pools.json")
     lines += _league(results / "battle" / "league", assets, figure_dir)
     lines += _head_to_head(results / "battle" / "head_to_head", assets, figure_dir)
     lines += _zero_shot(results / "battle" / "zero_shot", assets, figure_dir)
