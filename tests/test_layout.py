@@ -52,6 +52,14 @@ def test_every_package_has_a_layer():
     assert units - {"conf"} == set(LAYER)
 
 
+def test_test_folders_mirror_the_packages():
+    """``tests/{package}/`` for a subpackage's tests (STYLE: tests mirror ``bmf_graph/``): no test
+    folder without its package; the base modules' tests and the checks of the repo sit at the top."""
+    folders = {p.name for p in (ROOT / "tests").iterdir() if p.is_dir() and any(p.glob("test_*.py"))}
+    packages = {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()}
+    assert folders <= packages, f"test folders without a package: {sorted(folders - packages)}"
+
+
 def test_no_package_imports_a_higher_layer():
     assert upward_imports() == []
 

@@ -111,7 +111,7 @@ def check(command: str, task: str, root: Path, capsys, setup: bool = False) -> N
             if args[0] == "curves" or (task == "battle" or args[0] not in BATTLE_ONLY):
                 module.main(args)
     elif words[0] == "bmf-results":
-        results_cli.build_parser().parse_args(words[1:])  # it rewrites RESULTS.md: tests/test_results.py runs it
+        results_cli.build_parser().parse_args(words[1:])  # it rewrites RESULTS.md: tests/experiments/test_results.py runs it
     elif words[0] == "bmf-sweep":
         axes, options = parse_args([w for w in words[1:] if w != "..."])
         assert expand(axes, options)  # every grid point validates

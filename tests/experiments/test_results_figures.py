@@ -10,7 +10,7 @@ from matplotlib.colors import to_rgba
 from bmf_graph.experiments import results_figures
 from bmf_graph.experiments.results_figures import LABEL_COLORS, label_color, zero_shot_figure
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_every_committed_label_has_its_own_colour():

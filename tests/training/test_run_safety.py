@@ -13,7 +13,7 @@ from bmf_graph.training.runlock import RunLock, RunLocked, holder, refuse_locked
 from bmf_graph.training.trainer import Trainer, train
 from tiny_runs import FAST, TINY, interrupted_run
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 
 

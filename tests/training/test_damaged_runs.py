@@ -18,7 +18,7 @@ import torch
 import train as entry
 from tiny_runs import FAST, TINY, interrupted_run
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CODE = Path(entry.__file__).resolve().parent  # the checkout under test (subprocesses run its code)
 ENV = {**os.environ, "PYTHONPATH": str(CODE)}
 TINY_FF = ["conf=firefighter", "algo=q", *TINY["firefighter"], *FAST]

@@ -19,7 +19,7 @@ from bmf_graph.config.checks import ConfigError
 from bmf_graph.training.logging import final_mean, read_metrics
 from tiny_runs import FAST, TINY, interrupted_run
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def leaf_fields(values=None, prefix=""):

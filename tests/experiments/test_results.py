@@ -232,7 +232,7 @@ def test_bad_inputs(artifacts: Path, tmp_path: Path):
 
 def test_committed_results_md_is_generated_from_committed_results(tmp_path: Path):
     """RESULTS.md is exactly what ``bmf-results`` writes from ``results/``."""
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     text = results.render(root / "results", "assets", figure_dir=tmp_path)
     assert text == (root / "RESULTS.md").read_text()
 

@@ -24,7 +24,7 @@ from bmf_graph.training.trainer import train
 from bmf_graph.experiments.winrate import GameResult, schedule, tally, wilson_interval
 from tiny_runs import FAST, TINY
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from bmf_graph.training.logging import read_metrics
 from bmf_graph.training.trainer import Trainer, train
 from tiny_runs import FAST, TINY
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 Q_FAMILY = ("q", "mfq", "gat_mf", "bmf_q")
 
 

@@ -18,7 +18,7 @@ from bmf_graph.training.logging import read_metrics
 from bmf_graph.training.trainer import Trainer, train
 from tiny_runs import FAST, TINY, interrupted_run
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def tiny(runs_dir, conf="firefighter", *extra):
