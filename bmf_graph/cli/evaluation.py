@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--env", choices=tuple(TASKS), help="default: the run's env")
     p.add_argument("--episodes", type=int, default=10, help="episodes to average over")
     p.add_argument("--team", type=int, default=0, help="index of the evaluated team")
-    p.add_argument("--opponent", default=RANDOM, help="other teams: random, self or a model file")
+    p.add_argument("--opponent", default=RANDOM, help="other teams: random, scripted (Battle), self or a model file")
     p.add_argument("--copies", type=int, default=1, help="episodes played at once in env copies")
     p.add_argument("--temperature", type=float,
                    help="play the model at softmax(Q-values or actor logits / T) instead of greedily")
@@ -83,14 +83,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint", help="model file (.safetensors or .pt) or run folder")
     p.add_argument("--sizes", type=int_list, default=list(ZERO_SHOT_SIZES), help="total agents, e.g. 128,288,512")
     p.add_argument("--games", type=int, default=4, help="games per size")
-    p.add_argument("--opponent", default=RANDOM, help="random, self or a model file")
+    p.add_argument("--opponent", default=RANDOM, help="random, scripted (Battle), self or a model file")
 
     p = sub.add_parser("sides", parents=[common], help="Battle side bias: kills on the left vs on the right",
                        epilog=GREEDY_NOTE, formatter_class=DefaultsFormatter)
     p.add_argument("checkpoint", help="model file (.safetensors or .pt) or run folder")
     p.add_argument("--games", type=int, default=20, help="games per side (the same seeds on both sides)")
     p.add_argument("--team", type=int, help="the model's team, 0 or 1 (default: the team it learned as)")
-    p.add_argument("--opponent", default=RANDOM, help="random, self or a model file")
+    p.add_argument("--opponent", default=RANDOM, help="random, scripted (Battle), self or a model file")
     p.add_argument("--copies", type=int, default=1, help="episodes played at once in env copies")
 
     p = sub.add_parser("context", parents=[common], help="context-shuffle test: does the model use its context?",

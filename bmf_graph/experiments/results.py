@@ -260,8 +260,9 @@ def _zero_shot(folder: Path, assets: str, figure_dir: Path | None) -> list[str]:
     lines += [f"**The paper's claim.** {ZERO_SHOT_CLAIM.text}", ""]
     for opponent, table in rows.items():
         labels = method_order(label for cells in table.values() for label in cells)
-        who = ("a team acting uniformly at random" if opponent == "random" else
-               f"the final `{opponent}` model of the evaluated model's seed (its own column is a mirror match)")
+        who = {"random": "a team acting uniformly at random",
+               "scripted": "Battle's scripted team (`docs/protocol.md`, the league's yardstick)"}.get(
+            opponent, f"the final `{opponent}` model of the evaluated model's seed (its own column is a mirror match)")
         lines += [f"Against `{opponent}`, {who}: mean return of the model's team per game, mean ± std over seeds.", "",
                   "| agents | " + " | ".join(labels) + " | paper: " + " / ".join(TABLE2["methods"]) + " |",
                   "|---" * (len(labels) + 2) + "|"]

@@ -168,7 +168,9 @@ def test_head_to_head_and_zero_shot_sections(artifacts: Path, tmp_path: Path):
         data = {"sizes": [{"agents": 288, "return": {"mean": value}}, {"agents": 2048, "return": {"mean": -value}}]}
         (shots / f"bmf_q__seed{seed}__random.json").write_text(json.dumps(data))
     (shots / "mfq__seed0__random.json").write_text(json.dumps({"sizes": [{"agents": 288, "return": {"mean": 5.0}}]}))
+    (shots / "mfq__seed0__scripted.json").write_text(json.dumps({"sizes": [{"agents": 288, "return": {"mean": 7.0}}]}))
     text = results.render(artifacts, "assets", figures=False)
+    assert "Against `scripted`, Battle's scripted team (`docs/protocol.md`, the league's yardstick)" in text
     assert "Every pair of final models (seed 10) played 50 games" in text
     assert "| | bmf_q | mfq | mean |" in text and "| bmf_q | — | 0.60 [0.46, 0.72] | 0.60 |" in text
     assert "the team that started on the left won 2 of the 3 decisive games (67%)." in text
