@@ -93,6 +93,25 @@ def test_agent_sampling_is_uniform_over_stored_agent_transitions():
     assert np.abs(counts[eligible] - expected).max() < 5 * math.sqrt(expected)
 
 
+def test_whole_records_are_gathered_into_reused_storage():
+    """The whole-record fields (GAT-MF's observations) equal a brute-force gather on every call,
+    records and successors in storage of their own, reused by the next call."""
+    buffer, _ = _filled_buffer()
+    torch.manual_seed(1)
+    first, first_next = buffer.sample_agents(16, ("obs", "alive"), whole_keys=("obs",))
+    pointers = (first["whole"]["obs"].data_ptr(), first_next["whole"]["obs"].data_ptr())
+    assert pointers[0] != pointers[1]
+    for _ in range(3):
+        rec, nxt = buffer.sample_agents(16, ("obs", "alive"), whole_keys=("obs",))
+        record = rec["obs"][:, 0, 0].long()
+        assert torch.equal(rec["whole"]["obs"], buffer.data["obs"][record])
+        assert torch.equal(nxt["whole"]["obs"], buffer.data["obs"][record + 1])
+        assert (rec["whole"]["obs"].data_ptr(), nxt["whole"]["obs"].data_ptr()) == pointers
+    rec, _ = buffer.sample_agents(8, ("obs", "alive"), whole_keys=("obs",))  # another batch size: new storage
+    assert rec["whole"]["obs"].shape == (8, 6, 3)
+    assert torch.equal(rec["whole"]["obs"], buffer.data["obs"][rec["obs"][:, 0, 0].long()])
+
+
 def test_scope_mean_is_the_infinite_radius_mean():
     """radius = inf: the mean over the other alive agents of the copy (or group), as a brute force."""
     torch.manual_seed(0)
