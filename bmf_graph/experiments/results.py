@@ -189,8 +189,9 @@ def _context(report: dict | None, task: str) -> list[str]:
         return []
     return ["Context-shuffle test of the final models (`bmf-evaluate context-table results --out results/context.json`; "
             "docs/networks.md): the context each agent's critic reads (the mean action, GAT-MF's attention mean, "
-            "BMF's two means) permuted across the team's alive agents, or zeroed. A team-wide mean is the same for "
-            "every agent, so only zeroing can change it. *Changed greedy actions*: the fraction of alive agents "
+            "BMF's two means) permuted across the team's alive agents, or zeroed. A team-wide mean differs between a "
+            "team's agents only by each one's own action (it averages the others), so permuting it moves little "
+            "and zeroing is its test. *Changed greedy actions*: the fraction of alive agents "
             "whose greedy action changes, over every step played; |ΔQ| is relative to the spread max − min of "
             "the Q values. "
             + ("The kill difference is the intact model's minus its shuffled self's in mirror games, each game "
