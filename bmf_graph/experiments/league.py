@@ -16,11 +16,15 @@ The league lives in a folder (default ``RESULTS_DIR/battle/league/``):
                   intervals over seeds (:mod:`bmf_graph.experiments.ratings`), and each method's win rate
                   against each yardstick (mean over seeds, cluster-bootstrap interval).
 
-A folder holding another league (other roster or settings) is refused, never mixed.
+The league grows with the results: a roster that keeps every player of the folder's league
+(the same model files, by their SHA-256) and adds models continues it, keeping every game played
+and playing the new pairs. A folder holding another league (other settings, a player gone or
+its model file changed) is refused, never mixed.
 """
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import math
 import sys
@@ -51,12 +55,14 @@ DEFAULT_GAMES = 52
 
 @dataclass(frozen=True)
 class Player:
-    """One league player: a yardstick (``method`` = its name, ``seed`` None) or a final model."""
+    """One league player: a yardstick (``method`` = its name, ``seed`` None) or a final model,
+    with the SHA-256 of its model file (``digest``), so a retrained model is never mixed in."""
 
     name: str
     method: str
     seed: int | None
     source: str
+    digest: str | None = None
 
 
 def roster(results_dir: Path | str, methods: Sequence[str] | None = None) -> list[Player]:
@@ -75,7 +81,8 @@ def roster(results_dir: Path | str, methods: Sequence[str] | None = None) -> lis
                                     f"checkpoints; expected at least one finished Battle run")
         for run, path in finals:
             seed = int(SEED_FOLDER.fullmatch(run.name).group(1))
-            players.append(Player(f"{method}/seed{seed}", method, seed, str(path)))
+            players.append(Player(f"{method}/seed{seed}", method, seed, str(path),
+                                  hashlib.sha256(Path(path).read_bytes()).hexdigest()))
     if len(players) == len(YARDSTICKS):
         raise FileNotFoundError(f"league: no Battle models under {battle}; expected {battle}/METHOD/seedS runs")
     return players
@@ -124,33 +131,49 @@ def _identity(settings: dict[str, Any]) -> dict[str, Any]:
     return {**settings, "players": [{k: v for k, v in p.items() if k != "source"} for p in settings["players"]]}
 
 
-def _open(folder: Path, settings: dict[str, Any]) -> None:
-    """Create the league folder, or check that it holds this league (and cut a partial last row
-    left by a kill, whose game is then played again)."""
+def _open(folder: Path, settings: dict[str, Any]) -> list[str]:
+    """Create the league folder, or check that it holds this league or one this roster grows
+    (module docstring; then ``league.json`` takes the new roster), and cut a partial last row
+    left by a kill, whose game is then played again. Returns the names of the players that join."""
     path = folder / "league.json"
-    if path.is_file():
-        saved = _identity(json.loads(path.read_text()))
-        if saved != _identity(settings):
-            diff = sorted(k for k in settings if saved.get(k) != _identity(settings)[k])
-            raise ValueError(f"league: {folder} holds another league (its {', '.join(diff)} differ); "
-                             f"expected the same roster and settings, or another --out folder")
-        text = (folder / "games.csv").read_text()
-        if not text.endswith("\n"):  # a batch cut off by a kill: drop its partial last line
-            atomic_write_text(folder / "games.csv", text[:text.rfind("\n") + 1])
-        return
-    folder.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, json.dumps(settings, indent=2) + "\n")
-    atomic_write_text(folder / "games.csv", ",".join(COLUMNS) + "\n")
+    if not path.is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, json.dumps(settings, indent=2) + "\n")
+        atomic_write_text(folder / "games.csv", ",".join(COLUMNS) + "\n")
+        return []
+    saved, new = _identity(json.loads(path.read_text())), _identity(settings)
+    diff = sorted(k for k in new if k != "players" and saved.get(k) != new[k])
+    if diff:
+        raise ValueError(f"league: {folder} holds another league (its {', '.join(diff)} differ); "
+                         f"expected the same settings, or another --out folder")
+    kept = {p["name"]: p for p in new["players"]}
+    gone = [p["name"] for p in saved["players"] if p["name"] not in kept]
+    changed = [p["name"] for p in saved["players"] if p["name"] in kept and kept[p["name"]] != p]
+    order = [p["name"] for p in new["players"] if p["name"] in {q["name"] for q in saved["players"]}]
+    if gone or changed or order != [p["name"] for p in saved["players"]]:
+        why = (f"players {gone} are not in this roster" if gone else
+               f"players {changed} have other model files than the ones that played" if changed else
+               "players come in another order")
+        raise ValueError(f"league: {folder} holds another league (its {why}); expected a roster that keeps "
+                         f"its players and their model files, or another --out folder")
+    text = (folder / "games.csv").read_text()
+    if not text.endswith("\n"):  # a batch cut off by a kill: drop its partial last line
+        atomic_write_text(folder / "games.csv", text[:text.rfind("\n") + 1])
+    joined = [name for name in kept if name not in {p["name"] for p in saved["players"]}]
+    if joined:
+        atomic_write_text(path, json.dumps(settings, indent=2) + "\n", overwrite=True)
+    return joined
 
 
 def play_league(results_dir: Path | str, out: Path | str | None = None, games: int = DEFAULT_GAMES,
                 seed: int = 0, copies: int = 8, methods: Sequence[str] | None = None,
-                max_pairs: int | None = None, device: torch.device | str = "cpu", log=sys.stderr) -> Path:
+                max_pairs: int | None = None, device: torch.device | str = "cpu", log=None) -> Path:
     """Play (or continue) the league of :func:`roster` into ``out``; returns the folder.
 
     ``copies`` games of a pair are played at once (:func:`~bmf_graph.training.rollout.play_episodes`);
     ``max_pairs`` stops after that many unfinished pairs (the rest on the next call).
     """
+    log = log if log is not None else sys.stderr  # the stream at call time (a test may capture it)
     if games < 2:
         raise ValueError(f"league: games={games!r}; expected an integer >= 2 (each seed with both colours)")
     if copies < 1:
@@ -158,7 +181,9 @@ def play_league(results_dir: Path | str, out: Path | str | None = None, games: i
     players = roster(results_dir, methods)
     kwargs = env_kwargs(players)
     folder = Path(out) if out is not None else Path(results_dir) / "battle" / "league"
-    _open(folder, _settings(players, games, seed, kwargs))
+    joined = _open(folder, _settings(players, games, seed, kwargs))
+    if joined:
+        print(f"league: {', '.join(joined)} join the league in {folder}; its games so far are kept", file=log, flush=True)
     done = {(r["a"], r["b"], r["game"]) for r in read_games(folder)}
     plan = schedule(len(players), games, seed)
     envs = [make_env("battle", kwargs) for _ in range(copies)]

@@ -1,12 +1,14 @@
 """The Battle league on tiny models trained by the real entry point: round robin with colours and
 sides swapped, resumable, refusing to mix leagues, and its ratings file."""
 import json
+import shutil
 
 import pytest
 
 from bmf_graph.cli import evaluation
 from bmf_graph.config import load_config
 from bmf_graph.experiments.league import COLUMNS, play_league, read_games, roster, summarize, table_lines
+from bmf_graph.training.model_files import final_model
 from bmf_graph.training.trainer import train
 from tiny_runs import FAST, TINY
 
@@ -62,6 +64,35 @@ def test_another_league_is_refused_not_mixed(results, tmp_path):
     with pytest.raises(ValueError, match="another league .*players"):
         play_league(results, folder, games=2, methods=["mfq"])
     assert (folder / "games.csv").read_text() == before
+
+
+def test_the_league_grows_with_new_models_and_keeps_its_games(results, tmp_path, capsys):
+    """Models that arrive later join: the games played stay as they were, the new pairs are played."""
+    folder = tmp_path / "league"
+    play_league(results, folder, games=2, methods=["mfq"])  # random, scripted, mfq/seed1, mfq/seed2
+    before = (folder / "games.csv").read_text()
+    assert len(read_games(folder)) == 6 * 2
+    play_league(results, folder, games=2)  # q/seed1 joins: 4 more pairs
+    assert (folder / "games.csv").read_text().startswith(before)
+    rows = read_games(folder)
+    assert len(rows) == 10 * 2 and len({(r["a"], r["b"], r["game"]) for r in rows}) == 20
+    assert sum("q/seed1" in (r["a"], r["b"]) for r in rows) == 4 * 2
+    assert [p["name"] for p in json.loads((folder / "league.json").read_text())["players"]] == \
+        [p.name for p in roster(results)]
+    assert "league: q/seed1 join the league in" in capsys.readouterr().err
+
+
+def test_a_player_whose_model_file_changed_is_refused(results, tmp_path):
+    """A model retrained under the same name would mix games of two models: refused, nothing written."""
+    copy = tmp_path / "results"
+    shutil.copytree(results, copy)
+    folder = tmp_path / "league"
+    play_league(copy, folder, games=2, max_pairs=1)
+    before = [(folder / name).read_text() for name in ("games.csv", "league.json")]
+    shutil.copy(final_model(copy / "battle" / "mfq" / "seed1"), final_model(copy / "battle" / "mfq" / "seed2"))
+    with pytest.raises(ValueError, match=r"another league \(its players \['mfq/seed2'\] have other model files"):
+        play_league(copy, folder, games=2)
+    assert [(folder / name).read_text() for name in ("games.csv", "league.json")] == before
 
 
 def test_summary_rates_methods_and_yardsticks(results, tmp_path, capsys):
