@@ -146,11 +146,11 @@ def _open(folder: Path, settings: dict[str, Any]) -> list[str]:
     if diff:
         raise ValueError(f"league: {folder} holds another league (its {', '.join(diff)} differ); "
                          f"expected the same settings, or another --out folder")
-    kept = {p["name"]: p for p in new["players"]}
-    gone = [p["name"] for p in saved["players"] if p["name"] not in kept]
-    changed = [p["name"] for p in saved["players"] if p["name"] in kept and kept[p["name"]] != p]
-    order = [p["name"] for p in new["players"] if p["name"] in {q["name"] for q in saved["players"]}]
-    if gone or changed or order != [p["name"] for p in saved["players"]]:
+    now = {p["name"]: p for p in new["players"]}
+    before = [p["name"] for p in saved["players"]]
+    gone = [name for name in before if name not in now]
+    changed = [p["name"] for p in saved["players"] if p["name"] in now and now[p["name"]] != p]
+    if gone or changed or [name for name in now if name in before] != before:
         why = (f"players {gone} are not in this roster" if gone else
                f"players {changed} have other model files than the ones that played" if changed else
                "players come in another order")
@@ -159,7 +159,7 @@ def _open(folder: Path, settings: dict[str, Any]) -> list[str]:
     text = (folder / "games.csv").read_text()
     if not text.endswith("\n"):  # a batch cut off by a kill: drop its partial last line
         atomic_write_text(folder / "games.csv", text[:text.rfind("\n") + 1])
-    joined = [name for name in kept if name not in {p["name"] for p in saved["players"]}]
+    joined = [name for name in now if name not in before]
     if joined:
         atomic_write_text(path, json.dumps(settings, indent=2) + "\n", overwrite=True)
     return joined
