@@ -122,7 +122,7 @@ def _task_section(task: str, groups: dict[str, list[Run]], assets: str, figure_d
     claim = CLAIMS.get(task)
     speed = claim is not None and claim.speed
     battle = any(r.kills is not None for rs in groups.values() for r in rs)
-    evaluated = final_eval_returns(groups)
+    evaluated, trained = final_eval_returns(groups), final_returns(groups)
     head = "| method | seeds | complete | episodes |" + (" final evaluation return |" if evaluated else "")
     head += " final training return |"
     rule = "|---" * head.count(" |") + "|"
@@ -131,7 +131,7 @@ def _task_section(task: str, groups: dict[str, list[Run]], assets: str, figure_d
     if battle:
         head, rule = head + " final kills | final deaths | win rate vs opponent |", rule + "---|---|---|"
     lines = [f"## {TASK_TITLES.get(task, task)}", "", head, rule]
-    ranking = evaluated if evaluated else final_returns(groups)
+    ranking = evaluated if evaluated else trained
     means = {label: mean_std(ranking.get(label, []))[0] for label in groups}
     order = sorted(groups, key=lambda label: (math.isnan(means[label]), -means[label], label))  # unranked last
     for label in order:
@@ -150,7 +150,7 @@ def _task_section(task: str, groups: dict[str, list[Run]], assets: str, figure_d
               "values (seeds are the units, never episodes).", ""]
     lines += context
     measures = {"final evaluation return": evaluated} if evaluated else {}
-    measures["final training return"] = final_returns(groups)
+    measures["final training return"] = trained
     if speed:
         measures["mean training return over all episodes"] = mean_returns(groups)
         lines += [SPEED_NOTE, ""]

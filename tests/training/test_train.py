@@ -13,8 +13,8 @@ from bmf_graph.config import load_config
 from bmf_graph.config.checks import ALGORITHMS, ConfigError
 from bmf_graph.envs import make_env
 from bmf_graph.training.logging import read_metrics
-from bmf_graph.training.trainer import Trainer, train
-from tiny_runs import FAST, TINY
+from bmf_graph.training.trainer import train
+from tiny_runs import FAST, TINY, interrupted_run
 
 ROOT = Path(__file__).resolve().parents[2]
 Q_FAMILY = ("q", "mfq", "gat_mf", "bmf_q")
@@ -87,18 +87,7 @@ def test_resume_equals_uninterrupted(tmp_path, monkeypatch, conf, algo, copies):
     args = ["train.episodes=7", f"train.save_every={per_round}", *copies]
     full = read_metrics(train(tiny(tmp_path / "a", conf, algo, *args)))
 
-    original = Trainer.run_round
-
-    def crash_in_second_round(self, *a, **k):
-        if self.episode == per_round:
-            raise KeyboardInterrupt
-        return original(self, *a, **k)
-
-    monkeypatch.setattr(Trainer, "run_round", crash_in_second_round)
-    with pytest.raises(KeyboardInterrupt):
-        train(tiny(tmp_path / "b", conf, algo, *args))
-    monkeypatch.setattr(Trainer, "run_round", original)
-    run_dir = next((tmp_path / "b").iterdir())
+    run_dir = interrupted_run(tmp_path / "b", monkeypatch, per_round, tiny(tmp_path / "b", conf, algo, *args))
     assert len(read_metrics(run_dir)) == per_round
     resumed = read_metrics(train(load_config([f"resume={run_dir}"])))
 
