@@ -39,7 +39,7 @@ import torch
 from torch import Tensor, nn
 
 from bmf_graph.algos.base import (Algorithm, Interaction, TeamView, check_finite, context_parts, entropy_of_logits, greedy,
-                                  piecewise_linear)
+                                  on_alive_rows, piecewise_linear)
 from bmf_graph.algos.diagnostics import HELD_RECORDS, Diagnostics
 from bmf_graph.algos.networks import make_network, mlp
 from bmf_graph.algos.q import QLearner
@@ -90,11 +90,12 @@ class SoftmaxActing:
     actor: Actor
     cfg: AlgoConfig
 
-    def logits(self, obs: Tensor, context: Tensor | None, explore: float | None) -> Tensor:
+    def logits(self, obs: Tensor, context: Tensor | None, explore: float | None,
+               alive: Tensor | None = None) -> Tensor:
         """Policy logits ``[..., A]`` at training progress ``explore`` (the actor's outputs over
         the temperature ``c_H`` with ``actor_temperature``; ``None``: the outputs themselves, whose
-        argmax is the greedy action either way)."""
-        out = self.actor(obs, context)
+        argmax is the greedy action either way); with ``alive``, only its rows are computed."""
+        out = self.actor(obs, context) if alive is None else on_alive_rows(self.actor, alive, obs, context)
         if explore is None or not self.cfg.actor_temperature:
             return out
         temperature = self.entropy_weight(explore)
@@ -103,7 +104,7 @@ class SoftmaxActing:
     @torch.no_grad()
     def policy(self, view: TeamView, rec: dict[str, Tensor], explore: float | None) -> Tensor:
         """The softmax policy ``[N, A]``; its greedy one-hot when ``explore`` is ``None``."""
-        logits = self.logits(view.obs, rec["mean_action"], explore)
+        logits = self.logits(view.obs, rec["mean_action"], explore, view.alive)
         return greedy(logits) if explore is None else torch.softmax(logits, dim=-1)
 
     def entropy_weight(self, explore: float) -> float:

@@ -311,6 +311,21 @@ def mean_entropy(probs: Tensor, alive: Tensor) -> Tensor:
     return (entropy(probs) * weight).sum() / weight.sum()
 
 
+def on_alive_rows(net: nn.Module, alive: Tensor, *inputs: Tensor | None) -> Tensor:
+    """``net(*inputs)`` computed on the rows ``alive`` (``[N]`` bool) only, zeros on the others.
+
+    Acting runs the network on every stacked slot, and on Battle about half of them are dead
+    agents or copies whose episode already ended. The networks treat rows independently, so the
+    alive rows are those of the full pass (bitwise on CPU: tested); the dead rows' actions are
+    never stepped, stored for learning or averaged into a mean field. On an accelerator the full
+    pass runs, since selecting rows waits for the device."""
+    if alive.device.type != "cpu" or bool(alive.all()):
+        return net(*inputs)
+    rows = alive.nonzero().squeeze(1)
+    out = net(*(x if x is None else x.index_select(0, rows) for x in inputs))
+    return out.new_zeros(alive.shape[0], *out.shape[1:]).index_copy_(0, rows, out)
+
+
 def entropy_of_logits(logits: Tensor) -> Tensor:
     log_p = torch.log_softmax(logits, dim=-1)
     return -(log_p.exp() * log_p).sum(-1)

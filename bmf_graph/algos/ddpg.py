@@ -37,7 +37,7 @@ import torch
 from torch import Tensor, nn
 
 from bmf_graph.algos.ac import Actor
-from bmf_graph.algos.base import Interaction, TeamView, check_finite, piecewise_linear, soft_update
+from bmf_graph.algos.base import Interaction, TeamView, check_finite, on_alive_rows, piecewise_linear, soft_update
 from bmf_graph.algos.networks import make_network
 from bmf_graph.algos.q import QLearner
 from bmf_graph.config import AlgoConfig
@@ -110,7 +110,7 @@ class DDPG(QLearner):
     @torch.no_grad()
     def act(self, view: TeamView, rec: dict[str, Tensor], explore: float | None) -> Tensor:
         """``mu(o)`` plus clipped Gaussian noise while training (``explore`` set), ``[N, A]``."""
-        action = self.actor(view.obs, rec["mean_action"] if self.actor.context_dim else None)
+        action = on_alive_rows(self.actor, view.alive, view.obs, rec["mean_action"] if self.actor.context_dim else None)
         if explore is None:
             return action
         noisy = action + self.actor.scale * self.exploration(explore) * torch.randn_like(action)
