@@ -125,7 +125,7 @@ class QActorCritic(SoftmaxActing, QLearner):
     def __init__(self, spec: TeamSpec, cfg: AlgoConfig, radius: float, interaction: Interaction):
         super().__init__(spec, cfg, radius, interaction)
         self.actor = make_actor(spec, cfg, interaction)
-        self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=cfg.lr)
+        self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr)
 
     def target_value(self, nxt: dict[str, Tensor], explore: float) -> Tensor:
         """``sum_a pi(a | o') Q_target(o', a, context')`` per agent, ``[B, N]``; the actor as it

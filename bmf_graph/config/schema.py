@@ -131,6 +131,11 @@ class AlgoConfig:
     lost their hidden units while ``c_H`` was large, docs/networks.md)."""
     value_coef: float = 0.5
     """``critic=value``: value loss weight."""
+    actor_lr: float = 1e-4
+    """Adam learning rate of the actor of ``critic=q`` and of the continuous (DDPG) forms; the
+    critic uses ``lr``. An actor slower than its critic (two timescales, as DDPG, Lillicrap et
+    al. 2016) does not chase the critic's early transients (docs/networks.md, section 6).
+    ``critic=value`` trains actor and critic with one optimizer at ``lr``."""
     # Continuous actions: the DDPG form of ac, mfac, bmf_ac and gat_mf (docs/continuous.md)
     noise_start: float = 0.5
     """Continuous actions: standard deviation of the Gaussian exploration noise at the start of
@@ -138,9 +143,6 @@ class AlgoConfig:
     noise_end: float = 0.05
     """Continuous actions: the noise's standard deviation after ``explore_fraction`` of the
     episodes (linear from ``noise_start``), kept to the end."""
-    actor_lr: float = 1e-4
-    """Continuous actions: Adam learning rate of the deterministic actor (the critic uses ``lr``;
-    a slower actor as in DDPG, Lillicrap et al. 2016)."""
     # GAT-MF
     dense: bool = False
     """GAT-MF only: full N x N attention masked by adjacency, as the reference code."""

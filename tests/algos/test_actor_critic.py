@@ -88,6 +88,18 @@ def test_q_critic_target_evaluates_the_actor():
     assert {id(p) for p in algo.critic_parameters()} == {id(p) for p in algo.q.parameters()}
 
 
+def test_the_actor_steps_at_actor_lr():
+    """Two timescales: Adam's first step moves a parameter by at most its learning rate, the
+    largest move by about that; the actor's is ``actor_lr``, not the critic's ``lr``."""
+    torch.manual_seed(4)
+    algo = make_algorithm(SPEC, AlgoConfig(name="mfac", hidden=8, lr=1e-3, actor_lr=1e-5), radius=1.5)
+    rec = {"obs": torch.randn(2, 4, 5), "alive": torch.ones(2, 4, dtype=torch.bool), "mf": torch.rand(2, 4, 3)}
+    before = [p.detach().clone() for p in algo.actor.parameters()]
+    algo.after_critic_update(rec, explore=0.5)
+    moved = max(float((p - b).abs().max()) for p, b in zip(algo.actor.parameters(), before))
+    assert 0.5e-5 < moved <= 1e-5 * 1.01  # float32 rounding of the parameters
+
+
 @pytest.mark.parametrize("critic", ["q", "value"])
 @pytest.mark.parametrize("actor_context", [False, True])
 def test_policy_is_the_acting_distribution(critic, actor_context):
