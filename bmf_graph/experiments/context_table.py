@@ -109,9 +109,10 @@ def table_lines(report: dict[str, Any], task: str) -> list[str]:
     lines = [f"| method | context | seeds | {'games' if battle else 'episodes'} per seed | changed greedy actions | "
              f"\\|ΔQ\\| / Q spread | {what} |", "|---" * (8 if battle else 7) + "|"]
     for row in rows:
+        n = len(row["seeds"])
         cells = [f"{row['label']}", "permuted" if row["mode"] == "permute" else "zeroed",
-                 ", ".join(str(s) for s in row["seeds"]), str(row["games"]), _percent(row["changed"]),
-                 _mean_std(row["dq"], 2)]
+                 ", ".join(str(s) for s in row["seeds"]), str(row["games"]), _percent(row["changed"], n),
+                 _mean_std(row["dq"], 2, n)]
         if battle:
             tests = sorted((t for t in report["tests"] if (t["task"], t["label"], t["mode"]) == (task, row["label"], row["mode"])),
                            key=lambda t: t["seed"])
@@ -121,14 +122,16 @@ def table_lines(report: dict[str, Any], task: str) -> list[str]:
             cells.append(f"{sum(t['wins'] for t in tests)}–{sum(t['ties'] for t in tests)}–"
                          f"{sum(t['losses'] for t in tests)}")
         else:
-            cells.append(_mean_std(row["return_difference"], 1))
+            cells.append(_mean_std(row["return_difference"], 1, n))
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
 
-def _mean_std(pair: Sequence[float], digits: int) -> str:
-    return f"{pair[0]:,.{digits}f} ± {pair[1]:,.{digits}f}"
+def _mean_std(pair: Sequence[float], digits: int, seeds: int) -> str:
+    """``mean ± std`` over ``seeds`` seeds; the value alone for one seed (no spread to show)."""
+    mean = f"{pair[0]:,.{digits}f}"
+    return mean if seeds == 1 else f"{mean} ± {pair[1]:,.{digits}f}"
 
 
-def _percent(pair: Sequence[float]) -> str:
-    return f"{100 * pair[0]:.1f} ± {100 * pair[1]:.1f} %"
+def _percent(pair: Sequence[float], seeds: int) -> str:
+    return f"{_mean_std((100 * pair[0], 100 * pair[1]), 1, seeds)} %"

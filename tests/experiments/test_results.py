@@ -344,7 +344,8 @@ def test_evaluation_returns_rank_the_table_and_training_returns_are_labelled(art
 
 def test_context_test_rows_sit_under_their_task(artifacts: Path):
     """``results/context.json`` (``bmf-evaluate context-table``) puts each task's rows under its table;
-    Battle rows give every seed's kill difference with its interval and the pooled wins."""
+    Battle rows give every seed's kill difference with its interval and the pooled wins; a row of
+    one seed shows its values without a spread."""
     from bmf_graph.experiments.context_table import summarize
 
     def test(task, seed, mode, changed, **extra):
@@ -360,7 +361,7 @@ def test_context_test_rows_sit_under_their_task(artifacts: Path):
     ff = text.split("## Firefighter")[1].split("\n## ")[0]
     battle = text.split("## Battle")[1].split("\n## ")[0]
     assert "| bmf_q | zeroed | 0, 1 | 4 | 20.0 ± 10.0 % | 0.50 ± 0.00 | 20.0 ± 10.0 |" in ff
-    assert "| bmf_q | permuted | 0 | 4 | 25.0 ± 0.0 % | 0.50 ± 0.00 | 0: +3.0 [+1.0, +5.0] | 3–0–1 |" in battle
+    assert "| bmf_q | permuted | 0 | 4 | 25.0 % | 0.50 | 0: +3.0 [+1.0, +5.0] | 3–0–1 |" in battle
     assert "| bmf_q | permuted" not in ff and "| bmf_q | zeroed" not in battle
     (artifacts / "context.json").unlink()
     assert "Context-shuffle test" not in results.render(artifacts, "assets", figures=False)
