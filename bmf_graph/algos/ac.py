@@ -38,8 +38,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from bmf_graph.algos.base import (Algorithm, Interaction, TeamView, check_finite, context_parts, entropy_of_logits, greedy,
-                                  on_alive_rows, piecewise_linear)
+from bmf_graph.algos.base import (Algorithm, Interaction, TeamView, check_finite, context_parts, dead_rows_idle, entropy_of_logits,
+                                  greedy, on_alive_rows, piecewise_linear)
 from bmf_graph.algos.diagnostics import HELD_RECORDS, Diagnostics
 from bmf_graph.algos.networks import make_network, mlp
 from bmf_graph.algos.q import QLearner
@@ -105,7 +105,7 @@ class SoftmaxActing:
     def policy(self, view: TeamView, rec: dict[str, Tensor], explore: float | None) -> Tensor:
         """The softmax policy ``[N, A]``; its greedy one-hot when ``explore`` is ``None``."""
         logits = self.logits(view.obs, rec["mean_action"], explore, view.alive)
-        return greedy(logits) if explore is None else torch.softmax(logits, dim=-1)
+        return dead_rows_idle(greedy(logits) if explore is None else torch.softmax(logits, dim=-1), view.alive)
 
     def entropy_weight(self, explore: float) -> float:
         """``c_H`` at training progress ``explore``: ``entropy_coef``, or linear from

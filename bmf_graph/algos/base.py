@@ -317,13 +317,21 @@ def on_alive_rows(net: nn.Module, alive: Tensor, *inputs: Tensor | None) -> Tens
     Acting runs the network on every stacked slot, and on Battle about half of them are dead
     agents or copies whose episode already ended. The networks treat rows independently, so the
     alive rows are those of the full pass (bitwise on CPU: tested); the dead rows' actions are
-    never stepped, stored for learning or averaged into a mean field. On an accelerator the full
-    pass runs, since selecting rows waits for the device."""
+    never stepped, learned from or averaged into a mean field (:func:`dead_rows_idle` fixes them).
+    On an accelerator the full pass runs, since selecting rows waits for the device."""
     if alive.device.type != "cpu" or bool(alive.all()):
         return net(*inputs)
     rows = alive.nonzero().squeeze(1)
     out = net(*(x if x is None else x.index_select(0, rows) for x in inputs))
     return out.new_zeros(alive.shape[0], *out.shape[1:]).index_copy_(0, rows, out)
+
+
+def dead_rows_idle(probs: Tensor, alive: Tensor) -> Tensor:
+    """``probs`` ``[N, A]`` with the rows of dead agents set to action 0 (one-hot). Their actions
+    are never stepped or learned from; a fixed one keeps them out of the random stream's reach,
+    so a greedy policy records the same transitions however the copies are stacked."""
+    return torch.where(alive.unsqueeze(-1), probs, nn.functional.one_hot(probs.new_zeros(probs.shape[0], dtype=torch.long),
+                                                                      probs.shape[-1]).to(probs.dtype))
 
 
 def entropy_of_logits(logits: Tensor) -> Tensor:

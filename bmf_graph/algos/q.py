@@ -28,8 +28,8 @@ import copy
 import torch
 from torch import Tensor, nn
 
-from bmf_graph.algos.base import (Algorithm, Interaction, TeamView, boltzmann, check_finite, context_parts, epsilon_greedy,
-                                  greedy, on_alive_rows, piecewise_linear, soft_update)
+from bmf_graph.algos.base import (Algorithm, Interaction, TeamView, boltzmann, check_finite, context_parts, dead_rows_idle,
+                                  epsilon_greedy, greedy, on_alive_rows, piecewise_linear, soft_update)
 from bmf_graph.algos.diagnostics import Diagnostics
 from bmf_graph.algos.networks import make_network
 from bmf_graph.algos.replay import StepBuffer, replay_records
@@ -108,7 +108,8 @@ class QLearner(Algorithm):
 
     @torch.no_grad()
     def policy(self, view: TeamView, rec: dict[str, Tensor], explore: float | None) -> Tensor:
-        return self.action_probs(on_alive_rows(self.q, view.alive, view.obs, rec["mean_action"]), explore, view)
+        q = on_alive_rows(self.q, view.alive, view.obs, rec["mean_action"])
+        return dead_rows_idle(self.action_probs(q, explore, view), view.alive)
 
     # ------------------------------------------------------------------ recording
     def _setup(self) -> None:
