@@ -330,8 +330,9 @@ def dead_rows_idle(probs: Tensor, alive: Tensor) -> Tensor:
     """``probs`` ``[N, A]`` with the rows of dead agents set to action 0 (one-hot). Their actions
     are never stepped or learned from; a fixed one keeps them out of the random stream's reach,
     so a greedy policy records the same transitions however the copies are stacked."""
-    return torch.where(alive.unsqueeze(-1), probs, nn.functional.one_hot(probs.new_zeros(probs.shape[0], dtype=torch.long),
-                                                                      probs.shape[-1]).to(probs.dtype))
+    idle = probs.new_zeros(probs.shape[-1])
+    idle[0] = 1
+    return torch.where(alive.unsqueeze(-1), probs, idle)
 
 
 def entropy_of_logits(logits: Tensor) -> Tensor:
