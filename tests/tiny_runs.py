@@ -10,9 +10,10 @@ TINY = {
 
 FAST = ["train.progress=false", "algo.learning_starts=4", "algo.update_every=2", "algo.batch_steps=4",
         "algo.buffer_size=768", "algo.hidden=16", "algo.num_groups=3", "algo.group_interval=3", "threads=1",
-        "train.envs=1"]
+        "train.envs=1", "train.state_minutes=0"]
 """Algorithm overrides: updates from the first steps, small networks and replay; one episode per
-round (tests of several copies per round set ``train.envs``)."""
+round (tests of several copies per round set ``train.envs``); the run state at every checkpoint
+(Battle's and Pursuit's confs space it by minutes)."""
 
 
 def interrupted_run(runs_dir, monkeypatch, stop_at, cfg):

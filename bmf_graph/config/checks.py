@@ -134,6 +134,7 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"env.learn_teams={cfg.env.learn_teams} is not valid; expected distinct team indices >= 0")
     for key in ("episodes", "save_every", "envs", "eval_episodes"):
         _positive(f"train.{key}", getattr(cfg.train, key))
+    _positive("train.state_minutes", cfg.train.state_minutes, allow_zero=True)
     if cfg.train.eval_every is not None:
         _positive("train.eval_every", cfg.train.eval_every)
     if not 0 <= cfg.seed < 2**32:

@@ -216,6 +216,12 @@ class TrainConfig:
     save_every: int = 25
     """Episodes between checkpoints (one is always written at the end; with ``envs`` copies a
     checkpoint follows the round of episodes that reaches a multiple of ``save_every``)."""
+    state_minutes: float = 0.0
+    """Least minutes between two writes of the resumable state ``checkpoints/last.pt`` (networks,
+    optimisers and replay memory: about 640 MB on Battle, 2.4 s a write). A checkpoint writes it
+    only when that long has passed since the last write or the start; 0 writes it at every
+    checkpoint. Model files follow every checkpoint either way, the end always writes it, and a
+    resume repeats the episodes played after the last write."""
     envs: int = 16
     """Env copies each round plays at once, one episode each (one metrics row per episode):
     every policy runs one forward pass per team and step for all copies (16: measured on Battle

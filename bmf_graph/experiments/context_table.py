@@ -6,7 +6,8 @@ Every ``{results}/{task}/{label}/seed{S}/`` whose run trained an algorithm that 
 in each mode (``permute``, ``zero``): Battle models over ``games`` games against their shuffled
 selves, the other tasks over ``episodes`` episodes played intact and shuffled. The tests are kept
 in ``out`` as they finish (atomically), so an interrupted table resumes where it stopped; a test
-already in ``out`` with the same games is not played again.
+already in ``out`` with the same games is not played again. A test of a tested task whose run has
+left ``results`` (a withdrawn seed) leaves ``out`` too; the other tasks' tests stay.
 
 Per task, label and mode the table gives the mean ± std over seeds of the changed-action fraction
 and of ``|ΔQ|`` relative to the Q spread, and on Battle of the kill difference (intact − shuffled)
@@ -72,10 +73,13 @@ def context_table(results: Path | str, out: Path | str, tasks: Sequence[str] = (
     """Test every MF-family model of ``results`` (module docstring) and return
     ``{"tests": [...], "table": summarize(tests)}``, also written to ``out``."""
     out = Path(out)
+    models = context_models(results, tasks)
+    present = {(task, label, seed) for task, label, seed, _ in models}
     done = json.loads(out.read_text())["tests"] if out.is_file() else []
+    done = [t for t in done if t["task"] not in tasks or (t["task"], t["label"], t["seed"]) in present]
     have = {(t["task"], t["label"], t["seed"], t["mode"], t["games"]) for t in done}
     report = None
-    for task, label, seed, model in context_models(results, tasks):
+    for task, label, seed, model in models:
         count = games if task == "battle" else episodes
         for mode in modes:
             if (task, label, seed, mode, count) in have:

@@ -74,6 +74,7 @@ class Trainer:
                          for t in cfg.env.learn_teams}
         self.policies: list[Any] = [self.learners.get(t) or self._opponent(t) for t in range(len(teams))]
         self.episode, self.env_steps = 0, 0
+        self.state_written = time.monotonic()  # when last.pt was last written (or the run began)
         self.evaluation: TrainingEvaluation | None = None  # set by train(); its row count goes into last.pt
         self.copies = self._copies()
         try:
@@ -195,7 +196,8 @@ class Trainer:
 
     def save(self, final: bool = False) -> None:
         """Model files of episode ``E`` (when a multiple of ``save_every``) and, at the end,
-        ``model_final``; then ``last.pt``, written only after the weights were checked finite."""
+        ``model_final``; then ``last.pt``, written only after the weights were checked finite, and
+        before the end only when ``train.state_minutes`` have passed since its last write."""
         self.check_finite()
         ckpt = self.run_dir / "checkpoints"
         first = self.cfg.env.learn_teams[0]
@@ -204,12 +206,15 @@ class Trainer:
             suffix = "" if t == first else f"_{self.env.teams[t].name}"
             for name in names:
                 save_model(ckpt / f"{name}{suffix}", algo)
+        if not final and time.monotonic() - self.state_written < 60 * self.cfg.train.state_minutes:
+            return
         state = {"episode": self.episode, "env_steps": self.env_steps, "rng": rng_state(),
                  "evaluations": self.evaluation.log.rows if self.evaluation is not None else 0,
                  "learners": {t: {"weights": a.state_dict(), "training": a.training_state()}
                               for t, a in self.learners.items()},
                  "policies": {i: p.state_dict() for i, p in enumerate(self.policies) if i not in self.learners}}
         atomic_save(state, ckpt / "last.pt")
+        self.state_written = time.monotonic()
 
     def load(self, state: dict[str, Any]) -> None:
         """Continue from ``state``, the run state :func:`~bmf_graph.training.resume.read_state` checked."""
@@ -258,8 +263,10 @@ class Trainer:
 
 def _stop_message(error: NonFiniteLoss, trainer: Trainer) -> str:
     last = trainer.run_dir / "checkpoints" / "last.pt"
+    minutes = trainer.cfg.train.state_minutes
+    later = f" and {minutes:g} minutes (train.state_minutes)" if minutes else ""
     where = (f"the last good checkpoint is {last}" if last.is_file() else
-             f"no checkpoint was written before (the first follows episode {trainer.cfg.train.save_every})")
+             f"no checkpoint was written before (the first follows episode {trainer.cfg.train.save_every}{later})")
     return f"{error} (episodes {trainer.episode + 1}.. of run {trainer.run_dir}); {where}"
 
 

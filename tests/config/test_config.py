@@ -19,11 +19,11 @@ def test_every_conf_file_loads():
 def test_task_protocols():
     """Battle: MFRL's budget and self-play, the released code's rewards; Pursuit: both teams learn."""
     battle = load_config(["conf=battle"])
-    assert (battle.train.episodes, battle.env.kwargs["preset"]) == (2000, "bmf")
+    assert (battle.train.episodes, battle.env.kwargs["preset"], battle.train.state_minutes) == (2000, "bmf", 10)
     assert (battle.opponent.policy, battle.opponent.tau) == ("self_play", 0.01)
     assert (battle.algo.target, battle.algo.exploration, battle.algo.replay_ratio) == ("double_q", "epsilon", 2.0)
     pursuit = load_config(["conf=pursuit"])
-    assert pursuit.env.learn_teams == [0, 1] and pursuit.train.episodes == 500
+    assert pursuit.env.learn_teams == [0, 1] and (pursuit.train.episodes, pursuit.train.state_minutes) == (500, 10)
 
 
 def test_yaml_round_trip(tmp_path):

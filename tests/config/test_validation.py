@@ -27,6 +27,8 @@ BAD = [
     (["algo.lr=nan"], r"algo.lr=nan is not valid; expected a finite number"),
     (["algo.gamma=inf"], r"algo.gamma=inf is not valid; expected a finite number"),
     (["algo.beta=-1"], r"algo.beta=-1.0 is not valid; expected a non-negative number"),
+    (["train.state_minutes=-1"], r"train.state_minutes=-1.0 is not valid; expected a non-negative number"),
+    (["train.state_minutes=inf"], r"train.state_minutes=inf is not valid; expected a finite number"),
     (["algo.buffer_size=1"], r"algo.buffer_size=1 is not valid; expected at least 2"),
     (["seed=-1"], r"seed=-1 is not valid; expected an integer in \[0, 2\*\*32\)"),
     (["train.episodes=abc"], r"train.episodes='abc' is not valid: Value 'abc' of type 'str' could not be converted"),

@@ -61,3 +61,16 @@ def test_table_statistics_are_over_seeds_and_a_rerun_plays_nothing(results, tmp_
     assert len(calls) == 6 and again == report
     context_table(results, out, ["battle"], games=8, modes=["zero"], test=fake_test(calls))  # other games: new tests
     assert len(calls) == 9
+
+
+def test_a_withdrawn_run_leaves_the_table_and_other_tasks_stay(results, tmp_path):
+    out = tmp_path / "context.json"
+    make_run(results, "firefighter", "mfq", 7, "mfq")
+    context_table(results, out, ["battle", "firefighter"], games=6, episodes=2, test=fake_test([]))
+    (results / "battle" / "mfq" / "seed4" / "checkpoints" / "model_final.safetensors").unlink()
+    calls = []
+    report = context_table(results, out, ["battle"], games=6, test=fake_test(calls))
+    assert calls == []
+    assert sorted({(t["task"], t["label"], t["seed"]) for t in report["tests"]}) == [
+        ("battle", "bmf_q-k4", 3), ("battle", "mfq", 3), ("firefighter", "mfq", 7)]
+    assert {r["label"]: r["seeds"] for r in report["table"] if r["task"] == "battle"} == {"bmf_q-k4": [3], "mfq": [3]}

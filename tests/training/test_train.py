@@ -98,6 +98,47 @@ def test_resume_equals_uninterrupted(tmp_path, monkeypatch, conf, algo, copies):
                {k: v for k, v in b.items() if not k.startswith("perf/")}
 
 
+def test_the_run_state_waits_for_state_minutes_and_a_resume_repeats_what_followed(tmp_path, monkeypatch):
+    """With ``train.state_minutes`` a checkpoint writes the model files but ``last.pt`` only once
+    that many minutes passed since its last write; a resume from that older state cuts the later
+    rows and plays them again, the same as the uninterrupted run."""
+    import bmf_graph.training.trainer as trainer_module
+
+    clock = {"now": 0.0}
+    monkeypatch.setattr(trainer_module.time, "monotonic", lambda: clock["now"])
+    writes = []
+    original_save = trainer_module.atomic_save
+
+    def recording_save(state, path):
+        writes.append(state["episode"])
+        clock["now"] += 40.0  # each episode below also advances the clock: see play
+        return original_save(state, path)
+
+    original_round = trainer_module.Trainer.run_round
+
+    def play(self, explore):
+        clock["now"] += 30.0  # one episode a round: 30 s each
+        return original_round(self, explore)
+
+    monkeypatch.setattr(trainer_module, "atomic_save", recording_save)
+    monkeypatch.setattr(trainer_module.Trainer, "run_round", play)
+    args = ["train.episodes=6", "train.save_every=1", "train.envs=1", "train.state_minutes=1"]
+    run_dir = train(tiny(tmp_path / "a", "firefighter", "mfq", *args))
+    # 30 s per episode, 40 s per write: due at episode 2 (60 s), then 4 (60 s after the write), end
+    assert writes == [2, 4, 6]
+    assert len(list((run_dir / "checkpoints").glob("model_ep*.safetensors"))) == 6
+
+    writes.clear()
+    stopped = interrupted_run(tmp_path / "b", monkeypatch, 5, tiny(tmp_path / "b", "firefighter", "mfq", *args))
+    assert writes == [2, 4] and len(read_metrics(stopped)) == 5
+    monkeypatch.setattr(trainer_module, "atomic_save", original_save)
+    monkeypatch.setattr(trainer_module.Trainer, "run_round", original_round)
+    resumed = read_metrics(train(load_config([f"resume={stopped}"])))
+    strip = lambda rows: [{k: v for k, v in r.items() if not k.startswith("perf/")} for r in rows]
+    assert [r["episode"] for r in resumed] == list(range(1, 7))
+    assert strip(resumed) == strip(read_metrics(run_dir))
+
+
 def test_copies_give_one_row_per_episode(tmp_path):
     """Each copy's episode is a row, counted as an episode; env_steps adds up each episode's
     steps as when the episodes are played one by one."""
