@@ -255,7 +255,7 @@ def _head_to_head(folder: Path, assets: str, figure_dir: Path | None) -> list[st
 
 def _zero_shot(folder: Path, assets: str, figure_dir: Path | None) -> list[str]:
     lines = ["## Zero-shot scaling (Battle; the paper's Table 2 beside)", ""]
-    rows = zero_shot_rows(folder)
+    rows, wins = zero_shot_rows(folder), zero_shot_rows(folder, "win_rate")
     if not rows:
         return lines + ["Not run yet (no zero-shot JSON files).", ""]
     lines += [f"**The paper's claim.** {ZERO_SHOT_CLAIM.text}", ""]
@@ -273,11 +273,25 @@ def _zero_shot(folder: Path, assets: str, figure_dir: Path | None) -> list[str]:
             lines.append(f"| {agents:,} | " + " | ".join(fmt(table[agents].get(label, [])) for label in labels)
                          + f" | {paper_cell} |")
         lines.append("")
+        lines += _zero_shot_wins(opponent, wins.get(opponent, {}), labels)
         if figure_dir is not None:
             figure = zero_shot_figure(opponent, table, figure_dir)
             lines += [f"![zero-shot against {opponent}]({_link(assets, figure)})", ""]
         lines += _zero_shot_claim(opponent, table)
     return lines
+
+
+def _zero_shot_wins(opponent: str, table: dict[int, dict[str, list[float]]], labels: list[str]) -> list[str]:
+    """The same games' win rates (the model's team killed more than it lost): a return also
+    counts the step and attack penalties, which grow with a game's length, so a long game can
+    be won at a negative return. No win rates in the files: no lines."""
+    if not table:
+        return []
+    lines = [f"Win rate against `{opponent}` in the same games, mean ± std over seeds:", "",
+             "| agents | " + " | ".join(labels) + " |", "|---" * (len(labels) + 1) + "|"]
+    for agents in sorted(table):
+        lines.append(f"| {agents:,} | " + " | ".join(fmt(table[agents].get(label, []), 2) for label in labels) + " |")
+    return lines + [""]
 
 
 def _zero_shot_claim(opponent: str, table: dict[int, dict[str, list[float]]]) -> list[str]:

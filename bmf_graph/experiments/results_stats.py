@@ -255,9 +255,10 @@ def claim_verdict(values: dict[str, list[float]], references: Sequence[str], aga
 ZERO_SHOT_FILE = re.compile(r"^(?P<label>.+)__seed(?P<seed>\d+)__(?P<opponent>.+)\.json$")
 
 
-def zero_shot_rows(folder: Path) -> dict[str, dict[int, dict[str, list[float]]]]:
-    """``{opponent: {agents: {label: [mean return per seed]}}}`` from ``{label}__seed{S}__{opp}.json``
-    files written by ``bmf-evaluate zero-shot --out``."""
+def zero_shot_rows(folder: Path, measure: str = "return") -> dict[str, dict[int, dict[str, list[float]]]]:
+    """``{opponent: {agents: {label: [value per seed]}}}`` from ``{label}__seed{S}__{opp}.json``
+    files written by ``bmf-evaluate zero-shot --out``: each seed's mean return per game
+    (``measure="return"``) or its win rate (``"win_rate"``; sizes without one are left out)."""
     table: dict[str, dict[int, dict[str, list[float]]]] = {}
     if not folder.is_dir():
         return table
@@ -267,8 +268,11 @@ def zero_shot_rows(folder: Path) -> dict[str, dict[int, dict[str, list[float]]]]
             raise ValueError(f"results: zero-shot file {path.name!r} is not named {{label}}__seed{{S}}__{{opponent}}.json")
         data = json.loads(path.read_text())
         for row in data["sizes"]:
+            if measure not in row:
+                continue
+            value = row[measure]["mean"] if measure == "return" else row[measure]
             cells = table.setdefault(match["opponent"], {}).setdefault(int(row["agents"]), {})
-            cells.setdefault(match["label"], []).append(float(row["return"]["mean"]))
+            cells.setdefault(match["label"], []).append(float(value))
     return table
 
 

@@ -165,7 +165,8 @@ def test_head_to_head_and_zero_shot_sections(artifacts: Path, tmp_path: Path):
     shots = artifacts / "battle" / "zero_shot"
     shots.mkdir()
     for seed, value in enumerate([100.0, 200.0]):
-        data = {"sizes": [{"agents": 288, "return": {"mean": value}}, {"agents": 2048, "return": {"mean": -value}}]}
+        data = {"sizes": [{"agents": 288, "return": {"mean": value}, "win_rate": value / 200},
+                          {"agents": 2048, "return": {"mean": -value}, "win_rate": 1.0}]}
         (shots / f"bmf_q__seed{seed}__random.json").write_text(json.dumps(data))
     (shots / "mfq__seed0__random.json").write_text(json.dumps({"sizes": [{"agents": 288, "return": {"mean": 5.0}}]}))
     (shots / "mfq__seed0__scripted.json").write_text(json.dumps({"sizes": [{"agents": 288, "return": {"mean": 7.0}}]}))
@@ -182,6 +183,11 @@ def test_head_to_head_and_zero_shot_sections(artifacts: Path, tmp_path: Path):
     assert "| 2,048 | bmf_q | — | — | — | — | — | — (not in Table 2) |" in text
     assert "| 288 | 5.0 | 150.0 ± 50.0 | 137.54 ± 306.07 / 91.91 ± 108.44 / 565.83 ± 181.58 / 550.96 ± 68.01 / 613.19 ± 169.70 |" in text
     assert "| 2,048 | — | -150.0 ± 50.0 | — |" in text
+    # win rates beside the returns: a game won at a negative return counts as won
+    wins = text.split("Win rate against `random` in the same games, mean ± std over seeds:")[1].split("\n\n")[1]
+    assert wins.splitlines() == ["| agents | mfq | bmf_q |", "|---|---|---|", "| 288 | — | 0.75 ± 0.25 |",
+                                 "| 2,048 | — | 1.00 ± 0.00 |"]
+    assert "Win rate against `scripted`" not in text  # its file has no win rates
 
 
 def test_head_to_head_pools_the_seeds_files_by_method(artifacts: Path):
