@@ -4,9 +4,10 @@ TINY = {
     "firefighter": ["env.kwargs.num_firefighters=12", "env.kwargs.max_steps=12"],
     "battle": ["env.kwargs.map_size=20", "env.kwargs.agents_per_team=8", "env.kwargs.max_steps=10"],
     "pursuit": ["env.kwargs.map_size=20", "env.kwargs.num_predators=6", "env.kwargs.num_prey=8",
-                "env.kwargs.max_steps=10"],
+                "env.kwargs.max_steps=10", "algo.batch_size=64"],
 }
-"""Task overrides: small maps and teams, short episodes."""
+"""Task overrides: small maps and teams, short episodes (Pursuit's 256-row minibatches would
+outnumber a two-episode run's 120 predator transitions, so no update would happen)."""
 
 FAST = ["train.progress=false", "algo.learning_starts=4", "algo.update_every=2", "algo.batch_steps=4",
         "algo.buffer_size=768", "algo.hidden=16", "algo.num_groups=3", "algo.group_interval=3", "threads=1",
