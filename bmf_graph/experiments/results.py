@@ -255,7 +255,8 @@ def _head_to_head(folder: Path, assets: str, figure_dir: Path | None) -> list[st
 
 def _zero_shot(folder: Path, assets: str, figure_dir: Path | None) -> list[str]:
     lines = ["## Zero-shot scaling (Battle; the paper's Table 2 beside)", ""]
-    rows, wins = zero_shot_rows(folder), zero_shot_rows(folder, "win_rate")
+    tables = zero_shot_rows(folder)
+    rows, wins = tables["return"], tables["win_rate"]
     if not rows:
         return lines + ["Not run yet (no zero-shot JSON files).", ""]
     lines += [f"**The paper's claim.** {ZERO_SHOT_CLAIM.text}", ""]

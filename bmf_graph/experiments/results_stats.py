@@ -255,25 +255,26 @@ def claim_verdict(values: dict[str, list[float]], references: Sequence[str], aga
 ZERO_SHOT_FILE = re.compile(r"^(?P<label>.+)__seed(?P<seed>\d+)__(?P<opponent>.+)\.json$")
 
 
-def zero_shot_rows(folder: Path, measure: str = "return") -> dict[str, dict[int, dict[str, list[float]]]]:
-    """``{opponent: {agents: {label: [value per seed]}}}`` from ``{label}__seed{S}__{opp}.json``
-    files written by ``bmf-evaluate zero-shot --out``: each seed's mean return per game
-    (``measure="return"``) or its win rate (``"win_rate"``; sizes without one are left out)."""
-    table: dict[str, dict[int, dict[str, list[float]]]] = {}
+def zero_shot_rows(folder: Path) -> dict[str, dict[str, dict[int, dict[str, list[float]]]]]:
+    """``{measure: {opponent: {agents: {label: [value per seed]}}}}`` from
+    ``{label}__seed{S}__{opp}.json`` files written by ``bmf-evaluate zero-shot --out``, read once:
+    ``"return"``, each seed's mean return per game, and ``"win_rate"`` (sizes without one are left
+    out of that table)."""
+    tables: dict[str, dict[str, dict[int, dict[str, list[float]]]]] = {"return": {}, "win_rate": {}}
     if not folder.is_dir():
-        return table
+        return tables
     for path in sorted(folder.glob("*.json")):
         match = ZERO_SHOT_FILE.match(path.name)
         if match is None:
             raise ValueError(f"results: zero-shot file {path.name!r} is not named {{label}}__seed{{S}}__{{opponent}}.json")
         data = json.loads(path.read_text())
         for row in data["sizes"]:
-            if measure not in row:
-                continue
-            value = row[measure]["mean"] if measure == "return" else row[measure]
-            cells = table.setdefault(match["opponent"], {}).setdefault(int(row["agents"]), {})
-            cells.setdefault(match["label"], []).append(float(value))
-    return table
+            values = {"return": row["return"]["mean"], "win_rate": row.get("win_rate")}
+            for measure, value in values.items():
+                if value is not None:
+                    cells = tables[measure].setdefault(match["opponent"], {}).setdefault(int(row["agents"]), {})
+                    cells.setdefault(match["label"], []).append(float(value))
+    return tables
 
 
 FROZEN_MODES = ("greedy", "T=0.5", "sampled")

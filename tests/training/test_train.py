@@ -111,7 +111,7 @@ def test_the_run_state_waits_for_state_minutes_and_a_resume_repeats_what_followe
 
     def recording_save(state, path):
         writes.append(state["episode"])
-        clock["now"] += 40.0  # each episode below also advances the clock: see play
+        clock["now"] += 40.0  # a write takes 40 s of the fake clock
         return original_save(state, path)
 
     original_round = trainer_module.Trainer.run_round
