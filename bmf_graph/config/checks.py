@@ -48,9 +48,9 @@ NON_NEGATIVE = ("learning_starts", "diagnostics_every", "entropy_coef", "entropy
 UNIT = ("tau", "gamma", "gae_lambda", "explore_fraction", "epsilon_start", "epsilon_mid", "epsilon_mid_fraction",
         "epsilon_end", "noise_start", "noise_end")
 """``algo.*`` settings in [0, 1]."""
-RESUME_KEYS = ("train.episodes", "train.progress", "threads")
-"""What ``resume=RUN`` may change: more episodes extend the run; the other two do not change
-what it computes."""
+RESUME_KEYS = ("train.episodes", "train.progress", "train.state_minutes", "threads")
+"""What ``resume=RUN`` may change: more episodes extend the run; the others do not change
+what it computes (how often the resumable state is written, progress output, torch threads)."""
 
 
 def _choice(key: str, value: Any, choices: Sequence[Any]) -> None:

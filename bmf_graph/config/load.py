@@ -116,6 +116,7 @@ def resume_config(cfg: Config) -> Config:
     check_resume(cfg, saved)
     saved.resume = str(run_dir)
     saved.train.episodes, saved.train.progress, saved.threads = cfg.train.episodes, cfg.train.progress, cfg.threads
+    saved.train.state_minutes = cfg.train.state_minutes
     return validate(saved)
 
 

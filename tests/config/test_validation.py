@@ -103,8 +103,11 @@ def test_resume_extends_with_more_episodes_and_refuses_other_changes(tmp_path, m
                        "train.episodes=3", "train.save_every=2"])
     run_dir = interrupted_run(tmp_path, monkeypatch, 2, cfg)
     with pytest.raises(ConfigError, match=r"keeps the run's own settings; algo.lr=0.5 differs from its config.yaml "
-                                          r"\(0.0001\); only train.episodes, train.progress, threads may change"):
+                                          r"\(0.0001\); only train.episodes, train.progress, train.state_minutes, "
+                                          r"threads may change"):
         load_config([f"resume={run_dir}", "algo.lr=0.5"])
+    # the state's write cadence is not a learning setting: a run saved without it resumes under a new one
+    assert load_config([f"resume={run_dir}", "train.state_minutes=5"]).train.state_minutes == 5
     with pytest.raises(ConfigError, match=r"conf='battle' differs from its config.yaml \('firefighter'\)"):
         load_config([f"resume={run_dir}", "conf=battle"])
     with pytest.raises(ConfigError, match=r"train.episodes=1 is below the 2 episodes .* has done"):
