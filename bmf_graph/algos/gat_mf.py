@@ -39,8 +39,20 @@ class GATInteraction(Interaction):
         return {"pos": ((num_agents, 2), torch.float32), "a_prev": ((num_agents, self.dim), torch.float32)}
 
     def observe(self, view: TeamView) -> dict[str, Tensor]:
-        gat = self.attention(view.obs, view.a_prev, self.graph(view))
+        if self.whole_team:
+            c = view.num_envs
+            gat = self.attention.complete(view.obs.view(c, -1, view.obs.size(-1)), view.a_prev.view(c, -1, self.dim),
+                                          view.alive.view(c, -1)).reshape(-1, self.dim)
+        else:
+            gat = self.attention(view.obs, view.a_prev, self.graph(view))
         return {"pos": view.pos, "a_prev": view.a_prev, "mean_action": gat}
+
+    @property
+    def whole_team(self) -> bool:
+        r"""Each agent attends over its whole team (``radius = inf``): the complete graph of each
+        copy, computed per copy with batched products (:meth:`~bmf_graph.nn.GATMeanField.complete`);
+        ``algo.dense=true`` keeps the reference's one :math:`N \times N` matrix over all copies."""
+        return math.isinf(self.radius) and not self.attention.dense
 
     def mean_action(self, rec: dict[str, Tensor], target: bool = False) -> Tensor:
         """``[B, N, dim]`` over whole records; ``[B, 1, dim]`` for a minibatch of agent
@@ -58,6 +70,8 @@ class GATInteraction(Interaction):
             mask[rows, agent] = False
             return attention.rows(whole["obs"][rows, agent], whole["obs"], rec["a_prev"], mask).unsqueeze(1)
         b, n = rec["alive"].shape
+        if self.whole_team:
+            return attention.complete(rec["obs"], rec["a_prev"], rec["alive"])
         batch = torch.arange(b, device=rec["alive"].device).repeat_interleave(n)
         edge_index = scope_graph(rec["pos"].reshape(b * n, 2), self.radius, rec["alive"].reshape(-1), batch)
         out = attention(rec["obs"].reshape(b * n, -1), rec["a_prev"].reshape(b * n, -1), edge_index)

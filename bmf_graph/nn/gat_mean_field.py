@@ -112,6 +112,26 @@ class GATMeanField(MessagePassing):
         score = (q @ k.t()).square() * adjacency
         return score / (score.sum(1, keepdim=True) + self.eps) @ x
 
+    def complete(self, h: Tensor, x: Tensor, alive: Tensor) -> Tensor:
+        r"""The same mean over the complete graph of each of :math:`C` graphs of :math:`n`
+        nodes, densely: ``h`` :math:`(C, n, F_{in})`, actions ``x`` :math:`(C, n, F)` and
+        ``alive`` :math:`(C, n)` (bool); every alive node attends over the other alive nodes of
+        its graph (dead ones get the zero vector); returns :math:`(C, n, F)`. The same result
+        (up to float rounding) as :meth:`forward` on the edge list of every ordered pair of
+        alive nodes of a graph, at :math:`O(C\,n^2\,d)` in batched matrix products instead of
+        gathering :math:`2d` query and key entries per edge (10 games of 1,024 agents a team:
+        10 M edges, 5 GB of gathered rows)."""
+        if isinstance(self.query, UninitializedParameter):
+            self._materialize(h.size(-1), h.device, h.dtype)
+        x = as_actions(x, self.num_actions, "GATMeanField", dtype=h.dtype, feature_dim=3)
+        if h.dim() != 3 or x.shape[:2] != h.shape[:2] or alive.shape != h.shape[:2]:
+            raise ValueError(f"GATMeanField.complete: h, x and alive have shapes {tuple(h.shape)}, {tuple(x.shape)} "
+                             f"and {tuple(alive.shape)}; expected (C, n, F_in), (C, n, F) and (C, n)")
+        n = h.size(1)
+        pairs = alive.unsqueeze(2) & alive.unsqueeze(1) & ~torch.eye(n, dtype=torch.bool, device=h.device)
+        score = torch.bmm(h @ self.query, (h @ self.key).transpose(1, 2)).square() * pairs.to(h.dtype)
+        return torch.bmm(score / (score.sum(2, keepdim=True) + self.eps), x)
+
     def rows(self, h_query: Tensor, h: Tensor, x: Tensor, mask: Tensor) -> Tensor:
         r"""The same mean for one query agent per graph of a batch, densely: ``h_query``
         :math:`(B, F_{in})` attends over the :math:`n` agents of its graph, ``h``

@@ -26,6 +26,32 @@ def test_replayed_critic_input_matches_acting_time(name):
     assert torch.allclose(replayed, torch.stack(seen), atol=1e-6)
 
 
+def test_gat_whole_team_attention_per_copy_equals_the_edge_list():
+    """At radius inf GAT-MF attends per copy over its whole team (batched products): the same
+    values as its layer on the edge list of every alive pair of a copy, acting and replayed."""
+    from bmf_graph.algos.base import TeamView
+
+    torch.manual_seed(0)
+    spec = battle.batched_env(map_size=16, agents_per_team=6, minimap_mode=False).teams[0]
+    algo = make_algorithm(spec, AlgoConfig(name="gat_mf", hidden=16), radius=float("inf"))
+    interaction = algo.interaction
+    assert interaction.whole_team
+    c, n = 3, spec.num_agents
+    obs, pos = torch.rand(c * n, spec.obs_dim), torch.rand(c * n, 2) * 16
+    a_prev = torch.nn.functional.one_hot(torch.randint(spec.num_actions, (c * n,)), spec.num_actions).float()
+    alive = torch.rand(c * n) < 0.7
+    view = TeamView(obs=obs, pos=pos, alive=alive, a_prev=a_prev * alive.unsqueeze(1), prev_obs=obs, num_envs=c,
+                    batch=torch.arange(c).repeat_interleave(n))
+    with torch.no_grad():
+        acted = interaction.observe(view)["mean_action"]
+        edges = interaction.attention(view.obs, view.a_prev, interaction.graph(view))
+        rec = {"obs": obs.view(c, n, -1), "pos": pos.view(c, n, 2), "alive": alive.view(c, n),
+               "a_prev": view.a_prev.view(c, n, -1)}
+        replayed = interaction.mean_action(rec).reshape(c * n, -1)
+    assert edges.abs().sum() > 0 and torch.allclose(acted, edges, atol=1e-6)
+    assert torch.allclose(replayed, edges, atol=1e-6)
+
+
 def test_bmf_critic_input_is_intra_then_inter():
     env = firefighter.batched_env(num_firefighters=10)
     algo = make_algorithm(env.teams[0], AlgoConfig(name="bmf_q", hidden=8, num_groups=2), radius=1.5)

@@ -97,6 +97,41 @@ def test_gat_mean_field_one_neighbour_and_empty_graph():
     assert torch.equal(out, torch.zeros(3, 5))
 
 
+def test_complete_equals_the_edge_list_of_every_alive_pair_with_gradients():
+    """GATMeanField.complete on C graphs of n nodes == forward on the stacked graphs' edge list of
+    every ordered pair of alive nodes of a graph; dead nodes and a graph's only alive node get 0."""
+    gen = torch.Generator().manual_seed(4)
+    layer = GATMeanField(5, 6)
+    c, n = 3, 7
+    h, x = torch.randn(c, n, 5, generator=gen), torch.randn(c, n, 4, generator=gen)
+    alive = torch.rand(c, n, generator=gen) < 0.7
+    alive[2] = False
+    alive[2, 3] = True                                      # graph 2: one alive node
+    flat = alive.reshape(-1)
+    same = (flat.unsqueeze(0) & flat.unsqueeze(1)
+            & (torch.arange(c).repeat_interleave(n).unsqueeze(0) == torch.arange(c).repeat_interleave(n).unsqueeze(1)))
+    same.fill_diagonal_(False)
+    target, source = same.nonzero().t()
+    results = []
+    for dense_path in (True, False):
+        layer.zero_grad()
+        hh, xx = h.clone().requires_grad_(), x.clone().requires_grad_()
+        if dense_path:
+            out = layer.complete(hh, xx, alive)
+        else:
+            out = layer(hh.reshape(c * n, 5), xx.reshape(c * n, 4), torch.stack([source, target])).reshape(c, n, 4)
+        (out * torch.arange(4.0)).sum().backward()
+        results.append((out, hh.grad, xx.grad, layer.query.grad.clone(), layer.key.grad.clone()))
+    for a, b in zip(*results):
+        assert torch.allclose(a, b, atol=1e-5)
+    out = results[0][0]
+    assert torch.equal(out[~alive], torch.zeros(int((~alive).sum()), 4)) and torch.equal(out[2, 3], torch.zeros(4))
+    assert out[alive].abs().sum() > 0
+    with pytest.raises(ValueError, match=r"GATMeanField.complete: h, x and alive have shapes \(3, 7, 5\), "
+                                         r"\(3, 7, 4\) and \(3, 6\); expected \(C, n, F_in\)"):
+        layer.complete(h, x, alive[:, :6])
+
+
 def test_gat_mean_field_errors():
     layer = GATMeanField(3, 4)
     h, x = torch.randn(4, 3), torch.randn(4, 2)
@@ -121,3 +156,7 @@ def test_gat_mean_field_cuda():
         layer.dense = dense
         out = layer(h.cuda(), x.cuda(), edge_index.cuda())
         assert torch.allclose(out.cpu(), expected, atol=1e-5)
+    alive = torch.rand(4, 5, generator=gen) < 0.7
+    expected = layer.cpu().complete(h.view(4, 5, 3), x.view(4, 5, 2), alive)
+    assert torch.allclose(layer.cuda().complete(h.view(4, 5, 3).cuda(), x.view(4, 5, 2).cuda(), alive.cuda()).cpu(),
+                          expected, atol=1e-5)
