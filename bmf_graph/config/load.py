@@ -10,13 +10,14 @@ values, naming the key and the valid choices.
 """
 from __future__ import annotations
 
+from functools import reduce
 from pathlib import Path
 from typing import Any, Sequence
 
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from bmf_graph.config.checks import ConfigError, check_resume, validate
+from bmf_graph.config.checks import RESUME_KEYS, ConfigError, check_resume, validate
 from bmf_graph.config.schema import Config
 
 
@@ -115,8 +116,9 @@ def resume_config(cfg: Config) -> Config:
     saved = from_yaml(run_dir / "config.yaml", check=False)
     check_resume(cfg, saved)
     saved.resume = str(run_dir)
-    saved.train.episodes, saved.train.progress, saved.threads = cfg.train.episodes, cfg.train.progress, cfg.threads
-    saved.train.state_minutes = cfg.train.state_minutes
+    for key in RESUME_KEYS:
+        *sections, name = key.split(".")
+        setattr(reduce(getattr, sections, saved), name, getattr(reduce(getattr, sections, cfg), name))
     return validate(saved)
 
 

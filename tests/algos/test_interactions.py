@@ -4,6 +4,7 @@ import torch
 
 from bmf_graph.algos import make_algorithm
 from bmf_graph.algos.ac import gae
+from bmf_graph.algos.base import TeamView
 from bmf_graph.algos.random_policy import RandomPolicy
 from bmf_graph.config import AlgoConfig
 from bmf_graph.envs import battle, firefighter
@@ -29,8 +30,6 @@ def test_replayed_critic_input_matches_acting_time(name):
 def test_gat_whole_team_attention_per_copy_equals_the_edge_list():
     """At radius inf GAT-MF attends per copy over its whole team (batched products): the same
     values as its layer on the edge list of every alive pair of a copy, acting and replayed."""
-    from bmf_graph.algos.base import TeamView
-
     torch.manual_seed(0)
     spec = battle.batched_env(map_size=16, agents_per_team=6, minimap_mode=False).teams[0]
     algo = make_algorithm(spec, AlgoConfig(name="gat_mf", hidden=16), radius=float("inf"))

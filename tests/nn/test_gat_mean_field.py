@@ -107,9 +107,8 @@ def test_complete_equals_the_edge_list_of_every_alive_pair_with_gradients():
     alive = torch.rand(c, n, generator=gen) < 0.7
     alive[2] = False
     alive[2, 3] = True                                      # graph 2: one alive node
-    flat = alive.reshape(-1)
-    same = (flat.unsqueeze(0) & flat.unsqueeze(1)
-            & (torch.arange(c).repeat_interleave(n).unsqueeze(0) == torch.arange(c).repeat_interleave(n).unsqueeze(1)))
+    flat, graph = alive.reshape(-1), torch.arange(c).repeat_interleave(n)
+    same = flat.unsqueeze(0) & flat.unsqueeze(1) & (graph.unsqueeze(0) == graph.unsqueeze(1))
     same.fill_diagonal_(False)
     target, source = same.nonzero().t()
     results = []
